@@ -1,0 +1,113 @@
+/**
+ * Loads an agent's module graph for its vat. The kernel reads and parses the
+ * agent's files (so vats never need file-system access or a parser) and
+ * hands the vat a map of virtual specifiers (`file:///agent/...`) to
+ * precompiled module records.
+ *
+ * Invariant: every module in the map is a regular file inside the agent's
+ * folder after symlink resolution. Importing a builtin (`node:fs`, `fs`) or a
+ * package fails with ZT_MODULE_FORBIDDEN, a path that leaves the folder with
+ * ZT_MODULE_OUTSIDE, a missing file with ZT_MODULE_NOT_FOUND, a parse error
+ * with ZT_MODULE_SYNTAX — at load time, before any agent code runs.
+ */
+import { ModuleSource } from '@endo/module-source';
+import { ZtError, codeOf } from './errors.js';
+import { AGENT_ROOT_URL, resolveAgentSpecifier } from './agent-specifiers.js';
+import { normalizePath } from './paths.js';
+
+export interface ModulePowers {
+  realpath(path: string): Promise<string>;
+  isFile(path: string): Promise<boolean>;
+  isDirectory(path: string): Promise<boolean>;
+  readText(path: string): Promise<string>;
+}
+
+export interface AgentBundle {
+  readonly entry: string;
+  readonly modules: Readonly<Record<string, unknown>>;
+  /** Host folder the agent was loaded from (operator-facing, never sent to the vat). */
+  readonly folder: string;
+}
+
+export const MODULE_LIMITS = harden({ maxModules: 256, maxTotalBytes: 8 * 1024 * 1024 });
+
+const toRecord = (source: ModuleSource): unknown =>
+  harden(JSON.parse(JSON.stringify({ ...source })));
+
+/**
+ * `modulePath` names the agent: a `.js`/`.mjs` file (its folder is the
+ * agent's folder) or a folder containing `index.js`.
+ */
+export const loadAgentBundle = async (powers: ModulePowers, modulePath: string): Promise<AgentBundle> => {
+  if (typeof modulePath !== 'string' || !modulePath.startsWith('/')) {
+    throw new ZtError('ZT_BAD_ARGUMENT', 'module must be an absolute path to a file or folder');
+  }
+  let real: string;
+  try {
+    real = await powers.realpath(normalizePath(modulePath));
+  } catch {
+    throw new ZtError('ZT_MODULE_NOT_FOUND', `agent module ${modulePath} does not exist`);
+  }
+  let folder: string;
+  let entryFile: string;
+  if (await powers.isDirectory(real)) {
+    folder = real;
+    entryFile = `${real}/index.js`;
+  } else {
+    folder = real.slice(0, real.lastIndexOf('/')) || '/';
+    entryFile = real;
+  }
+  const folderPrefix = folder === '/' ? '/' : `${folder}/`;
+  const toVirtual = (file: string) => `${AGENT_ROOT_URL}${file.slice(folderPrefix.length).split('/').map(encodeURIComponent).join('/')}`;
+  const toHost = (virtual: string): string => {
+    const rel = decodeURIComponent(new URL(virtual).pathname.slice('/agent/'.length));
+    const host = normalizePath(`${folderPrefix}${rel}`);
+    if (!host.startsWith(folderPrefix)) throw new ZtError('ZT_MODULE_OUTSIDE', `${virtual} leaves the agent's folder`);
+    return host;
+  };
+
+  const modules: Record<string, unknown> = {};
+  let totalBytes = 0;
+  const entry = toVirtual(entryFile);
+  const queue = [entry];
+  const seen = new Set<string>(queue);
+  while (queue.length > 0) {
+    const virtual = queue.shift() as string;
+    const display = virtual.slice(AGENT_ROOT_URL.length - 1);
+    const hostPath = toHost(virtual);
+    let realFile: string;
+    try {
+      realFile = await powers.realpath(hostPath);
+    } catch {
+      throw new ZtError('ZT_MODULE_NOT_FOUND', `${display} does not exist in the agent's folder`);
+    }
+    if (!realFile.startsWith(folderPrefix)) throw new ZtError('ZT_MODULE_OUTSIDE', `${display} resolves outside the agent's folder`);
+    if (!(await powers.isFile(realFile))) throw new ZtError('ZT_MODULE_NOT_FOUND', `${display} is not a file`);
+    const text = await powers.readText(realFile);
+    totalBytes += text.length;
+    if (totalBytes > MODULE_LIMITS.maxTotalBytes) throw new ZtError('ZT_MODULE_FORBIDDEN', `the agent's modules exceed ${MODULE_LIMITS.maxTotalBytes} bytes`);
+    let source: ModuleSource;
+    try {
+      source = new ModuleSource(text, virtual);
+    } catch (err) {
+      throw new ZtError('ZT_MODULE_SYNTAX', `${display}: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
+    }
+    modules[virtual] = toRecord(source);
+    for (const specifier of source.imports) {
+      let resolved: string;
+      try {
+        resolved = resolveAgentSpecifier(specifier, virtual);
+      } catch (err) {
+        const code = codeOf(err) ?? 'ZT_MODULE_FORBIDDEN';
+        throw new ZtError(code, `${display}: ${String((err as Error).message).replace(/^ZT_[A-Z_]+: /, '')}`);
+      }
+      if (!seen.has(resolved)) {
+        if (seen.size >= MODULE_LIMITS.maxModules) throw new ZtError('ZT_MODULE_FORBIDDEN', `the agent has more than ${MODULE_LIMITS.maxModules} modules`);
+        seen.add(resolved);
+        queue.push(resolved);
+      }
+    }
+  }
+  return harden({ entry, modules: harden(modules), folder });
+};
+harden(loadAgentBundle);

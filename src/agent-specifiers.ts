@@ -1,0 +1,32 @@
+/**
+ * How an agent's module specifiers resolve. Shared by the kernel (which walks
+ * and parses the module graph) and the agent vat (which resolves inside the
+ * Compartment), so both refuse exactly the same imports.
+ *
+ * Agents see their folder as the virtual root `file:///agent/`; no host path
+ * is ever revealed to them.
+ */
+import { agentError } from './errors.js';
+
+export const AGENT_ROOT_URL = 'file:///agent/';
+
+const isRelativeOrAbsolute = (specifier: string) =>
+  specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('/');
+
+/** Resolves `specifier` from `referrer`, or throws a passable ZT_MODULE_* error. */
+export const resolveAgentSpecifier = (specifier: string, referrer: string): string => {
+  if (typeof specifier !== 'string' || !isRelativeOrAbsolute(specifier)) {
+    throw agentError('ZT_MODULE_FORBIDDEN', `cannot import ${JSON.stringify(String(specifier))}: builtins and packages are not available to agents`);
+  }
+  let url: URL;
+  try {
+    url = new URL(specifier, referrer);
+  } catch {
+    throw agentError('ZT_MODULE_OUTSIDE', `cannot resolve ${JSON.stringify(specifier)}`);
+  }
+  if (url.protocol !== 'file:' || url.search !== '' || url.hash !== '' || !url.href.startsWith(AGENT_ROOT_URL)) {
+    throw agentError('ZT_MODULE_OUTSIDE', `cannot import ${JSON.stringify(specifier)}: it is outside the agent's folder`);
+  }
+  return url.href;
+};
+harden(resolveAgentSpecifier);

@@ -1,0 +1,145 @@
+/**
+ * Stable error codes. Every refusal or failure in ZT-AAS carries one of these
+ * codes; the code is the contract, the message is for people.
+ *
+ * Two audiences:
+ * - the operator gets a complete `ZtError` (code, message, details);
+ * - an agent gets a redacted, passable `Error` whose message starts with the
+ *   code (`ZT_REVOKED: capability revoked`) and carries no host path, stack
+ *   or secret beyond what its own capability already names.
+ *
+ * The table below is the one place codes are defined; docs/ERRORS.md is
+ * generated from the same descriptions.
+ */
+
+export const ErrorCodes = Object.freeze({
+  // Input validation (operator API)
+  ZT_BAD_ARGUMENT: 'an argument is missing, of the wrong type or malformed',
+  ZT_NO_HOLDER: 'a capability was issued without naming the agent that holds it',
+  ZT_DUPLICATE_AGENT: 'an agent with this id is already registered',
+  ZT_DUPLICATE_CAPABILITY: 'a capability with this id already exists',
+  ZT_SHUT_DOWN: 'the runtime has been shut down',
+
+  // Request checks, in the order the kernel applies them
+  ZT_UNKNOWN_AGENT: 'the request names an agent that is not registered',
+  ZT_AGENT_REVOKED: 'the agent has been revoked or terminated',
+  ZT_UNKNOWN_CAPABILITY: 'the request names a capability that does not exist',
+  ZT_WRONG_HOLDER: 'the capability was issued to another agent',
+  ZT_REVOKED: 'the capability has been revoked',
+  ZT_EXPIRED: 'the capability has expired',
+  ZT_EXHAUSTED: 'the capability has no uses left',
+  ZT_WRONG_ACTION: 'the capability does not grant this action type',
+  ZT_WRONG_TARGET: 'the capability does not grant this target',
+  ZT_POLICY_DENIED: 'the policy does not permit this action',
+  ZT_POLICY_ERROR: 'the policy could not be evaluated; failing closed',
+  ZT_NOT_IN_INTERFACE: 'the method is not part of the capability interface',
+
+  // Audit
+  ZT_AUDIT_UNAVAILABLE: 'the audit log could not durably record the request',
+  ZT_AUDIT_CORRUPT: 'the audit log failed verification',
+  ZT_AUDIT_NOT_CANONICAL: 'a value cannot be encoded as canonical JSON',
+
+  // Effectors
+  ZT_NOT_FOUND: 'the target does not exist',
+  ZT_ACCESS_DENIED: 'the operating system refused access to the target',
+  ZT_TOO_LARGE: 'the data exceeds the byte limit',
+  ZT_NOT_A_FILE: 'the target is not a regular file',
+  ZT_EFFECT_FAILED: 'the action failed',
+
+  // Agent modules and vats
+  ZT_MODULE_FORBIDDEN: 'an agent module imported a builtin or a package',
+  ZT_MODULE_OUTSIDE: 'an agent module imported a path outside its folder',
+  ZT_MODULE_NOT_FOUND: 'an agent module imported a file that does not exist',
+  ZT_MODULE_SYNTAX: 'an agent module could not be parsed',
+  ZT_MODULE_NO_MAIN: 'an agent module has no default-exported function',
+  ZT_AGENT_THREW: 'the agent threw synchronously',
+  ZT_AGENT_REJECTED: 'the agent returned a promise that rejected',
+  ZT_AGENT_UNSETTLED: 'the agent is waiting on nothing and can never finish',
+  ZT_AGENT_RESULT_NOT_PASSABLE: 'the agent returned a value that cannot cross the membrane',
+  ZT_DEADLINE: 'the agent ran past its wall-clock deadline',
+  ZT_OUT_OF_MEMORY: 'the agent exceeded its memory limit',
+  ZT_VAT_CRASHED: 'the vat ended unexpectedly',
+  ZT_TERMINATED: 'the agent was terminated by the operator',
+  ZT_AGENT_BUSY: 'the agent already has a running vat',
+} as const);
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export const isErrorCode = (code: unknown): code is ErrorCode =>
+  typeof code === 'string' && Object.hasOwn(ErrorCodes, code);
+
+/**
+ * An operator-facing error with a stable code. `details` may name host paths
+ * and other information that must never reach an agent.
+ */
+export class ZtError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string = ErrorCodes[code],
+    details?: Record<string, unknown>,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'ZtError';
+    this.code = code;
+    this.details = details === undefined ? undefined : Object.freeze({ ...details });
+  }
+}
+harden(ZtError);
+
+export const ztError = (
+  code: ErrorCode,
+  message?: string,
+  details?: Record<string, unknown>,
+): ZtError => new ZtError(code, message, details);
+harden(ztError);
+
+/**
+ * Throws a ZtError with `code` unless `cond` holds.
+ */
+export function assertZt(
+  cond: unknown,
+  code: ErrorCode,
+  message?: string,
+): asserts cond {
+  if (!cond) throw new ZtError(code, message);
+}
+harden(assertZt);
+
+/** Reads the code of a ZtError, or of a redacted error whose message starts with one. */
+export const codeOf = (err: unknown): ErrorCode | undefined => {
+  if (err instanceof ZtError) return err.code;
+  if (err !== null && typeof err === 'object') {
+    const message = (err as { message?: unknown }).message;
+    if (typeof message === 'string') {
+      const match = /^(ZT_[A-Z_]+)\b/.exec(message);
+      if (match && isErrorCode(match[1])) return match[1];
+    }
+  }
+  return undefined;
+};
+harden(codeOf);
+
+/**
+ * The error an agent sees: a plain, hardened, passable Error whose message is
+ * `CODE: message`. Callers pass only agent-safe text (no host paths).
+ */
+export const agentError = (code: ErrorCode, message: string = ErrorCodes[code]): Error =>
+  harden(Error(`${code}: ${message}`));
+harden(agentError);
+
+/**
+ * A refusal as it crosses the membrane to an agent: a frozen plain record
+ * `{ name: 'ZtError', code, message }` rather than an Error, so it carries
+ * no stack and no host object, and CapTP passes it as data. Agents read
+ * `err.code` (or the `CODE: ` prefix of `err.message`).
+ */
+export interface AgentRefusal {
+  readonly name: 'ZtError';
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+export const agentRefusal = (code: ErrorCode, message: string = ErrorCodes[code]): AgentRefusal =>
+  harden({ name: 'ZtError', code, message: `${code}: ${message}` });
+harden(agentRefusal);

@@ -1,0 +1,566 @@
+/**
+ * The kernel: the one place where requests are checked, decided, recorded
+ * and carried out.
+ *
+ * Invariants:
+ * - No action executes unless (1) the agent is registered and live, (2) the
+ *   capability exists, is held by that agent, is live, unexpired and has uses
+ *   left, (3) it grants this action type and target, (4) the policy permits
+ *   it, and (5) the decision record is durable in the audit log.
+ * - Checks run in one fixed order, so the same input always yields the same
+ *   decision and code: unknown agent → agent revoked → unknown capability →
+ *   wrong holder → revoked → expired → exhausted → wrong action → wrong
+ *   target → policy → audit → execute.
+ * - Every request yields exactly one decision record; every executed action
+ *   one outcome record.
+ * - Revoking a capability aborts its calls in flight at once: their callers
+ *   get ZT_REVOKED and the effector's AbortSignal fires.
+ * - Any error in a check, the policy or the audit path denies.
+ */
+import { ZtError, ErrorCodes, codeOf, type ErrorCode } from './errors.js';
+import type { Effector } from './effectors/types.js';
+import type { FailureModes } from './failure-modes.js';
+import { compileTargetPattern, normalizePath, type TargetPattern } from './paths.js';
+import { makePolicy, type Decision, type Policy } from './policy.js';
+import {
+  ActionRequest,
+  Capability,
+  isValidId,
+  type ActionType,
+  type AuditRef,
+  type CapabilityConstraints,
+  type Outcome,
+} from './types.js';
+
+export interface KernelAuditSink {
+  /** Resolves once the record is durable; rejects if it cannot be. */
+  append(record: Record<string, unknown>): Promise<AuditRef>;
+}
+
+export interface KernelPowers {
+  now(): number;
+  makeRequestId(): string;
+  sha256Hex(data: string): string;
+  canonicalJson(value: unknown): string;
+}
+
+export interface KernelOptions {
+  readonly powers: KernelPowers;
+  readonly audit: KernelAuditSink;
+  readonly policy: unknown;
+  readonly effectors: Partial<Record<ActionType, Effector>>;
+  readonly failureModes: FailureModes;
+  /** Upper bound on bytes any single action may move. */
+  readonly maxBytes: number;
+  /** Called when a failure mode says the agent must be halted. */
+  readonly onHalt?: (agentId: string, code: ErrorCode) => void;
+}
+
+export type CapabilityState = 'live' | 'revoked';
+
+/** A capability as the kernel tracks it. Queryable snapshots are hardened copies. */
+export interface CapabilityRecord {
+  readonly id: string;
+  readonly holder: string;
+  readonly actionType: ActionType;
+  readonly target: string;
+  readonly constraints: CapabilityConstraints;
+  readonly issuer: string;
+  readonly issuedAt: number;
+  readonly parent: string | null;
+  readonly state: CapabilityState;
+  readonly uses: number;
+  readonly revokedAt?: number;
+  readonly revokedReason?: string;
+}
+
+interface InFlight {
+  readonly requestId: string;
+  readonly agentId: string;
+  readonly controller: AbortController;
+}
+
+interface CapEntry {
+  readonly spec: Capability;
+  readonly pattern: TargetPattern;
+  readonly issuer: string;
+  readonly issuedAt: number;
+  state: CapabilityState;
+  uses: number;
+  revokedAt?: number;
+  revokedReason?: string;
+  readonly inFlight: Set<InFlight>;
+}
+
+interface AgentEntry {
+  readonly id: string;
+  state: 'live' | 'revoked';
+  inFlight: number;
+  /** Counts requests that reached the kernel; lets vat hosts detect quiescence. */
+  epoch: number;
+}
+
+export type RequestVia = 'api' | 'vat';
+
+const DIGEST_THRESHOLD = 256;
+
+export const makeKernel = (options: KernelOptions) => {
+  const { powers, audit, effectors, failureModes, maxBytes, onHalt } = options;
+  const agents = new Map<string, AgentEntry>();
+  const caps = new Map<string, CapEntry>();
+  const idleWaiters = new Map<string, Set<() => void>>();
+  let policy: Policy = makePolicy(options.policy, powers.sha256Hex, powers.canonicalJson);
+  let auditFault: ErrorCode | undefined;
+  let shutDown = false;
+
+  const assertOpen = () => {
+    if (shutDown) throw new ZtError('ZT_SHUT_DOWN');
+  };
+
+  /**
+   * Appends a record, bounded by `auditTimeoutMs`. Any failure latches the
+   * audit fault: a history with a hole is never resumed.
+   */
+  const record = async (rec: Record<string, unknown>): Promise<AuditRef> => {
+    if (auditFault) throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log failed earlier; this runtime denies everything');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        audit.append(rec),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new ZtError('ZT_AUDIT_UNAVAILABLE', `no durable confirmation within ${failureModes.auditTimeoutMs} ms`)),
+            failureModes.auditTimeoutMs,
+          );
+        }),
+      ]);
+    } catch (err) {
+      auditFault = 'ZT_AUDIT_UNAVAILABLE';
+      throw err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /**
+   * Records a lifecycle event without making the caller wait. A failure
+   * latches the audit fault, so every later request is denied: nothing that
+   * depends on an unrecorded event can proceed.
+   */
+  const pending = new Set<Promise<unknown>>();
+  const recordLater = (rec: Record<string, unknown>) => {
+    const p = record(rec).then(
+      () => undefined,
+      () => undefined, // latched in `record`; the next request reports it
+    );
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+  const flush = async () => {
+    await Promise.all([...pending]);
+    if (auditFault) throw new ZtError(auditFault);
+  };
+
+  const snapshot = (e: CapEntry): CapabilityRecord =>
+    harden({
+      id: e.spec.id,
+      holder: e.spec.holder,
+      actionType: e.spec.actionType,
+      target: e.spec.target,
+      constraints: e.spec.constraints,
+      issuer: e.issuer,
+      issuedAt: e.issuedAt,
+      parent: null,
+      state: e.state,
+      uses: e.uses,
+      ...(e.revokedAt === undefined ? {} : { revokedAt: e.revokedAt, revokedReason: e.revokedReason }),
+    });
+
+  const registerAgent = (agentId: string) => {
+    assertOpen();
+    if (!isValidId(agentId)) throw new ZtError('ZT_BAD_ARGUMENT', 'agent id must match [A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}');
+    if (agents.has(agentId)) throw new ZtError('ZT_DUPLICATE_AGENT', `agent ${agentId} is already registered`);
+    agents.set(agentId, { id: agentId, state: 'live', inFlight: 0, epoch: 0 });
+    recordLater({ type: 'agent.registered', time: powers.now(), agentId });
+  };
+
+  const issueCapability = (cap: Capability, issuer = 'operator'): CapabilityRecord => {
+    assertOpen();
+    if (!(cap instanceof Capability)) {
+      // Validate plain objects by constructing; this throws ZT_NO_HOLDER etc.
+      cap = new Capability(cap as never);
+    }
+    const agent = agents.get(cap.holder);
+    if (!agent) throw new ZtError('ZT_UNKNOWN_AGENT', `holder ${cap.holder} is not a registered agent`);
+    if (agent.state !== 'live') throw new ZtError('ZT_AGENT_REVOKED', `holder ${cap.holder} has been revoked`);
+    if (caps.has(cap.id)) throw new ZtError('ZT_DUPLICATE_CAPABILITY', `capability ${cap.id} already exists`);
+    const pattern = compileTargetPattern(cap.target);
+    let decision: Decision;
+    try {
+      decision = policy.decideGrant({ holder: cap.holder, actionType: cap.actionType, target: cap.target });
+    } catch {
+      decision = harden({ allowed: false, code: 'ZT_POLICY_ERROR', rules: [], policyHash: policy.hash });
+    }
+    const time = powers.now();
+    const base = {
+      time,
+      capabilityId: cap.id,
+      holder: cap.holder,
+      actionType: cap.actionType,
+      target: cap.target,
+      constraints: cap.constraints,
+      issuer,
+      rules: decision.rules,
+      policyHash: decision.policyHash,
+    };
+    if (!decision.allowed) {
+      recordLater({ type: 'capability.issue-denied', ...base, code: decision.code });
+      throw new ZtError(decision.code ?? 'ZT_POLICY_DENIED', `the policy would never permit ${cap.actionType} on ${cap.target} for ${cap.holder}`);
+    }
+    const entry: CapEntry = { spec: cap, pattern, issuer, issuedAt: time, state: 'live', uses: 0, inFlight: new Set() };
+    caps.set(cap.id, entry);
+    recordLater({ type: 'capability.issued', ...base });
+    return snapshot(entry);
+  };
+
+  const getCapability = (id: string): CapabilityRecord | undefined => {
+    const e = caps.get(id);
+    return e && snapshot(e);
+  };
+
+  const listCapabilities = (filter: { agentId?: string; state?: CapabilityState } = {}): CapabilityRecord[] =>
+    harden(
+      [...caps.values()]
+        .filter(e => (filter.agentId === undefined || e.spec.holder === filter.agentId) && (filter.state === undefined || e.state === filter.state))
+        .map(snapshot),
+    );
+
+  const abortInFlight = (entry: CapEntry, code: ErrorCode, why: string): string[] => {
+    const cut: string[] = [];
+    for (const call of entry.inFlight) {
+      cut.push(call.requestId);
+      call.controller.abort(new ZtError(code, why));
+    }
+    entry.inFlight.clear();
+    return cut;
+  };
+
+  const revokeCapability = (id: string, reason = 'revoked by operator'): boolean => {
+    const entry = caps.get(id);
+    if (!entry) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
+    if (entry.state === 'revoked') return false;
+    entry.state = 'revoked';
+    entry.revokedAt = powers.now();
+    entry.revokedReason = reason;
+    const inFlight = abortInFlight(entry, 'ZT_REVOKED', 'the capability was revoked');
+    recordLater({ type: 'capability.revoked', time: entry.revokedAt, capabilityId: id, holder: entry.spec.holder, reason, inFlight });
+    return true;
+  };
+
+  const revokeAgentCapabilities = (agentId: string, reason: string): string[] => {
+    const revoked: string[] = [];
+    for (const entry of caps.values()) {
+      if (entry.spec.holder === agentId && entry.state === 'live') {
+        revokeCapability(entry.spec.id, reason);
+        revoked.push(entry.spec.id);
+      }
+    }
+    return revoked;
+  };
+
+  const revokeAgent = (agentId: string, reason = 'revoked by operator') => {
+    const agent = agents.get(agentId);
+    if (!agent) throw new ZtError('ZT_UNKNOWN_AGENT', `no agent ${agentId}`);
+    if (agent.state === 'revoked') return false;
+    agent.state = 'revoked';
+    revokeAgentCapabilities(agentId, reason);
+    recordLater({ type: 'agent.revoked', time: powers.now(), agentId, reason });
+    return true;
+  };
+
+  /** The ordered checks. Returns a denial code, or the live entry. */
+  const check = (req: ActionRequest, now: number): { code: ErrorCode; entry?: CapEntry } | { entry: CapEntry; target: string } => {
+    const agent = agents.get(req.agentId);
+    if (!agent) return { code: 'ZT_UNKNOWN_AGENT' };
+    if (agent.state !== 'live') return { code: 'ZT_AGENT_REVOKED' };
+    const entry = caps.get(req.capabilityId);
+    if (!entry) return { code: 'ZT_UNKNOWN_CAPABILITY' };
+    if (entry.spec.holder !== req.agentId) return { code: 'ZT_WRONG_HOLDER', entry };
+    if (entry.state !== 'live') return { code: 'ZT_REVOKED', entry };
+    const { expiresAt, maxUses } = entry.spec.constraints;
+    if (expiresAt !== undefined && now >= expiresAt) return { code: 'ZT_EXPIRED', entry };
+    if (maxUses !== undefined && entry.uses >= maxUses) return { code: 'ZT_EXHAUSTED', entry };
+    if (entry.spec.actionType !== req.actionType) return { code: 'ZT_WRONG_ACTION', entry };
+    let target: string;
+    try {
+      target = normalizePath(req.target);
+    } catch {
+      return { code: 'ZT_WRONG_TARGET', entry };
+    }
+    if (!entry.pattern.matches(target)) return { code: 'ZT_WRONG_TARGET', entry };
+    return { entry, target };
+  };
+
+  /** Audit form of the arguments: large or content values are digested, never stored. */
+  const summarizeArgs = (args: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(args)) {
+      if (typeof value === 'string' && (key === 'content' || value.length > DIGEST_THRESHOLD)) {
+        out[key] = { sha256: powers.sha256Hex(value), length: value.length };
+      } else {
+        out[key] = value;
+      }
+    }
+    // Throws ZT_AUDIT_NOT_CANONICAL for anything that is not plain data.
+    powers.canonicalJson(out);
+    return out;
+  };
+
+  const agentBusy = (agentId: string, delta: number) => {
+    const agent = agents.get(agentId);
+    if (!agent) return;
+    agent.inFlight += delta;
+    if (agent.inFlight === 0) {
+      const waiters = idleWaiters.get(agentId);
+      if (waiters) for (const w of [...waiters]) w();
+    }
+  };
+
+  const outcomeOf = (
+    requestId: string,
+    status: Outcome['status'],
+    audit: Outcome['audit'],
+    extra: { result?: unknown; code?: ErrorCode; message?: string },
+  ): Outcome =>
+    harden({
+      requestId,
+      status,
+      ok: status === 'succeeded',
+      ...(status === 'succeeded'
+        ? { result: extra.result }
+        : { error: { code: extra.code ?? 'ZT_EFFECT_FAILED', message: extra.message ?? ErrorCodes[extra.code ?? 'ZT_EFFECT_FAILED'] } }),
+      audit,
+    });
+
+  const halt = (agentId: string, code: ErrorCode) => {
+    const agent = agents.get(agentId);
+    if (!agent || agent.state !== 'live') return;
+    revokeAgent(agentId, `halted by failure mode (${code})`);
+    onHalt?.(agentId, code);
+  };
+
+  /**
+   * The whole mediated path for one request. Never rejects: every failure is
+   * an outcome with a code.
+   */
+  const execute = async (request: ActionRequest, via: RequestVia): Promise<Outcome> => {
+    if (!(request instanceof ActionRequest)) request = new ActionRequest(request as never);
+    const requestId = powers.makeRequestId();
+    const time = powers.now();
+    const agent = agents.get(request.agentId);
+    if (agent) agent.epoch += 1;
+
+    let decision: { allowed: boolean; code?: ErrorCode; rules: readonly string[]; policyHash: string };
+    let entry: CapEntry | undefined;
+    let target = request.target;
+    let args: Record<string, unknown> | undefined;
+    try {
+      if (shutDown) throw new ZtError('ZT_SHUT_DOWN');
+      const checked = check(request, time);
+      entry = checked.entry;
+      if ('code' in checked) {
+        decision = { allowed: false, code: checked.code, rules: [], policyHash: policy.hash };
+      } else {
+        target = checked.target;
+        try {
+          args = summarizeArgs(request.args);
+          decision = policy.decide({ agentId: request.agentId, actionType: request.actionType, target });
+        } catch (err) {
+          decision = codeOf(err) === 'ZT_AUDIT_NOT_CANONICAL'
+            ? { allowed: false, code: 'ZT_BAD_ARGUMENT', rules: [], policyHash: policy.hash }
+            : { allowed: false, code: 'ZT_POLICY_ERROR', rules: [], policyHash: policy.hash };
+        }
+      }
+    } catch (err) {
+      decision = { allowed: false, code: codeOf(err) ?? 'ZT_POLICY_ERROR', rules: [], policyHash: policy.hash };
+    }
+
+    const requestRecord = {
+      type: 'request',
+      time,
+      requestId,
+      via,
+      agentId: request.agentId,
+      capabilityId: request.capabilityId,
+      actionType: request.actionType,
+      target,
+      ...(args ? { args } : {}),
+      decision: decision.allowed ? 'allow' : 'deny',
+      ...(decision.code ? { code: decision.code } : {}),
+      rules: decision.rules,
+      policyHash: decision.policyHash,
+      ...(entry ? { uses: entry.uses } : {}),
+    };
+
+    if (!decision.allowed) {
+      const code = decision.code ?? 'ZT_POLICY_DENIED';
+      let ref: AuditRef | undefined;
+      try {
+        ref = await record(requestRecord);
+      } catch {
+        // The denial stands either way; the latched fault denies what follows.
+      }
+      if (code === 'ZT_POLICY_ERROR' && failureModes.policyError === 'halt') halt(request.agentId, code);
+      return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code, message: ErrorCodes[code] });
+    }
+
+    const live = entry as CapEntry;
+    live.uses += 1;
+    const controller = new AbortController();
+    const call: InFlight = { requestId, agentId: request.agentId, controller };
+    live.inFlight.add(call);
+    agentBusy(request.agentId, +1);
+    try {
+      let decisionRef: AuditRef;
+      try {
+        decisionRef = await record(requestRecord);
+      } catch {
+        if (failureModes.auditUnavailable === 'halt') halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
+        return outcomeOf(requestId, 'denied', {}, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+      }
+      const effector = effectors[request.actionType];
+      let status: Outcome['status'];
+      let result: unknown;
+      let code: ErrorCode | undefined;
+      let message: string | undefined;
+      try {
+        if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
+        const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity);
+        result = await abortable(
+          effector({ target, args: request.args, signal: controller.signal, maxBytes: budget }),
+          controller.signal,
+        );
+        status = 'succeeded';
+      } catch (err) {
+        status = 'failed';
+        code = controller.signal.aborted ? (codeOf(controller.signal.reason) ?? 'ZT_REVOKED') : (codeOf(err) ?? 'ZT_EFFECT_FAILED');
+        message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code];
+        if (controller.signal.aborted) message = ErrorCodes[code];
+      }
+      const outcomeRecord = {
+        type: 'outcome',
+        time: powers.now(),
+        requestId,
+        status,
+        ...(code ? { code } : {}),
+        ...(status === 'succeeded' ? { resultDigest: powers.sha256Hex(powers.canonicalJson(result ?? null)) } : {}),
+      };
+      let outcomeRef: AuditRef;
+      try {
+        outcomeRef = await record(outcomeRecord);
+      } catch {
+        // The effect happened but could not be recorded: withhold its result.
+        if (failureModes.auditUnavailable === 'halt') halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
+        return outcomeOf(requestId, 'failed', { decision: decisionRef }, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+      }
+      return outcomeOf(requestId, status, { decision: decisionRef, outcome: outcomeRef }, { result, code, message });
+    } finally {
+      live.inFlight.delete(call);
+      agentBusy(request.agentId, -1);
+    }
+  };
+
+  /** Resolves when the agent has no request in flight. */
+  const whenIdle = (agentId: string): Promise<void> =>
+    new Promise(resolve => {
+      const agent = agents.get(agentId);
+      if (!agent || agent.inFlight === 0) {
+        resolve();
+        return;
+      }
+      let set = idleWaiters.get(agentId);
+      if (!set) idleWaiters.set(agentId, (set = new Set()));
+      const done = () => {
+        set.delete(done);
+        resolve();
+      };
+      set.add(done);
+    });
+
+  /** Marks that a vat reached the kernel on the agent's behalf (quiescence detection). */
+  const noteActivity = (agentId: string) => {
+    const agent = agents.get(agentId);
+    if (agent) agent.epoch += 1;
+  };
+
+  const agentActivity = (agentId: string) => {
+    const agent = agents.get(agentId);
+    return agent ? harden({ inFlight: agent.inFlight, epoch: agent.epoch }) : undefined;
+  };
+
+  const setPolicy = (document: unknown) => {
+    const next = makePolicy(document, powers.sha256Hex, powers.canonicalJson);
+    policy = next;
+    recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: next.hash });
+    return next.hash;
+  };
+
+  const hasAgent = (agentId: string) => agents.get(agentId)?.state === 'live';
+
+  const shutdown = async () => {
+    if (shutDown) return;
+    shutDown = true;
+    for (const entry of caps.values()) abortInFlight(entry, 'ZT_SHUT_DOWN', 'the runtime is shutting down');
+    recordLater({ type: 'runtime.shutdown', time: powers.now() });
+    await Promise.all([...pending]);
+  };
+
+  recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: policy.hash });
+
+  return harden({
+    registerAgent,
+    issueCapability,
+    getCapability,
+    listCapabilities,
+    revokeCapability,
+    revokeAgent,
+    revokeAgentCapabilities,
+    execute,
+    whenIdle,
+    noteActivity,
+    agentActivity,
+    hasAgent,
+    setPolicy,
+    getPolicyHash: () => policy.hash,
+    record,
+    recordLater,
+    flush,
+    shutdown,
+  });
+};
+harden(makeKernel);
+
+export type Kernel = ReturnType<typeof makeKernel>;
+
+/** Races `promise` against `signal`; the loser's rejection is observed, never left floating. */
+export const abortable = <T>(promise: Promise<T>, signal: AbortSignal): Promise<T> => {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      value => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      err => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+};
+harden(abortable);

@@ -1,0 +1,77 @@
+/**
+ * The Node adapter: the only module of the runtime library that reaches for
+ * ambient authority (`node:fs`, `node:crypto`, `node:worker_threads`, the
+ * clock). It builds the power records the pure modules receive.
+ */
+import { createHash, randomUUID, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { canonicalJson } from './audit/canonical.js';
+import type { ModulePowers } from './agent-modules.js';
+import type { FilePowers, FileHandleLike } from './effectors/files.js';
+import type { KernelPowers } from './kernel.js';
+import type { VatHostPowers, WorkerLike } from './vat-host.js';
+
+export const sha256Hex = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
+harden(sha256Hex);
+
+export const makeNodeKernelPowers = (): KernelPowers =>
+  harden({
+    now: () => Date.now(),
+    makeRequestId: () => `req-${randomUUID()}`,
+    sha256Hex,
+    canonicalJson,
+  });
+
+export const makeNodeFilePowers = (): FilePowers =>
+  harden({
+    open: async (path: string, flags: number, mode?: number) => (await open(path, flags, mode)) as unknown as FileHandleLike,
+    fdPath: (fd: number) => readlink(`/proc/self/fd/${fd}`),
+    rename: (from: string, to: string) => rename(from, to),
+    unlink: (path: string) => unlink(path),
+    randomSuffix: () => randomBytes(8).toString('hex'),
+    flags: harden({
+      O_RDONLY: constants.O_RDONLY,
+      O_WRONLY: constants.O_WRONLY,
+      O_CREAT: constants.O_CREAT,
+      O_EXCL: constants.O_EXCL,
+      O_NOFOLLOW: constants.O_NOFOLLOW,
+      O_NONBLOCK: constants.O_NONBLOCK,
+      O_CLOEXEC: (constants as Record<string, number>).O_CLOEXEC ?? 0o2000000,
+    }),
+    encode: (text: string, encoding: 'utf8' | 'base64') => Buffer.from(text, encoding),
+    decode: (bytes: Uint8Array, encoding: 'utf8' | 'base64') => Buffer.from(bytes).toString(encoding),
+  });
+
+export const makeNodeModulePowers = (): ModulePowers =>
+  harden({
+    realpath: (path: string) => realpath(path),
+    isFile: async (path: string) => (await stat(path)).isFile(),
+    isDirectory: async (path: string) => (await stat(path)).isDirectory(),
+    readText: (path: string) => readFile(path, 'utf8'),
+  });
+
+const WORKER_MAIN = new URL('../vats/worker-main.js', import.meta.url);
+
+export const makeNodeVatHostPowers = (): VatHostPowers =>
+  harden({
+    startAgentWorker: ({ memoryMb }: { memoryMb: number }) =>
+      new Worker(WORKER_MAIN, {
+        workerData: { vat: 'agent' },
+        env: {},
+        argv: [],
+        execArgv: [],
+        stdout: true,
+        stderr: true,
+        stdin: false,
+        resourceLimits: {
+          maxOldGenerationSizeMb: memoryMb,
+          maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(memoryMb / 4))),
+          stackSizeMb: 4,
+        },
+      }) as unknown as WorkerLike,
+    now: () => Date.now(),
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  });

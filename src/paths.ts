@@ -1,0 +1,76 @@
+/**
+ * Lexical path handling for targets. Invariant: a path that passes
+ * `normalizePath` is absolute, has no `.`/`..` segments, no empty segments
+ * and no NUL byte, so pattern matching can never be steered out of a tree by
+ * spelling. (Symlinks are the effector's business: it re-checks the resolved
+ * path at open time.)
+ */
+import { assertZt } from './errors.js';
+
+export const normalizePath = (input: string): string => {
+  assertZt(typeof input === 'string', 'ZT_BAD_ARGUMENT', 'path must be a string');
+  assertZt(!input.includes('\0'), 'ZT_BAD_ARGUMENT', 'path contains a NUL byte');
+  assertZt(input.startsWith('/'), 'ZT_BAD_ARGUMENT', 'path must be absolute');
+  const out: string[] = [];
+  for (const segment of input.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      out.pop();
+      continue;
+    }
+    out.push(segment);
+  }
+  return `/${out.join('/')}`;
+};
+harden(normalizePath);
+
+const escapeRegExp = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * A target pattern: an absolute path in which `*` matches within one segment,
+ * `**` (a whole segment) matches any number of segments, and `?` one
+ * character other than `/`. A pattern without wildcards matches exactly one path.
+ */
+export interface TargetPattern {
+  readonly source: string;
+  readonly exact: boolean;
+  matches(path: string): boolean;
+}
+
+export const compileTargetPattern = (pattern: string): TargetPattern => {
+  assertZt(typeof pattern === 'string' && pattern.length > 0, 'ZT_BAD_ARGUMENT', 'pattern must be a non-empty string');
+  assertZt(!pattern.includes('\0'), 'ZT_BAD_ARGUMENT', 'pattern contains a NUL byte');
+  assertZt(pattern.startsWith('/'), 'ZT_BAD_ARGUMENT', 'pattern must be an absolute path');
+  const segments = pattern.split('/').slice(1);
+  for (const seg of segments) {
+    assertZt(seg !== '.' && seg !== '..', 'ZT_BAD_ARGUMENT', 'pattern must not contain . or .. segments');
+    assertZt(!seg.includes('**') || seg === '**', 'ZT_BAD_ARGUMENT', '** must be a whole path segment');
+  }
+  const exact = !/[*?]/.test(pattern);
+  if (exact) {
+    const normalized = normalizePath(pattern);
+    return harden({ source: pattern, exact, matches: (path: string) => path === normalized });
+  }
+  let re = '^';
+  segments.forEach((seg, i) => {
+    const last = i === segments.length - 1;
+    if (seg === '**') {
+      // `/**` at the end matches the directory itself and everything below it;
+      // in the middle it matches zero or more whole segments.
+      re += last ? '(?:/.*)?' : '(?:/[^/]+)*';
+      return;
+    }
+    re += `/${seg
+      .split('')
+      .map(ch => (ch === '*' ? '[^/]*' : ch === '?' ? '[^/]' : escapeRegExp(ch)))
+      .join('')}`;
+  });
+  re += '$';
+  const regexp = new RegExp(re);
+  return harden({
+    source: pattern,
+    exact,
+    matches: (path: string) => regexp.test(path),
+  });
+};
+harden(compileTargetPattern);

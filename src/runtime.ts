@@ -1,0 +1,229 @@
+/**
+ * `SandboxRuntime`: the seed API as a thin class over the kernel, the vat
+ * host and the audit vat, wired with Node powers.
+ *
+ *   const sandbox = new SandboxRuntime({ storeDir: './.ztaas' });
+ *   sandbox.registerAgent('my-agent');
+ *   sandbox.issueCapability(new Capability({ id: 'read-file-cap',
+ *     actionType: ActionType.READ, target: '/tmp/data.txt', holder: 'my-agent' }));
+ *   const outcome = await sandbox.executeAction(new ActionRequest({
+ *     capabilityId: 'read-file-cap', agentId: 'my-agent',
+ *     actionType: ActionType.READ, target: '/tmp/data.txt' }));
+ *
+ * Every grant names its holder; there is no grant to "anyone".
+ */
+import { resolve as resolvePath } from 'node:path';
+import { startAuditVat, type AuditSink } from './audit/audit-client.js';
+import { canonicalJson } from './audit/canonical.js';
+import { loadAgentBundle } from './agent-modules.js';
+import { ZtError, codeOf } from './errors.js';
+import { makeReadEffector, makeWriteEffector } from './effectors/files.js';
+import { resolveFailureModes, type FailureModes } from './failure-modes.js';
+import { makeKernel, type CapabilityRecord, type CapabilityState, type Kernel } from './kernel.js';
+import {
+  makeNodeFilePowers,
+  makeNodeKernelPowers,
+  makeNodeModulePowers,
+  makeNodeVatHostPowers,
+} from './node-powers.js';
+import { CAPABILITY_CEILING_POLICY } from './policy.js';
+import { ActionRequest, ActionType, Capability, type Outcome } from './types.js';
+import { DEFAULT_VAT_LIMITS, makeVatHost, type AgentHandle, type VatHost, type VatLimits } from './vat-host.js';
+
+export interface RuntimeLimits {
+  /** Largest number of bytes a single action may move. Default 16 MiB. */
+  readonly maxBytes?: number;
+  /** Default wall-clock deadline of an agent run, ms. Default 30 000. */
+  readonly deadlineMs?: number;
+  /** Default heap limit of an agent vat, MiB. Default 128. */
+  readonly memoryMb?: number;
+}
+
+export interface SandboxOptions {
+  /** Folder of the embedded default store. Default: `.ztaas` in the working directory. */
+  readonly storeDir?: string;
+  /** Policy document; default: `CAPABILITY_CEILING_POLICY` (a live capability is the whole authorization). */
+  readonly policy?: unknown;
+  readonly failureModes?: Partial<FailureModes>;
+  readonly limits?: RuntimeLimits;
+  /** `durable` (default): a decision is fsynced before its action runs. */
+  readonly durability?: 'durable' | 'relaxed';
+  /** Advanced: an audit sink to use instead of starting the audit vat. */
+  readonly auditSink?: AuditSink;
+}
+
+export interface LaunchOptions {
+  readonly agentId: string;
+  /** Absolute path of the agent's entry module, or of its folder (entry `index.js`). */
+  readonly module: string;
+  /** Ids of capabilities held by this agent to hand to it; nothing else is reachable. */
+  readonly capabilities?: readonly string[];
+  /** Plain data given to the agent as `input`. */
+  readonly input?: unknown;
+  readonly limits?: Partial<VatLimits>;
+}
+
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+
+const positiveInt = (name: string, value: unknown, fallback: number): number => {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new ZtError('ZT_BAD_ARGUMENT', `${name} must be a positive integer`);
+  }
+  return value;
+};
+
+export class SandboxRuntime {
+  readonly storeDir: string;
+  readonly failureModes: FailureModes;
+  #kernel: Kernel;
+  #vats: VatHost;
+  #audit: AuditSink;
+  #defaults: VatLimits;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: SandboxOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
+    this.storeDir = resolvePath(options.storeDir ?? '.ztaas');
+    this.failureModes = resolveFailureModes(options.failureModes);
+    const limits = options.limits ?? {};
+    const maxBytes = positiveInt('limits.maxBytes', limits.maxBytes, DEFAULT_MAX_BYTES);
+    this.#defaults = harden({
+      deadlineMs: positiveInt('limits.deadlineMs', limits.deadlineMs, DEFAULT_VAT_LIMITS.deadlineMs),
+      memoryMb: positiveInt('limits.memoryMb', limits.memoryMb, DEFAULT_VAT_LIMITS.memoryMb),
+    });
+    const durability = options.durability ?? 'durable';
+    if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
+    this.#audit =
+      options.auditSink ??
+      startAuditVat({ dir: `${this.storeDir}/audit`, durability, timeoutMs: this.failureModes.auditTimeoutMs });
+    const filePowers = makeNodeFilePowers();
+    this.#kernel = makeKernel({
+      powers: makeNodeKernelPowers(),
+      audit: this.#audit,
+      policy: options.policy ?? CAPABILITY_CEILING_POLICY,
+      effectors: { [ActionType.READ]: makeReadEffector(filePowers), [ActionType.WRITE]: makeWriteEffector(filePowers) },
+      failureModes: this.failureModes,
+      maxBytes,
+      onHalt: agentId => {
+        void this.#vats.terminate(agentId, 'halted by failure mode');
+      },
+    });
+    this.#vats = makeVatHost({ kernel: this.#kernel, powers: makeNodeVatHostPowers(), failureModes: this.failureModes });
+    Object.freeze(this);
+  }
+
+  /** Registers an agent id. Agents start with nothing: no capability, no vat. */
+  registerAgent(agentId: string): void {
+    this.#kernel.registerAgent(agentId);
+  }
+
+  /**
+   * Issues a capability to the agent named by its `holder`. Throws
+   * ZT_NO_HOLDER without one, ZT_UNKNOWN_AGENT for an unregistered holder,
+   * ZT_POLICY_DENIED when the policy would never permit the grant.
+   */
+  issueCapability(capability: Capability): CapabilityRecord {
+    return this.#kernel.issueCapability(capability);
+  }
+
+  getCapability(id: string): CapabilityRecord | undefined {
+    return this.#kernel.getCapability(id);
+  }
+
+  listCapabilities(filter: { agentId?: string; state?: CapabilityState } = {}): CapabilityRecord[] {
+    return this.#kernel.listCapabilities(filter);
+  }
+
+  /** Runs one request through the kernel. Never rejects: denials and failures are outcomes with codes. */
+  executeAction(request: ActionRequest): Promise<Outcome> {
+    return this.#kernel.execute(request, 'api');
+  }
+
+  /** Revokes at once: calls in flight are aborted with ZT_REVOKED. Returns false if already revoked. */
+  revokeCapability(id: string, reason?: string): boolean {
+    return this.#kernel.revokeCapability(id, reason);
+  }
+
+  /** Revokes an agent: all its capabilities, and its running vat is terminated. */
+  revokeAgent(agentId: string, reason?: string): boolean {
+    const changed = this.#kernel.revokeAgent(agentId, reason);
+    void this.#vats.terminate(agentId, reason ?? 'agent revoked');
+    return changed;
+  }
+
+  /** Replaces the policy; the next invocation is decided by it. Throws (and keeps the old one) if invalid. */
+  loadPolicy(document: unknown): string {
+    return this.#kernel.setPolicy(document);
+  }
+
+  get policyHash(): string {
+    return this.#kernel.getPolicyHash();
+  }
+
+  /**
+   * Runs untrusted agent code in its own vat. Rejects with a ZT_MODULE_*
+   * code if the module graph reaches outside the agent's folder, with
+   * ZT_UNKNOWN_CAPABILITY / ZT_WRONG_HOLDER / ZT_REVOKED for a capability the
+   * agent cannot be given.
+   */
+  async launchAgent(options: LaunchOptions): Promise<AgentHandle> {
+    if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
+    const { agentId, module, capabilities = [], input = null } = options;
+    if (!this.#kernel.hasAgent(agentId)) {
+      throw new ZtError(this.#kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
+    }
+    if (!Array.isArray(capabilities)) throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids');
+    for (const id of capabilities) {
+      const record = typeof id === 'string' ? this.#kernel.getCapability(id) : undefined;
+      if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
+      if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
+      if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
+    }
+    try {
+      canonicalJson(input);
+    } catch {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'input must be plain JSON data');
+    }
+    const limits: VatLimits = harden({
+      deadlineMs: positiveInt('limits.deadlineMs', options.limits?.deadlineMs, this.#defaults.deadlineMs),
+      memoryMb: positiveInt('limits.memoryMb', options.limits?.memoryMb, this.#defaults.memoryMb),
+    });
+    let bundle;
+    try {
+      bundle = await loadAgentBundle(makeNodeModulePowers(), module);
+    } catch (err) {
+      const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
+      await this.#kernel
+        .record({ type: 'agent.launch-failed', time: Date.now(), agentId, module: String(module), code })
+        .catch(() => undefined);
+      throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
+    }
+    return this.#vats.launch({ agentId, bundle, capabilityIds: capabilities, input: harden(structuredClone(input)), limits });
+  }
+
+  /** Read access to the audit log for the operator. */
+  get audit(): Pick<AuditSink, 'read' | 'size' | 'rootHash'> & { flush(): Promise<void> } {
+    const sink = this.#audit;
+    const kernel = this.#kernel;
+    return harden({
+      read: (from: number, count: number) => sink.read(from, count),
+      size: () => sink.size(),
+      rootHash: () => sink.rootHash(),
+      flush: () => kernel.flush(),
+    });
+  }
+
+  /** Terminates every vat, records the shutdown and closes the audit log. Idempotent. */
+  shutdown(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = (async () => {
+        await this.#vats.terminateAll('runtime shutdown');
+        await this.#kernel.shutdown();
+        await this.#audit.close();
+      })();
+    }
+    return this.#closed;
+  }
+}
+harden(SandboxRuntime);

@@ -1,0 +1,160 @@
+/**
+ * The seed API's value types: action types, capability grants, action
+ * requests and outcomes. All of them are immutable once constructed; the
+ * kernel keeps mutable capability state (uses, revocation) in its own table,
+ * never in objects a caller holds.
+ */
+import { assertZt, type ErrorCode } from './errors.js';
+
+/** A frozen object plus a union type: erasable TypeScript, no `enum`. */
+export const ActionType = Object.freeze({
+  READ: 'READ',
+  WRITE: 'WRITE',
+  EXECUTE: 'EXECUTE',
+  NETWORK: 'NETWORK',
+  TOOL: 'TOOL',
+} as const);
+export type ActionType = (typeof ActionType)[keyof typeof ActionType];
+
+const ACTION_TYPES: ReadonlySet<string> = new Set(Object.values(ActionType));
+export const isActionType = (x: unknown): x is ActionType =>
+  typeof x === 'string' && ACTION_TYPES.has(x);
+harden(isActionType);
+
+/** Limits a capability carries. They can only narrow what the policy allows. */
+export interface CapabilityConstraints {
+  /** Kernel-clock milliseconds after which the capability is expired. */
+  readonly expiresAt?: number;
+  /** Number of invocations allowed in total. */
+  readonly maxUses?: number;
+  /** Largest number of bytes a single read or write may move. */
+  readonly maxBytes?: number;
+}
+
+export interface CapabilityInit {
+  readonly id: string;
+  readonly actionType: ActionType;
+  /** Exact absolute path or glob pattern (`*` within a segment, `**` across segments). */
+  readonly target: string;
+  /** The one agent this capability is issued to. Required: zero trust has no "anyone". */
+  readonly holder: string;
+  readonly constraints?: CapabilityConstraints;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
+export const isValidId = (x: unknown): x is string =>
+  typeof x === 'string' && ID_PATTERN.test(x);
+harden(isValidId);
+
+const isNonNegativeInteger = (x: unknown): x is number =>
+  typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+const checkConstraints = (c: unknown): CapabilityConstraints => {
+  if (c === undefined) return Object.freeze({});
+  assertZt(c !== null && typeof c === 'object' && !Array.isArray(c), 'ZT_BAD_ARGUMENT', 'constraints must be an object');
+  const { expiresAt, maxUses, maxBytes, ...rest } = c as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  assertZt(extra.length === 0, 'ZT_BAD_ARGUMENT', `unknown constraint ${JSON.stringify(extra[0])}`);
+  assertZt(expiresAt === undefined || isNonNegativeInteger(expiresAt), 'ZT_BAD_ARGUMENT', 'constraints.expiresAt must be a non-negative integer (ms)');
+  assertZt(maxUses === undefined || (isNonNegativeInteger(maxUses) && maxUses > 0), 'ZT_BAD_ARGUMENT', 'constraints.maxUses must be a positive integer');
+  assertZt(maxBytes === undefined || isNonNegativeInteger(maxBytes), 'ZT_BAD_ARGUMENT', 'constraints.maxBytes must be a non-negative integer');
+  return Object.freeze({
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(maxUses === undefined ? {} : { maxUses }),
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+  }) as CapabilityConstraints;
+};
+
+/**
+ * A capability grant as the operator writes it. Constructing one validates
+ * its shape; issuing it (`SandboxRuntime.issueCapability`) is what gives it
+ * force, after the policy has been consulted.
+ */
+export class Capability {
+  readonly id: string;
+  readonly actionType: ActionType;
+  readonly target: string;
+  readonly holder: string;
+  readonly constraints: CapabilityConstraints;
+  constructor(init: CapabilityInit) {
+    assertZt(init !== null && typeof init === 'object', 'ZT_BAD_ARGUMENT', 'Capability needs an options object');
+    const { id, actionType, target, holder, constraints } = init;
+    assertZt(isValidId(id), 'ZT_BAD_ARGUMENT', 'capability id must match [A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}');
+    assertZt(isActionType(actionType), 'ZT_BAD_ARGUMENT', `actionType must be one of ${[...ACTION_TYPES].join(', ')}`);
+    assertZt(typeof target === 'string' && target.length > 0, 'ZT_BAD_ARGUMENT', 'target must be a non-empty string');
+    assertZt(holder !== undefined && holder !== null && holder !== '', 'ZT_NO_HOLDER', 'a capability must name its holder (holder: agentId); there is no "anyone"');
+    assertZt(isValidId(holder), 'ZT_BAD_ARGUMENT', 'holder must be a valid agent id');
+    this.id = id;
+    this.actionType = actionType;
+    this.target = target;
+    this.holder = holder;
+    this.constraints = checkConstraints(constraints);
+    Object.freeze(this);
+  }
+}
+harden(Capability);
+
+/** Data an action carries besides its target: for WRITE, `{ content }`. */
+export type ActionArgs = Readonly<Record<string, unknown>>;
+
+export interface ActionRequestInit {
+  readonly capabilityId: string;
+  readonly agentId: string;
+  readonly actionType: ActionType;
+  readonly target: string;
+  readonly args?: ActionArgs;
+}
+
+/** One request to act, made by (or on behalf of) an agent, presenting a capability. */
+export class ActionRequest {
+  readonly capabilityId: string;
+  readonly agentId: string;
+  readonly actionType: ActionType;
+  readonly target: string;
+  readonly args: ActionArgs;
+  constructor(init: ActionRequestInit) {
+    assertZt(init !== null && typeof init === 'object', 'ZT_BAD_ARGUMENT', 'ActionRequest needs an options object');
+    const { capabilityId, agentId, actionType, target, args } = init;
+    assertZt(typeof capabilityId === 'string' && capabilityId !== '', 'ZT_BAD_ARGUMENT', 'capabilityId must be a non-empty string');
+    assertZt(typeof agentId === 'string' && agentId !== '', 'ZT_BAD_ARGUMENT', 'agentId must be a non-empty string');
+    assertZt(isActionType(actionType), 'ZT_BAD_ARGUMENT', `actionType must be one of ${[...ACTION_TYPES].join(', ')}`);
+    assertZt(typeof target === 'string' && target !== '', 'ZT_BAD_ARGUMENT', 'target must be a non-empty string');
+    assertZt(args === undefined || (args !== null && typeof args === 'object' && !Array.isArray(args)), 'ZT_BAD_ARGUMENT', 'args must be an object');
+    this.capabilityId = capabilityId;
+    this.agentId = agentId;
+    this.actionType = actionType;
+    this.target = target;
+    this.args = Object.freeze({ ...(args ?? {}) });
+    Object.freeze(this);
+  }
+}
+harden(ActionRequest);
+
+export interface AuditRef {
+  readonly seq: number;
+  readonly leafHash: string;
+}
+
+export type OutcomeStatus = 'succeeded' | 'denied' | 'failed';
+
+export interface OutcomeError {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/**
+ * What `executeAction` (and every mediated call) yields. Exactly one of
+ * `result` (succeeded) or `error` (denied, failed) is present. `audit` names
+ * the record of the decision and, when the action ran, of its outcome.
+ */
+export interface Outcome {
+  readonly requestId: string;
+  readonly status: OutcomeStatus;
+  readonly ok: boolean;
+  readonly result?: unknown;
+  readonly error?: OutcomeError;
+  readonly audit: {
+    readonly decision?: AuditRef;
+    readonly outcome?: AuditRef;
+  };
+}

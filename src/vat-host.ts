@@ -1,0 +1,266 @@
+/**
+ * Starts, watches and ends agent vats.
+ *
+ * Invariants:
+ * - One worker per run, one CapTP connection to it, nothing else: the vat
+ *   has an empty environment, captured stdout/stderr and resource limits.
+ * - A run ends exactly once, with exactly one `agent.finished` record, for
+ *   one of: the agent returned, threw, rejected, returned a non-passable
+ *   value, can never settle (quiescent while waiting on nothing), ran past
+ *   its deadline, ran out of memory, crashed, or was terminated.
+ * - When a run ends the worker is terminated and the membrane cut, so no
+ *   caretaker of that run answers again; on a deadline, memory or crash
+ *   failure the agent's capabilities are revoked (failure mode `vatFailure`).
+ */
+import { E } from '@endo/far';
+import { makeCapTP } from '@endo/captp';
+import { Far } from '@endo/far';
+import { ErrorCodes, ZtError, type ErrorCode } from './errors.js';
+import type { AgentBundle } from './agent-modules.js';
+import type { FailureModes } from './failure-modes.js';
+import type { Kernel } from './kernel.js';
+import { makeMembrane } from './membrane.js';
+import type { AuditRef } from './types.js';
+
+export interface WorkerLike {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (message: unknown) => void): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+  on(event: 'exit', listener: (code: number) => void): void;
+  readonly stdout: { on(event: 'data', listener: (chunk: unknown) => void): void } | null;
+  readonly stderr: { on(event: 'data', listener: (chunk: unknown) => void): void } | null;
+  terminate(): Promise<number>;
+}
+
+export interface VatLimits {
+  /** Wall-clock deadline for the whole run, from launch, in milliseconds. */
+  readonly deadlineMs: number;
+  /** V8 old-generation heap limit for the vat, in MiB. */
+  readonly memoryMb: number;
+}
+
+export const DEFAULT_VAT_LIMITS: VatLimits = harden({ deadlineMs: 30_000, memoryMb: 128 });
+
+export interface VatHostPowers {
+  startAgentWorker(options: { memoryMb: number }): WorkerLike;
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface RunOutcome {
+  readonly agentId: string;
+  readonly runId: string;
+  readonly status: 'completed' | 'failed';
+  readonly ok: boolean;
+  readonly value?: unknown;
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
+  readonly audit?: AuditRef;
+}
+
+export interface AgentHandle {
+  readonly agentId: string;
+  readonly runId: string;
+  /** Resolves once the run has ended and its record is durable. Never rejects. */
+  readonly result: Promise<RunOutcome>;
+  /** Ends the run now (ZT_TERMINATED unless it already ended). */
+  terminate(reason?: string): Promise<RunOutcome>;
+}
+
+type RunReport =
+  | { status: 'returned'; value: unknown }
+  | { status: 'failed'; code: ErrorCode; message: string };
+
+const MAX_OUTPUT_BYTES = 64 * 1024;
+const QUIESCENCE_DELAY_MS = 10;
+const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED']);
+
+export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failureModes: FailureModes }) => {
+  const { kernel, powers, failureModes } = opts;
+  const running = new Map<string, AgentHandle>();
+  let runCounter = 0;
+
+  const launch = (spec: {
+    agentId: string;
+    bundle: AgentBundle;
+    capabilityIds: readonly string[];
+    input: unknown;
+    limits: VatLimits;
+  }): AgentHandle => {
+    const { agentId, bundle, capabilityIds, input, limits } = spec;
+    if (running.has(agentId)) throw new ZtError('ZT_AGENT_BUSY', `agent ${agentId} already has a running vat`);
+    runCounter += 1;
+    const runId = `${agentId}#${runCounter}`;
+    const membrane = makeMembrane({ kernel, agentId, capabilityIds });
+    const worker = powers.startAgentWorker({ memoryMb: limits.memoryMb });
+
+    let finished = false;
+    let resolveResult!: (outcome: RunOutcome) => void;
+    const result = new Promise<RunOutcome>(resolve => {
+      resolveResult = resolve;
+    });
+    let outputBytes = 0;
+
+    const finish = (report: RunReport) => {
+      if (finished) return;
+      finished = true;
+      powers.clearTimeout(deadline);
+      membrane.cut();
+      running.delete(agentId);
+      captp.abort(new ZtError('ZT_TERMINATED', 'the vat has ended'));
+      const ended = worker.terminate().catch(() => 0);
+      const failed = report.status === 'failed';
+      const code = failed ? report.code : undefined;
+      let revoked: string[] = [];
+      if (code && VAT_FAILURES.has(code) && failureModes.vatFailure === 'revoke') {
+        revoked = kernel.revokeAgentCapabilities(agentId, `vat ended: ${code}`);
+      }
+      const rec = {
+        type: 'agent.finished',
+        time: powers.now(),
+        agentId,
+        runId,
+        status: failed ? 'failed' : 'completed',
+        ...(failed ? { code, message: report.message } : { resultDigest: null }),
+        revoked,
+      };
+      void ended
+        .then(() => kernel.record(rec))
+        .then(
+          ref => ref,
+          () => undefined,
+        )
+        .then(ref => {
+          const outcome: RunOutcome = harden({
+            agentId,
+            runId,
+            status: failed ? 'failed' : 'completed',
+            ok: !failed,
+            ...(failed ? { error: { code: report.code, message: report.message } } : { value: report.value }),
+            ...(ref ? { audit: ref } : {}),
+          });
+          resolveResult(outcome);
+        });
+    };
+    const failWith = (code: ErrorCode, message: string = ErrorCodes[code]) => finish({ status: 'failed', code, message });
+
+    const kernelFacet = Far('KernelFacet', {
+      log: (level: unknown, text: unknown) => {
+        kernel.noteActivity(agentId);
+        if (finished) return;
+        kernel.recordLater({
+          type: 'agent.console',
+          time: powers.now(),
+          agentId,
+          runId,
+          level: typeof level === 'string' ? level.slice(0, 16) : 'log',
+          text: typeof text === 'string' ? text.slice(0, 8192) : '',
+        });
+      },
+    });
+    const captp = makeCapTP(`kernel-${runId}`, message => {
+      if (!finished) worker.postMessage(message);
+    }, kernelFacet, { onReject: () => undefined });
+
+    worker.on('message', message => {
+      if (!finished) captp.dispatch(message as Record<string, unknown>);
+    });
+    worker.on('error', err => {
+      const code = (err as { code?: unknown })?.code;
+      if (code === 'ERR_WORKER_OUT_OF_MEMORY') failWith('ZT_OUT_OF_MEMORY', `the agent exceeded its memory limit of ${limits.memoryMb} MiB`);
+      else failWith('ZT_VAT_CRASHED', 'the vat failed');
+    });
+    worker.on('exit', exitCode => failWith('ZT_VAT_CRASHED', `the vat exited (code ${exitCode})`));
+    const capture = (stream: 'stdout' | 'stderr') => (chunk: unknown) => {
+      if (outputBytes >= MAX_OUTPUT_BYTES) return;
+      const text = String(chunk).slice(0, MAX_OUTPUT_BYTES - outputBytes);
+      outputBytes += text.length;
+      kernel.recordLater({ type: 'vat.output', time: powers.now(), agentId, runId, stream, text });
+    };
+    worker.stdout?.on('data', capture('stdout'));
+    worker.stderr?.on('data', capture('stderr'));
+
+    const deadline = powers.setTimeout(
+      () => failWith('ZT_DEADLINE', `the agent ran past its deadline of ${limits.deadlineMs} ms`),
+      limits.deadlineMs,
+    );
+
+    const vatRoot = captp.getBootstrap();
+    kernel.recordLater({
+      type: 'agent.launched',
+      time: powers.now(),
+      agentId,
+      runId,
+      module: bundle.folder,
+      modules: Object.keys(bundle.modules).length,
+      capabilities: [...capabilityIds],
+      limits: { deadlineMs: limits.deadlineMs, memoryMb: limits.memoryMb },
+      isolation: 'worker',
+    });
+
+    E(vatRoot)
+      .run(harden({ entry: bundle.entry, modules: bundle.modules, caps: membrane.caps, input }))
+      .then(
+        (report: RunReport) => finish(report),
+        () => failWith('ZT_VAT_CRASHED', 'the vat failed to run the agent'),
+      );
+
+    /**
+     * Quiescence: when the agent has no request in flight, ask the vat
+     * (after its microtasks drain) whether the agent has settled. If it has
+     * not, and nothing reached the kernel since the probe was sent, nothing
+     * can ever wake the agent: it has no clock, no timers, no I/O of its own.
+     */
+    const watch = async () => {
+      while (!finished) {
+        await kernel.whenIdle(agentId);
+        // Let CapTP post the answers of the calls that just ended first, and
+        // do not probe an agent that is busy calling the kernel.
+        await new Promise<void>(resolve => powers.setTimeout(resolve, QUIESCENCE_DELAY_MS));
+        if (finished) return;
+        const before = kernel.agentActivity(agentId);
+        if (!before || before.inFlight > 0) continue;
+        let probe: { settled: boolean };
+        try {
+          probe = await E(vatRoot).probe();
+        } catch {
+          return; // the vat is gone; `finish` has been or will be called
+        }
+        if (finished) return;
+        const after = kernel.agentActivity(agentId);
+        if (!probe.settled && after && after.inFlight === 0 && after.epoch === before.epoch) {
+          failWith('ZT_AGENT_UNSETTLED', 'the agent is waiting on a promise that nothing can resolve');
+          return;
+        }
+        if (after && after.epoch === before.epoch && after.inFlight === 0) {
+          // Settled: the run's answer is on its way.
+          return;
+        }
+      }
+    };
+    void watch();
+
+    const handle: AgentHandle = harden({
+      agentId,
+      runId,
+      result,
+      terminate: (reason = 'terminated by operator') => {
+        failWith('ZT_TERMINATED', reason);
+        return result;
+      },
+    });
+    running.set(agentId, handle);
+    return handle;
+  };
+
+  const terminate = (agentId: string, reason?: string) => running.get(agentId)?.terminate(reason);
+
+  const terminateAll = async (reason: string) => {
+    await Promise.all([...running.values()].map(h => h.terminate(reason)));
+  };
+
+  return harden({ launch, terminate, terminateAll, isRunning: (agentId: string) => running.has(agentId) });
+};
+harden(makeVatHost);
+
+export type VatHost = ReturnType<typeof makeVatHost>;

@@ -1,0 +1,64 @@
+/**
+ * Kernel fixtures: a kernel wired to an in-memory audit sink (so tests can
+ * read exactly what was recorded, and make the sink fail on demand) and the
+ * real file effectors.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeReadEffector, makeWriteEffector } from '../src/effectors/files.js';
+import type { Effector } from '../src/effectors/types.js';
+import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
+import { makeKernel, type KernelAuditSink } from '../src/kernel.js';
+import { makeNodeFilePowers, makeNodeKernelPowers } from '../src/node-powers.js';
+import { CAPABILITY_CEILING_POLICY } from '../src/policy.js';
+import type { ActionType } from '../src/types.js';
+
+export const makeMemorySink = () => {
+  const records: Array<Record<string, unknown>> = [];
+  let failing = false;
+  const sink: KernelAuditSink & { records: typeof records; fail(on: boolean): void } = {
+    records,
+    fail: (on: boolean) => {
+      failing = on;
+    },
+    append: async record => {
+      if (failing) throw Error('disk full');
+      const seq = records.length;
+      records.push({ seq, ...record });
+      return { seq, leafHash: `leaf-${seq}` };
+    },
+  };
+  return sink;
+};
+
+export const makeTempDir = (prefix = 'ztaas-test-') => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+};
+
+export const makeTestKernel = (
+  opts: {
+    policy?: unknown;
+    failureModes?: Partial<FailureModes>;
+    effectors?: Partial<Record<ActionType, Effector>>;
+    now?: () => number;
+  } = {},
+) => {
+  const sink = makeMemorySink();
+  const files = makeNodeFilePowers();
+  const base = makeNodeKernelPowers();
+  const halted: string[] = [];
+  const kernel = makeKernel({
+    powers: { ...base, now: opts.now ?? base.now },
+    audit: sink,
+    policy: opts.policy ?? CAPABILITY_CEILING_POLICY,
+    effectors: { READ: makeReadEffector(files), WRITE: makeWriteEffector(files), ...opts.effectors },
+    failureModes: resolveFailureModes(opts.failureModes),
+    maxBytes: 1024 * 1024,
+    onHalt: agentId => {
+      halted.push(agentId);
+    },
+  });
+  return { kernel, sink, halted };
+};

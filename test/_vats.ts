@@ -1,0 +1,35 @@
+/** Vat fixtures: a test kernel plus the real worker vat host. */
+import { fileURLToPath } from 'node:url';
+import { loadAgentBundle } from '../src/agent-modules.js';
+import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
+import { makeNodeModulePowers, makeNodeVatHostPowers } from '../src/node-powers.js';
+import { makeVatHost, type VatLimits } from '../src/vat-host.js';
+import { makeTestKernel } from './_kernel.js';
+
+/** Absolute path of a fixture agent folder (tests run from dist/test). */
+export const fixtureAgent = (name: string) =>
+  fileURLToPath(new URL(`../../test/fixtures/agents/${name}/`, import.meta.url)).replace(/\/$/, '');
+
+export const makeVatWorld = (opts: { policy?: unknown; failureModes?: Partial<FailureModes> } = {}) => {
+  const world = makeTestKernel(opts);
+  const vats = makeVatHost({
+    kernel: world.kernel,
+    powers: makeNodeVatHostPowers(),
+    failureModes: resolveFailureModes(opts.failureModes),
+  });
+  const launch = async (
+    agentId: string,
+    module: string,
+    extra: { capabilities?: string[]; input?: unknown; limits?: Partial<VatLimits> } = {},
+  ) => {
+    const bundle = await loadAgentBundle(makeNodeModulePowers(), module);
+    return vats.launch({
+      agentId,
+      bundle,
+      capabilityIds: extra.capabilities ?? [],
+      input: harden(extra.input ?? null),
+      limits: { deadlineMs: 10_000, memoryMb: 64, ...extra.limits },
+    });
+  };
+  return { ...world, vats, launch };
+};
