@@ -15,7 +15,17 @@ export default async function main({ caps, input }) {
   results.push(await attempt('globalThis.process', () => globalThis.process.env.HOME));
   results.push(await attempt('require', () => require('node:fs')));
   results.push(await attempt('dynamic import node:fs', () => import('node:fs')));
-  results.push(await attempt('Function constructor escape', () => Function('return process')()));
+  results.push(await attempt('Function constructor reaches the host global', () => {
+    const g = Function('return this')();
+    if (typeof g.process === 'undefined') throw new TypeError('no host global');
+    return 'host global';
+  }));
+  results.push(await attempt('constructor chain to the host Function', () => {
+    const HostFunction = (async () => {}).constructor.constructor;
+    const p = HostFunction('return typeof process === "undefined" ? undefined : process')();
+    if (p === undefined) throw new TypeError('no process');
+    return p;
+  }));
   results.push(await attempt('fetch', () => fetch('http://127.0.0.1/')));
   results.push(await attempt('Date.now clock', () => Date.now()));
   results.push(await attempt('Math.random', () => Math.random()));

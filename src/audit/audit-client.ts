@@ -1,0 +1,357 @@
+/**
+ * Kernel side of the audit log: starts the audit vat and adapts it (or an
+ * in-process log) to the `AuditSink` the kernel awaits before every action.
+ *
+ * Invariant (fail closed): `append` resolves only with the vat's durable
+ * confirmation. A timeout, a crashed or exited worker, a store error or a
+ * closed sink rejects with ZT_AUDIT_UNAVAILABLE; never "recorded" without
+ * the record. Once the vat is gone (crash, exit, timeout) every later append
+ * rejects too: a timed-out batch may or may not have landed, so the worker
+ * is terminated rather than trusted to resume with a hole in the history.
+ *
+ * Records are validated and copied (via canonical JSON) when `append` is
+ * called, so a caller cannot change a record after handing it over, and one
+ * caller's malformed record (ZT_AUDIT_NOT_CANONICAL, ZT_BAD_ARGUMENT) fails
+ * only its own append. All records appended in one turn go to the vat in
+ * one CapTP call, and so into one group commit.
+ */
+import { Worker } from 'node:worker_threads';
+import type { ResourceLimits, WorkerOptions } from 'node:worker_threads';
+import { makeCapTP, E } from '@endo/captp';
+import { codeOf, isErrorCode, ztError, ZtError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { canonicalJson } from './canonical.js';
+import { RESERVED_KEYS } from './audit-log.js';
+import type { AuditLog, AuditRef } from './audit-log.js';
+import { AUDIT_OPEN_FAILED } from './audit-vat-root.js';
+import type { AuditCheckpoint, AuditVatRoot } from './audit-vat-root.js';
+import type { Durability } from './file-store.js';
+
+export type { AuditRef } from './audit-log.js';
+
+export interface AuditSink {
+  /** Resolves once the record is durable; rejects with ZT_AUDIT_UNAVAILABLE if it cannot be. */
+  append(record: Record<string, unknown>): Promise<AuditRef>;
+  read(fromSeq: number, count: number): Promise<Array<Record<string, unknown>>>;
+  size(): Promise<number>;
+  rootHash(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The vat-backed sink also offers proofs, checkpoints and a readiness probe. */
+export interface AuditVatSink extends AuditSink {
+  /** Resolves once the vat has opened its store; rejects with its code (e.g. ZT_AUDIT_CORRUPT). */
+  ready(): Promise<void>;
+  inclusionProof(index: number, treeSize: number): Promise<string[]>;
+  consistencyProof(size1: number, size2: number): Promise<string[]>;
+  checkpoint(): Promise<AuditCheckpoint>;
+}
+
+/** What `startAuditVat` needs of a worker; `node:worker_threads` Worker fits. */
+export interface AuditWorker {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'exit', listener: (exitCode: number) => void): unknown;
+  terminate(): Promise<number>;
+}
+
+export interface StartAuditVatOptions {
+  dir: string;
+  durability?: Durability;
+  /** Bound on every call to the vat, appends included, in milliseconds. */
+  timeoutMs?: number;
+  resourceLimits?: ResourceLimits;
+  makeWorker?: (url: URL, options: WorkerOptions) => AuditWorker;
+}
+
+export const DEFAULT_AUDIT_TIMEOUT_MS = 5_000;
+const DEFAULT_RESOURCE_LIMITS: ResourceLimits = harden({
+  maxOldGenerationSizeMb: 512,
+  maxYoungGenerationSizeMb: 64,
+  stackSizeMb: 4,
+});
+
+const unavailable = (message: string, cause?: unknown): ZtError =>
+  ztError(
+    'ZT_AUDIT_UNAVAILABLE',
+    message,
+    cause === undefined ? undefined : { cause: cause instanceof Error ? cause.message : String(cause) },
+  );
+
+/**
+ * Checks one record and returns a hardened, canonical copy of it. Throws
+ * ZT_BAD_ARGUMENT or ZT_AUDIT_NOT_CANONICAL, as the log would for the batch.
+ */
+export const prepareRecord = (record: unknown): Record<string, unknown> => {
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+    throw ztError('ZT_BAD_ARGUMENT', 'an audit record must be a plain object');
+  }
+  const proto = Object.getPrototypeOf(record);
+  if (proto !== Object.prototype && proto !== null) {
+    throw ztError('ZT_BAD_ARGUMENT', 'an audit record must be a plain object');
+  }
+  for (const key of RESERVED_KEYS) {
+    if (Object.hasOwn(record, key)) {
+      throw ztError('ZT_BAD_ARGUMENT', `an audit record may not set the reserved key ${key}`);
+    }
+  }
+  return harden(JSON.parse(canonicalJson(record)) as Record<string, unknown>);
+};
+harden(prepareRecord);
+
+interface Pending {
+  record: Record<string, unknown>;
+  resolve: (ref: AuditRef) => void;
+  reject: (err: unknown) => void;
+}
+
+const isRef = (ref: unknown, seq: number): ref is AuditRef =>
+  ref !== null &&
+  typeof ref === 'object' &&
+  (ref as AuditRef).seq === seq &&
+  typeof (ref as AuditRef).leafHash === 'string' &&
+  /^[0-9a-f]{64}$/.test((ref as AuditRef).leafHash);
+
+/**
+ * Microtask batching: every `append` of one turn joins one `sendBatch` call.
+ * `sendBatch` must resolve with one ref per record, consecutive seqs.
+ */
+const makeBatchingAppender = (
+  sendBatch: (records: Array<Record<string, unknown>>) => Promise<AuditRef[]>,
+  check: () => void,
+) => {
+  let pending: Pending[] = [];
+  const inFlight = new Set<Promise<void>>();
+
+  const flush = (): void => {
+    const batch = pending;
+    pending = [];
+    const done = (async () => {
+      try {
+        const refs = await sendBatch(batch.map(p => p.record));
+        const first = Array.isArray(refs) && refs.length === batch.length ? refs[0]?.seq : undefined;
+        if (
+          typeof first !== 'number' ||
+          !refs.every((ref, i) => isRef(ref, first + i))
+        ) {
+          throw unavailable('the audit vat returned a malformed confirmation');
+        }
+        batch.forEach((p, i) => p.resolve(harden({ seq: refs[i]!.seq, leafHash: refs[i]!.leafHash })));
+      } catch (err) {
+        const error =
+          err instanceof ZtError && err.code === 'ZT_AUDIT_UNAVAILABLE'
+            ? err
+            : unavailable('the audit log did not record the batch', err);
+        for (const p of batch) p.reject(error);
+      }
+    })();
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+
+  const append = (record: Record<string, unknown>): Promise<AuditRef> => {
+    try {
+      check();
+      const copy = prepareRecord(record);
+      return new Promise<AuditRef>((resolve, reject) => {
+        pending.push({ record: copy, resolve, reject });
+        if (pending.length === 1) queueMicrotask(flush);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+
+  /** Resolves when every batch sent so far has settled. */
+  const drain = async (): Promise<void> => {
+    await Promise.resolve(); // let a queued flush start
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+  };
+
+  return { append, drain };
+};
+
+/** Adapts an in-process `makeAuditLog` instance to `AuditSink` (tests, loopback). */
+export const makeInProcessAuditSink = (log: AuditLog): AuditSink => {
+  let closed: Promise<void> | undefined;
+  const { append, drain } = makeBatchingAppender(
+    records => log.append(records),
+    () => {
+      if (closed) throw unavailable('the audit sink is closed');
+    },
+  );
+  return harden({
+    append,
+    read: async (fromSeq: number, count: number) => log.read(fromSeq, count),
+    size: async () => log.size(),
+    rootHash: async () => log.rootHash(),
+    close: () =>
+      (closed ??= (async () => {
+        await drain();
+        await log.close();
+      })()),
+  });
+};
+harden(makeInProcessAuditSink);
+
+const defaultMakeWorker = (url: URL, options: WorkerOptions): AuditWorker => new Worker(url, options);
+
+/**
+ * Starts the audit vat in a worker thread and returns its sink at once; the
+ * vat opens its store meanwhile (see `ready()`), and calls made before it is
+ * ready wait for it within `timeoutMs`.
+ */
+export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
+  const {
+    dir,
+    durability = 'durable',
+    timeoutMs = DEFAULT_AUDIT_TIMEOUT_MS,
+    resourceLimits = DEFAULT_RESOURCE_LIMITS,
+    makeWorker = defaultMakeWorker,
+  } = options ?? ({} as StartAuditVatOptions);
+  if (typeof dir !== 'string' || dir === '') throw ztError('ZT_BAD_ARGUMENT', 'the audit vat needs a folder');
+  if (durability !== 'durable' && durability !== 'relaxed') {
+    throw ztError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+    throw ztError('ZT_BAD_ARGUMENT', 'timeoutMs must be a positive integer');
+  }
+
+  const worker = makeWorker(new URL('../../vats/vat-audit.js', import.meta.url), {
+    workerData: { dir, durability },
+    env: {},
+    resourceLimits,
+  });
+
+  // Set once; from then on every call is refused with it.
+  let dead: ZtError | undefined;
+  // The code the vat gave for failing to open, for `ready()`.
+  let openFailure: { code: ErrorCode; message: string } | undefined;
+  let closing: Promise<void> | undefined;
+  const deathWatchers = new Set<(err: ZtError) => void>();
+
+  const die = (err: ZtError): void => {
+    if (dead) return;
+    dead = err;
+    captp.abort(err);
+    for (const watcher of deathWatchers) watcher(err);
+    deathWatchers.clear();
+    void worker.terminate().catch(() => {});
+  };
+
+  const captp = makeCapTP(
+    'kernel-audit',
+    message => {
+      try {
+        worker.postMessage(message);
+      } catch (err) {
+        die(unavailable('cannot reach the audit vat', err));
+      }
+    },
+    undefined,
+    { onReject: () => undefined },
+  );
+
+  worker.on('message', message => {
+    const m = message as { type?: unknown; code?: unknown; message?: unknown };
+    if (m && m.type === AUDIT_OPEN_FAILED) {
+      const code = isErrorCode(m.code) ? m.code : 'ZT_AUDIT_UNAVAILABLE';
+      // The vat's message already starts with `CODE: `.
+      const text = String(m.message).replace(/^ZT_[A-Z_]+: /, '');
+      openFailure = { code, message: text };
+      die(unavailable(`the audit vat could not open its store (${code})`, text));
+      return;
+    }
+    if (!dead) captp.dispatch(message as Record<string, unknown>);
+  });
+  worker.on('error', err => die(unavailable('the audit vat crashed', err)));
+  worker.on('exit', exitCode => die(unavailable(`the audit vat exited (code ${exitCode})`)));
+
+  const vat = captp.getBootstrap() as Promise<AuditVatRoot>;
+  // Avoid an unhandled rejection when the vat dies before anyone asks.
+  vat.catch(() => {});
+
+  /**
+   * Calls the vat, bounded by `timeoutMs`; a timeout kills the vat. Errors
+   * from the vat keep their ZT_ code; loss of the vat is ZT_AUDIT_UNAVAILABLE.
+   */
+  const call = <T>(send: (v: Promise<AuditVatRoot>) => Promise<T>, what: string): Promise<T> => {
+    if (dead) return Promise.reject(dead);
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const finish = () => {
+        settled = true;
+        clearTimeout(timer);
+        deathWatchers.delete(onDeath);
+      };
+      const onDeath = (err: ZtError) => {
+        if (settled) return;
+        finish();
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        if (settled) return;
+        const err = unavailable(`the audit vat did not answer ${what} within ${timeoutMs} ms`);
+        finish();
+        reject(err);
+        die(err);
+      }, timeoutMs);
+      deathWatchers.add(onDeath);
+      send(vat).then(
+        value => {
+          if (settled) return;
+          finish();
+          resolve(value);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          finish();
+          reject(dead ?? (codeOf(err) ? err : unavailable(`the audit vat failed ${what}`, err)));
+        },
+      );
+    });
+  };
+
+  const { append, drain } = makeBatchingAppender(
+    records => call(v => E(v).append(records), 'append'),
+    () => {
+      if (dead) throw dead;
+      if (closing) throw unavailable('the audit sink is closed');
+    },
+  );
+
+  const ready = async (): Promise<void> => {
+    try {
+      await call(v => E(v).size(), 'ready');
+    } catch (err) {
+      if (openFailure) throw ztError(openFailure.code, openFailure.message);
+      throw err;
+    }
+  };
+
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await drain();
+      try {
+        if (!dead) await call(v => E(v).close(), 'close');
+      } finally {
+        die(unavailable('the audit sink is closed'));
+      }
+    })());
+
+  return harden({
+    append,
+    ready,
+    read: (fromSeq: number, count: number) => call(v => E(v).read(fromSeq, count), 'read'),
+    size: () => call(v => E(v).size(), 'size'),
+    rootHash: () => call(v => E(v).rootHash(), 'rootHash'),
+    inclusionProof: (index: number, treeSize: number) =>
+      call(v => E(v).inclusionProof(index, treeSize), 'inclusionProof'),
+    consistencyProof: (size1: number, size2: number) =>
+      call(v => E(v).consistencyProof(size1, size2), 'consistencyProof'),
+    checkpoint: () => call(v => E(v).checkpoint(), 'checkpoint'),
+    close,
+  });
+};
+harden(startAuditVat);

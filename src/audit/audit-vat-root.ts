@@ -1,0 +1,86 @@
+/**
+ * The audit vat's root object, built from its one power: an open audit log.
+ *
+ * Invariant: whatever crosses CapTP to the kernel is plain passable data
+ * (numbers, hex strings, copies of records) or an error whose message starts
+ * with a ZT_ code; no store internals, no host objects. `append` returns
+ * only after the log reports the batch durable.
+ */
+import { Far } from '@endo/far';
+import { codeOf } from '../errors.js';
+import type { AuditLog, AuditRef } from './audit-log.js';
+
+/** Type of the one non-CapTP message: the vat could not open its store. */
+export const AUDIT_OPEN_FAILED = 'ZTAAS_AUDIT_OPEN_FAILED';
+
+/** A checkpoint of the log: a tree head, and its signed note if any. */
+export interface AuditCheckpoint {
+  size: number;
+  rootHash: string;
+  /** C2SP signed note, when the vat holds a signing key. */
+  note?: string;
+}
+
+export interface AuditVatRoot {
+  append(records: object[]): Promise<AuditRef[]>;
+  read(fromSeq: number, count: number): Promise<Array<Record<string, unknown>>>;
+  size(): number;
+  rootHash(): string;
+  inclusionProof(index: number, treeSize: number): string[];
+  consistencyProof(size1: number, size2: number): string[];
+  checkpoint(): Promise<AuditCheckpoint>;
+  close(): Promise<void>;
+}
+
+export interface AuditVatRootOptions {
+  log: AuditLog;
+  /** Makes (and persists) a checkpoint of durable records; default: unsigned head. */
+  checkpoint?: () => Promise<AuditCheckpoint>;
+  /** Runs after the log closes (e.g. a final signed checkpoint). */
+  beforeClose?: () => Promise<void>;
+}
+
+/** Re-throws as a plain Error `CODE: message`, which marshals cleanly. */
+const passable = (err: unknown): Error => {
+  const code = codeOf(err) ?? 'ZT_AUDIT_UNAVAILABLE';
+  const message = err instanceof Error ? err.message : String(err);
+  return harden(Error(message.startsWith(`${code}:`) ? message : `${code}: ${message}`));
+};
+
+const guarded =
+  <A extends unknown[], R>(fn: (...args: A) => R) =>
+  async (...args: A): Promise<Awaited<R>> => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw passable(err);
+    }
+  };
+
+export const buildAuditVatRoot = (options: AuditVatRootOptions) => {
+  const { log, beforeClose } = options;
+  const checkpoint =
+    options.checkpoint ??
+    (async () => {
+      await log.sync();
+      return harden({ size: log.size(), rootHash: log.rootHash() });
+    });
+  let closing: Promise<void> | undefined;
+  return Far('AuditVat', {
+    append: guarded((records: object[]) => log.append(records)),
+    read: guarded((fromSeq: number, count: number) => log.read(fromSeq, count)),
+    size: guarded(() => log.size()),
+    rootHash: guarded(() => log.rootHash()),
+    inclusionProof: guarded((index: number, treeSize: number) => log.inclusionProof(index, treeSize)),
+    consistencyProof: guarded((size1: number, size2: number) => log.consistencyProof(size1, size2)),
+    checkpoint: guarded(() => checkpoint()),
+    close: guarded(() => {
+      closing ??= (async () => {
+        if (beforeClose) await beforeClose();
+        await log.close();
+      })();
+      return closing;
+    }),
+  });
+};
+harden(buildAuditVatRoot);

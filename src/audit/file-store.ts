@@ -1,0 +1,373 @@
+/**
+ * The embedded default audit store: one append-only file of records in a
+ * local folder, one canonical-JSON record per line, '\n'-terminated UTF-8.
+ *
+ * Invariants:
+ * - Durable before acknowledged. In 'durable' mode an `appendBatch` promise
+ *   resolves only after its bytes are written and `fdatasync`ed. Batches that
+ *   arrive while a write+sync is in progress are coalesced into the next
+ *   single write+sync (group commit), so throughput grows with concurrency
+ *   while each caller still waits for its own bytes. In 'relaxed' mode a batch
+ *   resolves once written, and a timer syncs shortly after; the log layer
+ *   marks such records `"durability":"relaxed"` so nobody mistakes them.
+ * - Fail closed. Any write or sync error rejects every pending and future
+ *   call with ZT_AUDIT_UNAVAILABLE; the store never carries on after a failed
+ *   write (after a failed fsync the page cache can no longer be trusted). It
+ *   tries to cut the file back to the last acknowledged byte so a reopen does
+ *   not find half a batch.
+ * - Crash recovery on open. A torn final line (no '\n', or not parsable) is
+ *   what a crash mid-write leaves, and is truncated away. Damage anywhere
+ *   else is not explained by a crash and is ZT_AUDIT_CORRUPT.
+ *
+ * Pure: file-system and timer powers come in through `FileStorePowers`
+ * (`node-powers.ts` builds them from `node:fs`), so tests can count syncs
+ * and inject ENOSPC.
+ */
+import { ztError, ZtError } from '../errors.js';
+
+export type Durability = 'durable' | 'relaxed';
+
+/** An open, read-write file; positions are byte offsets. */
+export interface StoreFileHandle {
+  size(): Promise<number>;
+  /** Reads up to `length` bytes at `position`; fewer only at end of file. */
+  read(position: number, length: number): Promise<Uint8Array>;
+  /** Writes some prefix of `bytes` at `position`; returns how many bytes. */
+  write(bytes: Uint8Array, position: number): Promise<number>;
+  datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FileStorePowers {
+  /** Creates `dir` (and parents) if missing. */
+  makeDir(dir: string): Promise<void>;
+  /** Opens `name` in `dir` read-write, creating it (mode 0600) if missing. */
+  openFile(dir: string, name: string): Promise<StoreFileHandle>;
+  /** Calls `fn` after `ms`; returns a canceller. */
+  setTimer(fn: () => void, ms: number): () => void;
+}
+
+export interface FileStoreOptions {
+  dir: string;
+  durability?: Durability;
+  /** Relaxed mode: how long written bytes may wait for fdatasync. */
+  relaxedSyncMs?: number;
+  /** File name inside `dir`. */
+  fileName?: string;
+}
+
+export interface FileStore {
+  readonly durability: Durability;
+  /** Lines stored or accepted for storage, i.e. the next line's index. */
+  size(): number;
+  /**
+   * Appends `lines` (each one JSON text without '\n'). Resolves with the
+   * index of the first line once they are durable (or, relaxed, written).
+   */
+  appendBatch(lines: readonly string[]): Promise<number>;
+  /** Reads up to `count` written lines from index `fromSeq`. */
+  readRange(fromSeq: number, count: number): Promise<string[]>;
+  /** Forces written bytes to disk now. */
+  sync(): Promise<void>;
+  /** Flushes pending batches, syncs and closes; later appends reject. */
+  close(): Promise<void>;
+}
+
+export const RECORDS_FILE = 'records.jsonl';
+const NEWLINE = 0x0a;
+const SCAN_CHUNK = 1 << 20;
+
+const unavailable = (message: string, cause?: unknown): ZtError =>
+  ztError('ZT_AUDIT_UNAVAILABLE', message, cause === undefined ? undefined : { cause: describe(cause) });
+
+const describe = (err: unknown): string => {
+  if (err !== null && typeof err === 'object') {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    if (typeof code === 'string') return code;
+    if (typeof message === 'string') return message;
+  }
+  return String(err);
+};
+
+const isParsable = (decoder: InstanceType<typeof TextDecoder>, bytes: Uint8Array): boolean => {
+  try {
+    JSON.parse(decoder.decode(bytes));
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
+  if (a.length === 0) return b.slice();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+};
+
+/**
+ * Scans the file in chunks, returning the start offset of each complete,
+ * parsable line and the length to keep. Only the last complete line may be
+ * unparsable (a torn write); an unparsable line followed by another complete
+ * line is ZT_AUDIT_CORRUPT.
+ */
+const scan = async (
+  file: StoreFileHandle,
+): Promise<{ offsets: number[]; keep: number; fileSize: number }> => {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const fileSize = await file.size();
+  const offsets: number[] = [];
+  let carry: Uint8Array = new Uint8Array(0); // the unfinished line so far
+  let lineStart = 0; // start of the line being assembled
+  let badStart: number | undefined; // start of an unparsable complete line
+
+  for (let pos = 0; pos < fileSize; ) {
+    const chunk = await file.read(pos, Math.min(SCAN_CHUNK, fileSize - pos));
+    if (chunk.length === 0) break;
+    let from = 0;
+    for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, from)) {
+      const line = concat(carry, chunk.subarray(from, i));
+      carry = new Uint8Array(0);
+      if (badStart !== undefined) {
+        throw ztError('ZT_AUDIT_CORRUPT', `record ${offsets.length} is not valid JSON`, {
+          index: offsets.length,
+          offset: badStart,
+        });
+      }
+      if (isParsable(decoder, line)) offsets.push(lineStart);
+      else badStart = lineStart;
+      lineStart = pos + i + 1;
+      from = i + 1;
+    }
+    if (from < chunk.length) carry = concat(carry, chunk.subarray(from));
+    pos += chunk.length;
+  }
+  // Drop an unterminated tail and a final unparsable line: both are what a
+  // write torn by a crash leaves behind.
+  return { offsets, keep: badStart ?? lineStart, fileSize };
+};
+
+interface Waiter {
+  bytes: Uint8Array;
+  /** Byte length of each line including its '\n'. */
+  lineLengths: number[];
+  firstIndex: number;
+  resolve: (firstIndex: number) => void;
+  reject: (err: unknown) => void;
+}
+
+export const openFileStore = async (
+  powers: FileStorePowers,
+  options: FileStoreOptions,
+): Promise<FileStore> => {
+  const { dir, durability = 'durable', relaxedSyncMs = 50, fileName = RECORDS_FILE } = options;
+  if (typeof dir !== 'string' || dir === '') {
+    throw ztError('ZT_BAD_ARGUMENT', 'the audit store needs a folder');
+  }
+  if (durability !== 'durable' && durability !== 'relaxed') {
+    throw ztError('ZT_BAD_ARGUMENT', `unknown durability ${String(durability)}`);
+  }
+  let file: StoreFileHandle;
+  try {
+    await powers.makeDir(dir);
+    file = await powers.openFile(dir, fileName);
+  } catch (err) {
+    throw unavailable('cannot open the audit store', err);
+  }
+  let scanned: Awaited<ReturnType<typeof scan>>;
+  try {
+    scanned = await scan(file);
+    if (scanned.keep < scanned.fileSize) {
+      await file.truncate(scanned.keep);
+      await file.datasync();
+    }
+  } catch (err) {
+    await file.close().catch(() => {});
+    throw err instanceof ZtError ? err : unavailable('cannot recover the audit store', err);
+  }
+  const { offsets } = scanned;
+
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  // Bytes before `written` are written (and, in durable mode, synced);
+  // offsets[i] is where written line i starts.
+  let written = scanned.keep;
+  let accepted = offsets.length; // lines accepted, written or not
+  let queue: Waiter[] = [];
+  let flushScheduled = false;
+  let failure: ZtError | undefined;
+  let closed = false;
+  let unsynced = false;
+  let cancelSyncTimer: (() => void) | undefined;
+
+  // Writes, syncs and close run one at a time, in order, on this chain.
+  let chain: Promise<void> = Promise.resolve();
+  const exclusive = (job: () => Promise<void>): Promise<void> => {
+    const run = chain.then(job);
+    chain = run.catch(() => {});
+    return run;
+  };
+
+  const fail = (err: ZtError): void => {
+    if (failure) return;
+    failure = err;
+    cancelSyncTimer?.();
+    cancelSyncTimer = undefined;
+    const waiting = queue;
+    queue = [];
+    for (const w of waiting) w.reject(err);
+  };
+
+  const writeAll = async (bytes: Uint8Array, position: number): Promise<void> => {
+    let done = 0;
+    while (done < bytes.length) {
+      const n = await file.write(bytes.subarray(done), position + done);
+      if (!(n > 0)) throw unavailable('short write to the audit store');
+      done += n;
+    }
+  };
+
+  const syncNow = async (): Promise<void> => {
+    if (!unsynced || failure) return;
+    unsynced = false;
+    try {
+      await file.datasync();
+    } catch (err) {
+      fail(unavailable('fdatasync of the audit store failed', err));
+    }
+  };
+
+  const scheduleRelaxedSync = (): void => {
+    if (cancelSyncTimer || failure) return;
+    cancelSyncTimer = powers.setTimer(() => {
+      cancelSyncTimer = undefined;
+      void exclusive(syncNow);
+    }, relaxedSyncMs);
+  };
+
+  // Takes every batch queued so far and makes it durable with one write and
+  // one fdatasync: the group commit.
+  const flushQueued = async (): Promise<void> => {
+    flushScheduled = false;
+    if (queue.length === 0 || failure) return;
+    const batch = queue;
+    queue = [];
+    let total = 0;
+    for (const w of batch) total += w.bytes.length;
+    const bytes = new Uint8Array(total);
+    const starts: number[] = [];
+    let at = 0;
+    for (const w of batch) {
+      bytes.set(w.bytes, at);
+      let lineAt = written + at;
+      for (const len of w.lineLengths) {
+        starts.push(lineAt);
+        lineAt += len;
+      }
+      at += w.bytes.length;
+    }
+    try {
+      await writeAll(bytes, written);
+      if (durability === 'durable') await file.datasync();
+    } catch (err) {
+      const error = err instanceof ZtError ? err : unavailable('cannot write the audit store', err);
+      // Best effort: cut back to the last acknowledged byte, so a reopen
+      // does not find records whose append was refused.
+      await file.truncate(written).catch(() => {});
+      for (const w of batch) w.reject(error);
+      fail(error);
+      return;
+    }
+    written += total;
+    for (const start of starts) offsets.push(start);
+    if (durability === 'relaxed') {
+      unsynced = true;
+      scheduleRelaxedSync();
+    }
+    for (const w of batch) w.resolve(w.firstIndex);
+  };
+
+  const appendBatch = (lines: readonly string[]): Promise<number> => {
+    if (failure) return Promise.reject(failure);
+    if (closed) return Promise.reject(unavailable('the audit store is closed'));
+    if (!Array.isArray(lines) || lines.length === 0) {
+      return Promise.reject(ztError('ZT_BAD_ARGUMENT', 'appendBatch needs a non-empty array of lines'));
+    }
+    const encoded: Uint8Array[] = [];
+    for (const line of lines) {
+      if (typeof line !== 'string' || line === '' || line.includes('\n')) {
+        return Promise.reject(
+          ztError('ZT_BAD_ARGUMENT', 'each line must be a non-empty string without newlines'),
+        );
+      }
+      encoded.push(encoder.encode(`${line}\n`));
+    }
+    const lineLengths = encoded.map(b => b.length);
+    const bytes = new Uint8Array(lineLengths.reduce((a, b) => a + b, 0));
+    let at = 0;
+    for (const b of encoded) {
+      bytes.set(b, at);
+      at += b.length;
+    }
+    const firstIndex = accepted;
+    accepted += lines.length;
+    return new Promise<number>((resolve, reject) => {
+      queue.push({ bytes, lineLengths, firstIndex, resolve, reject });
+      if (!flushScheduled) {
+        flushScheduled = true;
+        void exclusive(flushQueued);
+      }
+    });
+  };
+
+  const readRange = async (fromSeq: number, count: number): Promise<string[]> => {
+    if (!Number.isSafeInteger(fromSeq) || fromSeq < 0 || !Number.isSafeInteger(count) || count < 0) {
+      throw ztError('ZT_BAD_ARGUMENT', 'readRange needs non-negative integers');
+    }
+    const available = offsets.length;
+    const end = Math.min(available, fromSeq + count);
+    if (fromSeq >= end) return [];
+    const start = offsets[fromSeq]!;
+    const stop = end < available ? offsets[end]! : written;
+    let bytes: Uint8Array;
+    try {
+      bytes = await file.read(start, stop - start);
+    } catch (err) {
+      throw unavailable('cannot read the audit store', err);
+    }
+    if (bytes.length !== stop - start) throw unavailable('short read from the audit store');
+    return decoder.decode(bytes).slice(0, -1).split('\n');
+  };
+
+  const sync = async (): Promise<void> => {
+    await exclusive(syncNow);
+    if (failure) throw failure;
+  };
+
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await exclusive(async () => {
+      await flushQueued();
+      cancelSyncTimer?.();
+      cancelSyncTimer = undefined;
+      await syncNow();
+      await file.close().catch(() => {});
+    });
+    const err = failure;
+    fail(unavailable('the audit store is closed'));
+    if (err) throw err;
+  };
+
+  return harden({
+    durability,
+    size: () => accepted,
+    appendBatch,
+    readRange,
+    sync,
+    close,
+  });
+};
+harden(openFileStore);

@@ -1,0 +1,183 @@
+import { test } from './_prepare.js';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ExecutionContext } from 'ava';
+import { makeAuditLog } from '../src/audit/audit-log.js';
+import {
+  makeInProcessAuditSink,
+  startAuditVat,
+  type AuditSink,
+  type AuditWorker,
+} from '../src/audit/audit-client.js';
+import { openFileStore, RECORDS_FILE } from '../src/audit/file-store.js';
+import { makeNodeFileStorePowers, nodeSha256 } from '../src/audit/node-powers.js';
+import { tempDir } from './_audit-fs.js';
+
+const UNAVAILABLE = { message: /^ZT_AUDIT_UNAVAILABLE\b/ };
+
+// The same suite runs against every sink implementation.
+const sinks: Array<[string, (t: ExecutionContext, dir: string) => Promise<AuditSink>]> = [
+  [
+    'in-process',
+    async (_t, dir) =>
+      makeInProcessAuditSink(
+        await makeAuditLog({
+          store: await openFileStore(makeNodeFileStorePowers(), { dir }),
+          sha256: nodeSha256,
+        }),
+      ),
+  ],
+  ['worker vat', async (_t, dir) => startAuditVat({ dir, timeoutMs: 10_000 })],
+];
+
+for (const [name, makeSink] of sinks) {
+  test(`${name}: append, read back, size, root, close, reopen`, async t => {
+    const dir = await tempDir(t);
+    const sink = await makeSink(t, dir);
+    const ref = await sink.append({ kind: 'decision', allow: true });
+    t.is(ref.seq, 0);
+    t.regex(ref.leafHash, /^[0-9a-f]{64}$/);
+    t.deepEqual(await sink.read(0, 10), [{ kind: 'decision', allow: true, seq: 0 }]);
+    t.is(await sink.size(), 1);
+    const root = await sink.rootHash();
+    t.is(root, ref.leafHash, 'the root of a one-leaf tree is the leaf hash');
+    await sink.close();
+    await t.throwsAsync(sink.append({ late: true }), UNAVAILABLE);
+    t.is(await readFile(join(dir, RECORDS_FILE), 'utf8'), '{"allow":true,"kind":"decision","seq":0}\n');
+
+    const again = await makeSink(t, dir);
+    t.is(await again.size(), 1);
+    t.is(await again.rootHash(), root);
+    t.is((await again.append({ n: 2 })).seq, 1);
+    await again.close();
+  });
+
+  test(`${name}: appends of one turn go in one batch with consecutive seqs`, async t => {
+    const dir = await tempDir(t);
+    const sink = await makeSink(t, dir);
+    const refs = await Promise.all(Array.from({ length: 25 }, (_, i) => sink.append({ i })));
+    t.deepEqual(
+      refs.map(r => r.seq),
+      Array.from({ length: 25 }, (_, i) => i),
+    );
+    t.is(await sink.size(), 25);
+    await sink.close();
+  });
+
+  test(`${name}: a malformed record fails only its own append`, async t => {
+    const dir = await tempDir(t);
+    const sink = await makeSink(t, dir);
+    const good = sink.append({ ok: 1 });
+    const bad = sink.append({ n: NaN });
+    const reserved = sink.append({ seq: 99 });
+    const good2 = sink.append({ ok: 2 });
+    await t.throwsAsync(bad, { message: /^ZT_AUDIT_NOT_CANONICAL\b/ });
+    await t.throwsAsync(reserved, { message: /^ZT_BAD_ARGUMENT\b/ });
+    t.deepEqual(
+      [(await good).seq, (await good2).seq],
+      [0, 1],
+    );
+    await sink.close();
+  });
+
+  test(`${name}: a record changed after append is recorded as it was`, async t => {
+    const dir = await tempDir(t);
+    const sink = await makeSink(t, dir);
+    const record: Record<string, unknown> = { target: 'a.txt' };
+    const p = sink.append(record);
+    record.target = '/etc/passwd';
+    await p;
+    t.deepEqual(await sink.read(0, 1), [{ target: 'a.txt', seq: 0 }]);
+    await sink.close();
+  });
+}
+
+test('worker vat: proofs and checkpoints cross CapTP', async t => {
+  const dir = await tempDir(t);
+  const sink = startAuditVat({ dir, timeoutMs: 10_000 });
+  await sink.ready();
+  await Promise.all([sink.append({ a: 1 }), sink.append({ a: 2 }), sink.append({ a: 3 })]);
+  t.is((await sink.inclusionProof(0, 3)).length, 2);
+  t.is((await sink.consistencyProof(1, 3)).length, 2);
+  const cp = await sink.checkpoint();
+  t.is(cp.size, 3);
+  t.is(cp.rootHash, await sink.rootHash());
+  await t.throwsAsync(sink.inclusionProof(3, 3), { message: /^ZT_BAD_ARGUMENT\b/ });
+  await sink.close();
+});
+
+// Failure: the audit vat dies (crash, OOM, kill). An append in flight and
+// every append after must be refused, never reported as recorded.
+test('worker vat: after the worker is terminated, appends reject with ZT_AUDIT_UNAVAILABLE', async t => {
+  const dir = await tempDir(t);
+  let worker: Worker | undefined;
+  const sink = startAuditVat({
+    dir,
+    timeoutMs: 10_000,
+    makeWorker: (url, options) => (worker = new Worker(url, options)),
+  });
+  await sink.append({ before: true });
+  await worker!.terminate();
+  await t.throwsAsync(sink.append({ after: true }), UNAVAILABLE);
+  await t.throwsAsync(sink.append({ later: true }), UNAVAILABLE);
+  await t.throwsAsync(sink.size(), UNAVAILABLE);
+  await sink.close();
+  t.is(await readFile(join(dir, RECORDS_FILE), 'utf8'), '{"before":true,"seq":0}\n');
+});
+
+test('worker vat: an append in flight when the worker dies rejects', async t => {
+  const dir = await tempDir(t);
+  let worker: Worker | undefined;
+  const sink = startAuditVat({
+    dir,
+    timeoutMs: 10_000,
+    makeWorker: (url, options) => (worker = new Worker(url, options)),
+  });
+  await sink.ready();
+  const inFlight = sink.append({ doomed: true });
+  void worker!.terminate();
+  await t.throwsAsync(inFlight, UNAVAILABLE);
+});
+
+// Failure: the audit vat hangs (a stuck disk, a deadlock). The kernel must
+// not wait forever nor proceed: the append is refused after `timeoutMs`,
+// and the vat is not trusted again.
+test('worker vat: no confirmation within timeoutMs rejects and kills the vat', async t => {
+  const dir = await tempDir(t);
+  let terminated = 0;
+  const silent: AuditWorker = {
+    postMessage: () => {},
+    on: () => silent,
+    terminate: async () => {
+      terminated += 1;
+      return 0;
+    },
+  };
+  const sink = startAuditVat({ dir, timeoutMs: 50, makeWorker: () => silent });
+  const started = Date.now();
+  await t.throwsAsync(sink.append({ a: 1 }), { message: /^ZT_AUDIT_UNAVAILABLE: .*within 50 ms/ });
+  t.true(Date.now() - started >= 45);
+  t.is(terminated, 1);
+  await t.throwsAsync(sink.append({ a: 2 }), UNAVAILABLE);
+});
+
+// Attack/failure: the store was tampered with while the runtime was down.
+// The vat must refuse to open it, and the kernel must learn why at once.
+test('worker vat: a corrupt store fails ready() with ZT_AUDIT_CORRUPT and appends with ZT_AUDIT_UNAVAILABLE', async t => {
+  const dir = await tempDir(t);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, RECORDS_FILE), '{"a":1,"seq":0}\n{"a":2,"seq":5}\n');
+  const sink = startAuditVat({ dir, timeoutMs: 10_000 });
+  await t.throwsAsync(sink.ready(), { message: /^ZT_AUDIT_CORRUPT\b/ });
+  await t.throwsAsync(sink.append({ a: 3 }), UNAVAILABLE);
+  await sink.close();
+});
+
+test('startAuditVat refuses bad options with ZT_BAD_ARGUMENT', t => {
+  t.throws(() => startAuditVat({ dir: '' }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  t.throws(() => startAuditVat({ dir: '/tmp/x', timeoutMs: 0 }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  t.throws(() => startAuditVat({ dir: '/tmp/x', durability: 'maybe' as 'durable' }), {
+    message: /^ZT_BAD_ARGUMENT\b/,
+  });
+});
