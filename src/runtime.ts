@@ -26,7 +26,7 @@ import {
   makeNodeModulePowers,
   makeNodeVatHostPowers,
 } from './node-powers.js';
-import { CAPABILITY_CEILING_POLICY } from './policy.js';
+import { CAPABILITY_CEILING_POLICY, validatePolicyDocument } from './policy.js';
 import { ActionRequest, ActionType, Capability, type Outcome } from './types.js';
 import { DEFAULT_VAT_LIMITS, makeVatHost, type AgentHandle, type VatHost, type VatLimits } from './vat-host.js';
 
@@ -94,6 +94,8 @@ export class SandboxRuntime {
     });
     const durability = options.durability ?? 'durable';
     if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
+    // Validate everything before starting the audit vat, so a bad option leaves nothing running.
+    const policy = validatePolicyDocument(options.policy ?? CAPABILITY_CEILING_POLICY);
     this.#audit =
       options.auditSink ??
       startAuditVat({ dir: `${this.storeDir}/audit`, durability, timeoutMs: this.failureModes.auditTimeoutMs });
@@ -101,7 +103,7 @@ export class SandboxRuntime {
     this.#kernel = makeKernel({
       powers: makeNodeKernelPowers(),
       audit: this.#audit,
-      policy: options.policy ?? CAPABILITY_CEILING_POLICY,
+      policy,
       effectors: { [ActionType.READ]: makeReadEffector(filePowers), [ActionType.WRITE]: makeWriteEffector(filePowers) },
       failureModes: this.failureModes,
       maxBytes,

@@ -211,3 +211,17 @@ test('an unopenable folder is ZT_AUDIT_UNAVAILABLE', async t => {
     UNAVAILABLE,
   );
 });
+
+test('recovery scans large files in chunks, lines straddling chunk boundaries included', async t => {
+  const dir = await tempDir(t);
+  const path = join(dir, RECORDS_FILE);
+  // ~2.4 MiB: several 1 MiB scan chunks, with multi-byte characters.
+  const lines = Array.from({ length: 30_000 }, (_, i) => JSON.stringify({ i, pad: 'é'.repeat(i % 50) }));
+  await writeFile(path, `${lines.join('\n')}\n{"torn":`);
+  const store = await openFileStore(makeNodeFileStorePowers(), { dir });
+  t.is(store.size(), 30_000);
+  t.deepEqual(await store.readRange(0, 2), lines.slice(0, 2));
+  t.deepEqual(await store.readRange(17_001, 3), lines.slice(17_001, 17_004));
+  t.deepEqual(await store.readRange(29_999, 5), [lines[29_999]]);
+  await store.close();
+});

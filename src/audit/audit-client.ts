@@ -61,6 +61,8 @@ export interface StartAuditVatOptions {
   durability?: Durability;
   /** Bound on every call to the vat, appends included, in milliseconds. */
   timeoutMs?: number;
+  /** How often the vat signs a checkpoint of new records (also on close); 0 disables the timer. */
+  checkpointIntervalMs?: number;
   resourceLimits?: ResourceLimits;
   makeWorker?: (url: URL, options: WorkerOptions) => AuditWorker;
 }
@@ -207,6 +209,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     dir,
     durability = 'durable',
     timeoutMs = DEFAULT_AUDIT_TIMEOUT_MS,
+    checkpointIntervalMs = 60_000,
     resourceLimits = DEFAULT_RESOURCE_LIMITS,
     makeWorker = defaultMakeWorker,
   } = options ?? ({} as StartAuditVatOptions);
@@ -217,9 +220,12 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
     throw ztError('ZT_BAD_ARGUMENT', 'timeoutMs must be a positive integer');
   }
+  if (!Number.isSafeInteger(checkpointIntervalMs) || checkpointIntervalMs < 0) {
+    throw ztError('ZT_BAD_ARGUMENT', 'checkpointIntervalMs must be a non-negative integer');
+  }
 
   const worker = makeWorker(new URL('../../vats/vat-audit.js', import.meta.url), {
-    workerData: { dir, durability },
+    workerData: { dir, durability, checkpointIntervalMs },
     env: {},
     resourceLimits,
   });

@@ -75,9 +75,10 @@ export const parseVerifierKey = (
   sha256: Sha256,
   vkey: string,
 ): { name: string; publicKey: Uint8Array } | undefined => {
-  const parts = vkey.trim().split('+');
-  if (parts.length !== 3) return undefined;
-  const [name, idHex, b64] = parts as [string, string, string];
+  // The base64 part may itself contain '+'.
+  const m = /^([^\s+]+)\+([0-9a-f]{8})\+(\S+)$/.exec(vkey.trim());
+  if (!m) return undefined;
+  const [, name, idHex, b64] = m as unknown as [string, string, string, string];
   const typed = fromBase64(b64);
   if (!isKeyName(name) || !typed || typed.length !== 33 || typed[0] !== ED25519_TYPE) return undefined;
   const publicKey = typed.slice(1);

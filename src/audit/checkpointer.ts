@@ -1,0 +1,115 @@
+/**
+ * Makes signed checkpoints of an audit log and keeps them in an append-only
+ * checkpoint store: on demand, on an interval, and on close.
+ *
+ * Invariants:
+ * - A checkpoint covers only durable records: the tree head is taken, the
+ *   log is synced, and only then is the head signed and stored.
+ * - On start, the latest stored checkpoint is checked against the log as
+ *   reopened: records it covers that are missing or changed since it was
+ *   signed make the vat refuse to start (ZT_AUDIT_CORRUPT) instead of
+ *   appending after a rewritten history.
+ */
+import { ztError } from '../errors.js';
+import { canonicalJson } from './canonical.js';
+import { openCheckpoint, signCheckpoint } from './checkpoint.js';
+import type { Ed25519Verify, NoteSigner } from './checkpoint.js';
+import type { AuditLog, AuditStore } from './audit-log.js';
+import type { AuditCheckpoint } from './audit-vat-root.js';
+import { fromHex, toHex } from './merkle.js';
+import type { Sha256 } from './merkle.js';
+
+export const CHECKPOINTS_FILE = 'checkpoints.jsonl';
+
+/** Key and origin name for a store's checkpoints, derived from its public key. */
+export const checkpointName = (sha256: Sha256, publicKey: Uint8Array): string =>
+  `ztaas-audit-${toHex(sha256(publicKey)).slice(0, 16)}`;
+harden(checkpointName);
+
+export interface CheckpointerOptions {
+  log: AuditLog;
+  /** Where signed notes go, one canonical `{"note":…}` line each. */
+  store: AuditStore;
+  signer: NoteSigner;
+  sha256: Sha256;
+  verify: Ed25519Verify;
+  origin: string;
+  /** 0 disables the timer; checkpoints are then made on demand and on close. */
+  intervalMs?: number;
+  setTimer?: (fn: () => void, ms: number) => () => void;
+}
+
+export interface Checkpointer {
+  checkpoint(): Promise<AuditCheckpoint>;
+  /** Makes a final checkpoint, stops the timer and closes the checkpoint store. */
+  close(): Promise<void>;
+}
+
+export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Checkpointer> => {
+  const { log, store, signer, sha256, verify, origin, intervalMs = 0, setTimer } = options;
+  const key = { name: signer.name, publicKey: signer.publicKey };
+
+  let last: AuditCheckpoint | undefined;
+  const stored = store.size();
+  if (stored > 0) {
+    const [line] = await store.readRange(stored - 1, 1);
+    const note = (JSON.parse(line!) as { note?: unknown }).note;
+    const body = typeof note === 'string' ? openCheckpoint(sha256, verify, key, note) : undefined;
+    if (!body || body.origin !== origin) {
+      throw ztError('ZT_AUDIT_CORRUPT', `checkpoint ${stored - 1} does not verify`, { checkpoint: stored - 1 });
+    }
+    if (body.size > log.size()) {
+      throw ztError('ZT_AUDIT_CORRUPT', `records from index ${log.size()} are missing (checkpoint covers ${body.size})`, {
+        index: log.size(),
+      });
+    }
+    if (log.rootHashAt(body.size) !== toHex(body.rootHash)) {
+      throw ztError('ZT_AUDIT_CORRUPT', `records before index ${body.size} differ from the signed checkpoint`, {
+        checkpointSize: body.size,
+      });
+    }
+    last = harden({ size: body.size, rootHash: toHex(body.rootHash), note: note as string });
+  }
+
+  let chain: Promise<unknown> = Promise.resolve();
+  const checkpoint = (): Promise<AuditCheckpoint> => {
+    const run = chain.then(async () => {
+      // One turn: size and root describe the same tree.
+      const size = log.size();
+      const rootHash = log.rootHash();
+      await log.sync();
+      if (last && last.size === size) return last;
+      const note = signCheckpoint(sha256, signer, { origin, size, rootHash: fromHex(rootHash)! });
+      await store.appendBatch([canonicalJson({ note })]);
+      last = harden({ size, rootHash, note });
+      return last;
+    });
+    chain = run.catch(() => {});
+    return run;
+  };
+
+  let cancel: (() => void) | undefined;
+  let stopped = false;
+  const arm = () => {
+    if (stopped || !setTimer || !(intervalMs > 0)) return;
+    cancel = setTimer(() => {
+      // A failed periodic checkpoint is reported by the next explicit call.
+      void checkpoint().catch(() => {}).finally(arm);
+    }, intervalMs);
+  };
+  arm();
+
+  return harden({
+    checkpoint,
+    close: async () => {
+      stopped = true;
+      cancel?.();
+      try {
+        await checkpoint();
+      } finally {
+        await store.close();
+      }
+    },
+  });
+};
+harden(makeCheckpointer);

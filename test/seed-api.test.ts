@@ -1,0 +1,210 @@
+/**
+ * The seed API end to end, on the real audit vat and the embedded default
+ * store: `new SandboxRuntime()`, `registerAgent`, `issueCapability`,
+ * `executeAction`.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fc } from '@fast-check/ava';
+import { test } from './_prepare.js';
+import { makeMemorySink } from './_kernel.js';
+import { fixtureAgent } from './_vats.js';
+import { ActionRequest, ActionType, Capability, SandboxRuntime, codeOf, type ErrorCode } from '../src/index.js';
+
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-seed-test-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+};
+
+test('the seed example: a held capability reads the file, with its audit records', async t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'seed data');
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('my-agent');
+  const record = sandbox.issueCapability(
+    new Capability({ id: 'read-file-cap', actionType: ActionType.READ, target, holder: 'my-agent' }),
+  );
+  t.is(record.holder, 'my-agent');
+  t.is(record.state, 'live');
+  const outcome = await sandbox.executeAction(
+    new ActionRequest({ capabilityId: 'read-file-cap', agentId: 'my-agent', actionType: ActionType.READ, target }),
+  );
+  t.is(outcome.status, 'succeeded');
+  t.true(outcome.ok);
+  t.is(outcome.result, 'seed data');
+  const decisionSeq = outcome.audit.decision?.seq ?? -1;
+  const outcomeSeq = outcome.audit.outcome?.seq ?? -1;
+  const [decision] = await sandbox.audit.read(decisionSeq, 1);
+  const [result] = await sandbox.audit.read(outcomeSeq, 1);
+  t.like(decision, { seq: decisionSeq, type: 'request', decision: 'allow', agentId: 'my-agent', capabilityId: 'read-file-cap', requestId: outcome.requestId });
+  t.like(result, { seq: outcomeSeq, type: 'outcome', status: 'succeeded', requestId: outcome.requestId });
+  t.regex(String(result?.resultDigest), /^[0-9a-f]{64}$/);
+});
+
+test('denials on the seed API each have their own code and are audited', async t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'x');
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('my-agent');
+  sandbox.registerAgent('other');
+  sandbox.issueCapability(new Capability({ id: 'cap', actionType: ActionType.READ, target, holder: 'my-agent' }));
+  const cases: Array<[Partial<ConstructorParameters<typeof ActionRequest>[0]>, ErrorCode]> = [
+    [{ agentId: 'nobody' }, 'ZT_UNKNOWN_AGENT'],
+    [{ capabilityId: 'nope' }, 'ZT_UNKNOWN_CAPABILITY'],
+    [{ agentId: 'other' }, 'ZT_WRONG_HOLDER'],
+    [{ actionType: ActionType.WRITE, args: { content: 'y' } }, 'ZT_WRONG_ACTION'],
+    [{ target: join(dir, 'other.txt') }, 'ZT_WRONG_TARGET'],
+  ];
+  for (const [override, code] of cases) {
+    const outcome = await sandbox.executeAction(
+      new ActionRequest({ capabilityId: 'cap', agentId: 'my-agent', actionType: ActionType.READ, target, ...override }),
+    );
+    t.is(outcome.status, 'denied', code);
+    t.false(outcome.ok);
+    t.is(outcome.error?.code, code);
+    t.is(outcome.result, undefined);
+    const [rec] = await sandbox.audit.read(outcome.audit.decision?.seq ?? -1, 1);
+    t.like(rec, { type: 'request', decision: 'deny', code, requestId: outcome.requestId });
+  }
+  t.is(readFileSync(target, 'utf8'), 'x', 'the denied write did not happen');
+});
+
+test('issuing without a holder fails with ZT_NO_HOLDER and never means "anyone"', t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('my-agent');
+  const err = t.throws(() =>
+    sandbox.issueCapability(new Capability({ id: 'c', actionType: ActionType.READ, target: '/tmp/x' } as never)),
+  );
+  t.is(codeOf(err), 'ZT_NO_HOLDER');
+  t.is(sandbox.listCapabilities().length, 0);
+});
+
+test('write through the seed API is atomic and reads back', async t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const target = join(dir, 'out.txt');
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('w');
+  sandbox.issueCapability(new Capability({ id: 'w', actionType: ActionType.WRITE, target, holder: 'w' }));
+  const outcome = await sandbox.executeAction(
+    new ActionRequest({ capabilityId: 'w', agentId: 'w', actionType: ActionType.WRITE, target, args: { content: 'written' } }),
+  );
+  t.true(outcome.ok);
+  t.deepEqual(outcome.result, { bytes: 7 });
+  t.is(readFileSync(target, 'utf8'), 'written');
+});
+
+test('launchAgent refuses capabilities the agent does not hold, and unknown agents', async t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('a');
+  sandbox.registerAgent('b');
+  sandbox.issueCapability(new Capability({ id: 'bs', actionType: ActionType.READ, target: '/tmp/x', holder: 'b' }));
+  await t.throwsAsync(sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), capabilities: ['bs'] }), { message: /^ZT_WRONG_HOLDER\b/ });
+  await t.throwsAsync(sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), capabilities: ['none'] }), { message: /^ZT_UNKNOWN_CAPABILITY\b/ });
+  await t.throwsAsync(sandbox.launchAgent({ agentId: 'zed', module: fixtureAgent('echo') }), { message: /^ZT_UNKNOWN_AGENT\b/ });
+  await t.throwsAsync(sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), input: { f: () => 1 } as never }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  const ok = await (await sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), input: [1, 'two'] })).result;
+  t.deepEqual(ok.value, { echoed: [1, 'two'] });
+});
+
+test('bad runtime options fail with ZT_BAD_ARGUMENT', t => {
+  t.throws(() => new SandboxRuntime({ failureModes: { auditUnavailable: 'ignore' as never } }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  t.throws(() => new SandboxRuntime({ failureModes: { unknownMode: 'x' } as never }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  t.throws(() => new SandboxRuntime({ limits: { deadlineMs: -1 } }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  t.throws(() => new SandboxRuntime({ policy: { version: 1, rules: [{ id: 'x', effect: 'allow' }] } }), { message: /^ZT_BAD_ARGUMENT\b/ });
+});
+
+// Property: over arbitrary sequences of issue / revoke / execute, a request
+// succeeds exactly when a matching live capability held by that agent exists.
+const AGENTS = ['a1', 'a2', 'a3'] as const;
+const ACTIONS = [ActionType.READ, ActionType.WRITE] as const;
+const TARGETS = ['t1', 't2', 't3'] as const;
+const CAP_IDS = ['c1', 'c2', 'c3', 'c4'] as const;
+const commandArb = fc.oneof(
+  fc.record({
+    kind: fc.constant('issue' as const),
+    id: fc.constantFrom(...CAP_IDS),
+    holder: fc.constantFrom(...AGENTS),
+    actionType: fc.constantFrom(...ACTIONS),
+    target: fc.constantFrom(...TARGETS),
+    maxUses: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
+  }),
+  fc.record({ kind: fc.constant('revoke' as const), id: fc.constantFrom(...CAP_IDS) }),
+  fc.record({
+    kind: fc.constant('execute' as const),
+    id: fc.constantFrom(...CAP_IDS, 'ghost'),
+    agent: fc.constantFrom(...AGENTS, 'stranger'),
+    actionType: fc.constantFrom(...ACTIONS),
+    target: fc.constantFrom(...TARGETS),
+  }),
+);
+
+test('property: no request succeeds without a matching live capability held by that agent', async t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  for (const name of TARGETS) writeFileSync(join(dir, name), name);
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(commandArb, { maxLength: 30 }), async commands => {
+      run += 1;
+      const sink = makeMemorySink();
+      const sandbox = new SandboxRuntime({ storeDir: join(dir, `unused-${run}`), auditSink: { ...sink, read: async () => [], size: async () => sink.records.length, rootHash: async () => '', close: async () => undefined } });
+      try {
+        for (const agent of AGENTS) sandbox.registerAgent(agent);
+        const model = new Map<string, { holder: string; actionType: string; target: string; uses: number; maxUses?: number; live: boolean }>();
+        let executed = 0;
+        for (const cmd of commands) {
+          if (cmd.kind === 'issue') {
+            if (model.has(cmd.id)) continue;
+            sandbox.issueCapability(
+              new Capability({ id: cmd.id, holder: cmd.holder, actionType: cmd.actionType, target: join(dir, cmd.target), ...(cmd.maxUses ? { constraints: { maxUses: cmd.maxUses } } : {}) }),
+            );
+            model.set(cmd.id, { holder: cmd.holder, actionType: cmd.actionType, target: cmd.target, uses: 0, maxUses: cmd.maxUses, live: true });
+          } else if (cmd.kind === 'revoke') {
+            const m = model.get(cmd.id);
+            if (!m) continue;
+            sandbox.revokeCapability(cmd.id);
+            m.live = false;
+          } else {
+            executed += 1;
+            const outcome = await sandbox.executeAction(
+              new ActionRequest({
+                capabilityId: cmd.id,
+                agentId: cmd.agent,
+                actionType: cmd.actionType,
+                target: join(dir, cmd.target),
+                ...(cmd.actionType === ActionType.WRITE ? { args: { content: cmd.target } } : {}),
+              }),
+            );
+            const m = model.get(cmd.id);
+            const allowed =
+              m !== undefined && m.live && m.holder === cmd.agent && m.actionType === cmd.actionType && m.target === cmd.target && (m.maxUses === undefined || m.uses < m.maxUses);
+            if (m && m.live && m.holder === cmd.agent && (m.maxUses === undefined || m.uses < m.maxUses) && m.actionType === cmd.actionType && m.target === cmd.target) m.uses += 1;
+            if (outcome.ok !== allowed) return false;
+          }
+        }
+        await sandbox.audit.flush();
+        const decisions = sink.records.filter(r => r.type === 'request').length;
+        return decisions === executed;
+      } finally {
+        await sandbox.shutdown();
+      }
+    }),
+    { numRuns: 60 },
+  );
+  t.true(run >= 60, 'every generated sequence was checked against the model');
+});
