@@ -147,7 +147,6 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
     const kernelFacet = Far('KernelFacet', {
       log: (level: unknown, text: unknown) => {
         kernel.noteActivity(agentId);
-        if (finished) return;
         kernel.recordLater({
           type: 'agent.console',
           time: powers.now(),

@@ -115,6 +115,16 @@ export const instrumentedPowers = (opts: { manualTimers?: boolean } = {}): Instr
 /** Lets queued promise jobs and pending I/O callbacks run. */
 export const settle = (ms = 20): Promise<void> => new Promise(resolve => setTimeout(resolve, ms));
 
+/** Polls `cond` until it holds (or fails the wait after `ms`). */
+export const until = async (cond: () => boolean, ms = 5_000): Promise<boolean> => {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await new Promise(resolve => setTimeout(resolve, 2));
+  }
+  return true;
+};
+
 /** Tracks whether a promise has settled, without affecting it. */
 export const track = <T>(p: Promise<T>) => {
   const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown };

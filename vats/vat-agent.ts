@@ -80,6 +80,7 @@ const isPlainData = (value: unknown, depth = 0): boolean => {
 export const buildRootObject = (powers: AgentVatPowers) => {
   let settled = false;
   let started = false;
+  const pendingLogs = new Set<Promise<unknown>>();
 
   const makeConsole = () => {
     const send = (level: string) => (...args: unknown[]) => {
@@ -90,16 +91,26 @@ export const buildRootObject = (powers: AgentVatPowers) => {
         text = 'unprintable value';
       }
       if (text.length > MAX_LOG_TEXT) text = `${text.slice(0, MAX_LOG_TEXT)}…[truncated ${text.length - MAX_LOG_TEXT} chars]`;
-      void E.sendOnly(powers.getKernel()).log(level, text);
+      // Tracked, so the run's report leaves the vat only after every line
+      // it printed has reached the kernel: nothing the agent said is lost.
+      const sent = E(powers.getKernel()).log(level, text).catch(() => undefined);
+      pendingLogs.add(sent);
+      void sent.finally(() => pendingLogs.delete(sent));
     };
     return harden({ log: send('log'), info: send('info'), warn: send('warn'), error: send('error'), debug: send('debug') });
   };
 
   const fail = (code: ErrorCode, message: string): RunReport => harden({ status: 'failed', code, message });
 
-  const run = async ({ entry, modules, caps, input }: RunSpec): Promise<RunReport> => {
+  const run = async (spec: RunSpec): Promise<RunReport> => {
     if (started) return fail('ZT_AGENT_BUSY', 'this vat already ran an agent');
     started = true;
+    const report = await runAgent(spec);
+    await Promise.all([...pendingLogs]);
+    return report;
+  };
+
+  const runAgent = async ({ entry, modules, caps, input }: RunSpec): Promise<RunReport> => {
     try {
       const compartment = new Compartment({
         __options__: true,

@@ -1,0 +1,217 @@
+/**
+ * `npm run bench`: ZT-AAS performance figures, all measured in one run so
+ * that ratios are meaningful on a shared, noisy machine. Targets live here,
+ * never in tests. Results are printed as a table and written to
+ * bench/results.json; BENCHMARKS.md records the latest figures.
+ */
+import '../src/init.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { makeCapTP } from '@endo/captp';
+import { E, Far } from '@endo/far';
+import { startAuditVat } from '../src/audit/audit-client.js';
+import type { Effector } from '../src/effectors/types.js';
+import { resolveFailureModes } from '../src/failure-modes.js';
+import { makeKernel } from '../src/kernel.js';
+import { makeMembrane } from '../src/membrane.js';
+import { makeNodeKernelPowers, makeNodeVatHostPowers } from '../src/node-powers.js';
+import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/index.js';
+
+const here = (file: string) => new URL(file, import.meta.url);
+const results: Record<string, unknown> = {};
+const rows: string[][] = [];
+
+const stats = (samples: number[]) => {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), mean: sorted.reduce((s, x) => s + x, 0) / sorted.length };
+};
+const fmt = (x: number, unit = 'µs') => `${x >= 100 ? x.toFixed(0) : x.toFixed(1)} ${unit}`;
+const report = (name: string, s: ReturnType<typeof stats>, goal = '') => {
+  results[name] = s;
+  rows.push([name, fmt(s.p50), fmt(s.p99), String(s.n), goal]);
+};
+
+const waitMessage = (w: Worker) => new Promise<unknown>(resolve => w.once('message', resolve));
+
+// 1. Raw worker postMessage round trip.
+const rawRoundTrip = async (count: number) => {
+  const w = new Worker(here('./echo-worker.js'), { env: {} });
+  const samples: number[] = [];
+  for (let i = 0; i < count + 200; i += 1) {
+    const start = performance.now();
+    w.postMessage(i);
+    await waitMessage(w);
+    if (i >= 200) samples.push((performance.now() - start) * 1000);
+  }
+  await w.terminate();
+  return stats(samples);
+};
+
+// A bench vat connected over CapTP, with the kernel exporting `kernelRoot`.
+const startBenchVat = async (kernelRoot: unknown) => {
+  const w = new Worker(here('./vat-bench.js'), { env: {} });
+  const { dispatch, getBootstrap, abort } = makeCapTP('bench-kernel', m => w.postMessage(m), kernelRoot);
+  w.on('message', m => dispatch(m as Record<string, unknown>));
+  const root = getBootstrap();
+  await E(root).ping();
+  return {
+    root,
+    close: async () => {
+      abort();
+      await w.terminate();
+    },
+  };
+};
+
+// 2. CapTP round trip: the vat calls a trivial kernel object.
+const captpRoundTrip = async (count: number) => {
+  const target = Far('Noop', { noop: () => 0 });
+  const vat = await startBenchVat(Far('KernelRoot', {}));
+  await E(vat.root).timeCalls(target, 'noop', [], 200);
+  const samples = (await E(vat.root).timeCalls(target, 'noop', [], count)) as number[];
+  await vat.close();
+  return stats(samples);
+};
+
+// 3. Mediated no-op capability call: membrane + checks + policy + durable audit, from a vat.
+const mediatedCall = async (count: number, durability: 'durable' | 'relaxed') => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-bench-'));
+  const audit = startAuditVat({ dir, durability, timeoutMs: 10_000 });
+  await audit.ready();
+  const noop: Effector = async () => 'ok';
+  const kernel = makeKernel({
+    powers: makeNodeKernelPowers(),
+    audit,
+    policy: {
+      version: 1,
+      rules: [
+        { id: 'read-bench', effect: 'permit', actions: ['READ'], targets: ['/bench/**'] },
+        { id: 'no-secrets', effect: 'forbid', targets: ['/bench/secrets/**'] },
+      ],
+    },
+    effectors: { READ: noop },
+    failureModes: resolveFailureModes({ auditTimeoutMs: 10_000 }),
+    maxBytes: 1 << 20,
+  });
+  kernel.registerAgent('bench');
+  kernel.issueCapability(new Capability({ id: 'noop', actionType: ActionType.READ, target: '/bench/noop', holder: 'bench' }));
+  const membrane = makeMembrane({ kernel, agentId: 'bench', capabilityIds: ['noop'] });
+  const vat = await startBenchVat(Far('KernelRoot', {}));
+  await E(vat.root).timeCalls(membrane.caps.noop, 'read', [], 100);
+  const samples = (await E(vat.root).timeCalls(membrane.caps.noop, 'read', [], count)) as number[];
+  await vat.close();
+  await audit.close();
+  rmSync(dir, { recursive: true, force: true });
+  return stats(samples);
+};
+
+// 3b. The kernel path alone (checks + policy + in-memory audit), no transport.
+const kernelPathOnly = async (count: number) => {
+  let seq = 0;
+  const kernel = makeKernel({
+    powers: makeNodeKernelPowers(),
+    audit: { append: async () => ({ seq: seq++, leafHash: '' }) },
+    policy: { version: 1, rules: [{ id: 'read-bench', effect: 'permit', actions: ['READ'], targets: ['/bench/**'] }] },
+    effectors: { READ: async () => 'ok' },
+    failureModes: resolveFailureModes(),
+    maxBytes: 1 << 20,
+  });
+  kernel.registerAgent('bench');
+  kernel.issueCapability(new Capability({ id: 'noop', actionType: ActionType.READ, target: '/bench/noop', holder: 'bench' }));
+  const request = new ActionRequest({ capabilityId: 'noop', agentId: 'bench', actionType: ActionType.READ, target: '/bench/noop' });
+  const samples: number[] = [];
+  for (let i = 0; i < count + 1000; i += 1) {
+    const start = performance.now();
+    await kernel.execute(request, 'api');
+    if (i >= 1000) samples.push((performance.now() - start) * 1000);
+  }
+  return stats(samples);
+};
+
+// 4. Vat cold start: launch an agent vat and get its first answer.
+const coldStart = async (count: number) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-bench-'));
+  const agentDir = join(dir, 'agent');
+  rmSync(agentDir, { recursive: true, force: true });
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(agentDir);
+  writeFileSync(join(agentDir, 'index.js'), 'export default async function main({ input }) { return input; }\n');
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), durability: 'relaxed' });
+  sandbox.registerAgent('cold');
+  const samples: number[] = [];
+  for (let i = 0; i < count + 2; i += 1) {
+    const start = performance.now();
+    const handle = await sandbox.launchAgent({ agentId: 'cold', module: agentDir, input: i });
+    const outcome = await handle.result;
+    if (!outcome.ok) throw Error(`cold start run failed: ${outcome.error?.code}`);
+    if (i >= 2) samples.push((performance.now() - start) * 1000);
+  }
+  await sandbox.shutdown();
+  rmSync(dir, { recursive: true, force: true });
+  return stats(samples);
+};
+
+// 5. Memory per idle agent vat (locked down, CapTP connected, no agent yet).
+const memoryPerVat = async (count: number) => {
+  const powers = makeNodeVatHostPowers();
+  (globalThis as { gc?: () => void }).gc?.();
+  const before = process.memoryUsage().rss;
+  const vats = [];
+  for (let i = 0; i < count; i += 1) {
+    const w = powers.startAgentWorker({ memoryMb: 128 }) as unknown as Worker;
+    const captp = makeCapTP(`mem-${i}`, m => w.postMessage(m), Far('K', { log: () => undefined }));
+    w.on('message', m => captp.dispatch(m as Record<string, unknown>));
+    await E(captp.getBootstrap()).probe();
+    vats.push({ w, captp });
+  }
+  await new Promise(resolve => setTimeout(resolve, 500));
+  const after = process.memoryUsage().rss;
+  for (const { w, captp } of vats) {
+    captp.abort();
+    await w.terminate();
+  }
+  return (after - before) / count / (1024 * 1024);
+};
+
+const main = async () => {
+  const N = Number(process.env.BENCH_N ?? 2000);
+  console.log(`ZT-AAS bench — node ${process.version}, ${N} samples per latency figure\n`);
+  const raw = await rawRoundTrip(N);
+  report('raw worker postMessage round trip', raw);
+  const captp = await captpRoundTrip(N);
+  report('CapTP round trip (vat → kernel no-op)', captp);
+  const kernelOnly = await kernelPathOnly(N * 5);
+  report('kernel path only (checks + policy + audit call, no transport)', kernelOnly);
+  const mediatedRelaxed = await mediatedCall(N, 'relaxed');
+  report('mediated no-op call from a vat, audit relaxed', mediatedRelaxed, 'p50 ≤ 2× raw');
+  const mediatedDurable = await mediatedCall(Math.min(N, 500), 'durable');
+  report('mediated no-op call from a vat, audit durable (fsync)', mediatedDurable);
+  const cold = await coldStart(15);
+  rows.push(['vat cold start to first answer', fmt(cold.p50 / 1000, 'ms'), fmt(cold.p99 / 1000, 'ms'), String(cold.n), '≤ 150 ms']);
+  results['vat cold start (µs)'] = cold;
+  const mem = await memoryPerVat(8);
+  rows.push(['memory per idle vat (RSS delta)', `${mem.toFixed(1)} MB`, '', '8', '≤ 15 MB']);
+  results['memory per idle vat (MB)'] = mem;
+
+  const ratios = {
+    'captp / raw (p50)': captp.p50 / raw.p50,
+    'mediated relaxed / raw (p50)': mediatedRelaxed.p50 / raw.p50,
+    'mediated relaxed / captp (p50)': mediatedRelaxed.p50 / captp.p50,
+    'mediated durable / raw (p50)': mediatedDurable.p50 / raw.p50,
+  };
+  results.ratios = ratios;
+
+  const widths = [0, 1, 2, 3, 4].map(i => Math.max(...[['figure', 'p50', 'p99', 'n', 'goal'], ...rows].map(r => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i] ?? 0)).join('  ');
+  console.log(line(['figure', 'p50', 'p99', 'n', 'goal']));
+  for (const r of rows) console.log(line(r));
+  console.log('\nratios (same run):');
+  for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v.toFixed(2)}×`);
+  writeFileSync(fileURLToPath(new URL('../../bench/results.json', import.meta.url)), `${JSON.stringify({ node: process.version, date: new Date().toISOString(), results }, null, 2)}\n`);
+};
+
+await main();
