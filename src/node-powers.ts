@@ -72,6 +72,7 @@ export const makeNodeVatHostPowers = (): VatHostPowers =>
         },
       }) as unknown as WorkerLike,
     now: () => Date.now(),
+    digest: (value: unknown) => sha256Hex(canonicalJson(value ?? null)),
     setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
     clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   });

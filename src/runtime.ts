@@ -48,6 +48,11 @@ export interface SandboxOptions {
   readonly limits?: RuntimeLimits;
   /** `durable` (default): a decision is fsynced before its action runs. */
   readonly durability?: 'durable' | 'relaxed';
+  /**
+   * Agent vats kept started and waiting, for warm launches (each still
+   * serves exactly one run). Default 0. Pooled vats never keep the process alive.
+   */
+  readonly vatPoolSize?: number;
   /** Advanced: an audit sink to use instead of starting the audit vat. */
   readonly auditSink?: AuditSink;
 }
@@ -94,6 +99,7 @@ export class SandboxRuntime {
     });
     const durability = options.durability ?? 'durable';
     if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
+    const vatPoolSize = options.vatPoolSize === undefined ? 0 : positiveInt('vatPoolSize', options.vatPoolSize, 0);
     // Validate everything before starting the audit vat, so a bad option leaves nothing running.
     const policy = validatePolicyDocument(options.policy ?? CAPABILITY_CEILING_POLICY);
     this.#audit =
@@ -111,7 +117,13 @@ export class SandboxRuntime {
         void this.#vats.terminate(agentId, 'halted by failure mode');
       },
     });
-    this.#vats = makeVatHost({ kernel: this.#kernel, powers: makeNodeVatHostPowers(), failureModes: this.failureModes });
+    this.#vats = makeVatHost({
+      kernel: this.#kernel,
+      powers: makeNodeVatHostPowers(),
+      failureModes: this.failureModes,
+      poolSize: vatPoolSize,
+      poolMemoryMb: this.#defaults.memoryMb,
+    });
     Object.freeze(this);
   }
 

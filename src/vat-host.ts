@@ -30,6 +30,8 @@ export interface WorkerLike {
   readonly stdout: { on(event: 'data', listener: (chunk: unknown) => void): void } | null;
   readonly stderr: { on(event: 'data', listener: (chunk: unknown) => void): void } | null;
   terminate(): Promise<number>;
+  ref?(): void;
+  unref?(): void;
 }
 
 export interface VatLimits {
@@ -44,6 +46,8 @@ export const DEFAULT_VAT_LIMITS: VatLimits = harden({ deadlineMs: 30_000, memory
 export interface VatHostPowers {
   startAgentWorker(options: { memoryMb: number }): WorkerLike;
   now(): number;
+  /** Content digest of a passable result, for the audit record. */
+  digest(value: unknown): string;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
@@ -75,10 +79,144 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 const QUIESCENCE_DELAY_MS = 10;
 const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED']);
 
-export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failureModes: FailureModes }) => {
-  const { kernel, powers, failureModes } = opts;
+/**
+ * A started vat: a worker, locked down, with its one CapTP connection. A
+ * slot serves exactly one run and is never reused; pooled slots wait,
+ * unreferenced (they never keep the process alive), until a launch binds
+ * them to a run.
+ */
+interface AgentVatRoot {
+  run(spec: { entry: string; modules: unknown; caps: unknown; input: unknown }): Promise<RunReport>;
+  probe(): Promise<{ settled: boolean }>;
+}
+
+interface RunBinding {
+  log(level: unknown, text: unknown): void;
+  output(stream: 'stdout' | 'stderr', chunk: unknown): void;
+  failed(code: ErrorCode, message: string): void;
+}
+
+interface VatSlot {
+  readonly memoryMb: number;
+  readonly worker: WorkerLike;
+  readonly captp: ReturnType<typeof makeCapTP>;
+  readonly vatRoot: Promise<AgentVatRoot>;
+  /** Resolves once the vat answered a first probe (lockdown done, connection up). */
+  readonly ready: Promise<boolean>;
+  bind(binding: RunBinding): void;
+  /** Ends the slot: no message reaches the kernel after this. */
+  close(): Promise<unknown>;
+  readonly isDead: () => boolean;
+}
+
+export interface VatHostOptions {
+  readonly kernel: Kernel;
+  readonly powers: VatHostPowers;
+  readonly failureModes: FailureModes;
+  /** Number of vats kept started and waiting (warm starts). Default 0. */
+  readonly poolSize?: number;
+  /** Heap limit of pooled vats; a launch with another limit starts a fresh vat. */
+  readonly poolMemoryMb?: number;
+}
+
+export const makeVatHost = (opts: VatHostOptions) => {
+  const { kernel, powers, failureModes, poolSize = 0, poolMemoryMb = DEFAULT_VAT_LIMITS.memoryMb } = opts;
   const running = new Map<string, AgentHandle>();
+  const pool: VatSlot[] = [];
   let runCounter = 0;
+  let slotCounter = 0;
+  let closed = false;
+
+  const startSlot = (memoryMb: number, pooled: boolean): VatSlot => {
+    slotCounter += 1;
+    const worker = powers.startAgentWorker({ memoryMb });
+    let binding: RunBinding | undefined;
+    let dead = false;
+    let early: { code: ErrorCode; message: string } | undefined;
+    const failed = (code: ErrorCode, message: string) => {
+      if (dead) return;
+      if (binding) binding.failed(code, message);
+      else {
+        early = { code, message };
+        dead = true;
+        void worker.terminate().catch(() => 0);
+      }
+    };
+    const kernelFacet = Far('KernelFacet', {
+      log: (level: unknown, text: unknown) => binding?.log(level, text),
+    });
+    const captp = makeCapTP(
+      `kernel-vat-${slotCounter}`,
+      message => {
+        if (!dead) worker.postMessage(message);
+      },
+      kernelFacet,
+      { onReject: () => undefined },
+    );
+    worker.on('message', message => {
+      if (!dead) captp.dispatch(message as Record<string, unknown>);
+    });
+    worker.on('error', err => {
+      const code = (err as { code?: unknown })?.code;
+      if (code === 'ERR_WORKER_OUT_OF_MEMORY') failed('ZT_OUT_OF_MEMORY', `the agent exceeded its memory limit of ${memoryMb} MiB`);
+      else failed('ZT_VAT_CRASHED', 'the vat failed');
+    });
+    worker.on('exit', exitCode => failed('ZT_VAT_CRASHED', `the vat exited (code ${exitCode})`));
+    worker.stdout?.on('data', chunk => binding?.output('stdout', chunk));
+    worker.stderr?.on('data', chunk => binding?.output('stderr', chunk));
+    if (pooled) worker.unref?.();
+    const vatRoot = captp.getBootstrap() as Promise<AgentVatRoot>;
+    const ready = E(vatRoot)
+      .probe()
+      .then(
+        () => true,
+        () => false,
+      );
+    return {
+      memoryMb,
+      worker,
+      captp,
+      vatRoot,
+      ready,
+      bind: b => {
+        binding = b;
+        worker.ref?.();
+        if (early) b.failed(early.code, early.message);
+      },
+      close: () => {
+        dead = true;
+        captp.abort(new ZtError('ZT_TERMINATED', 'the vat has ended'));
+        return worker.terminate().catch(() => 0);
+      },
+      isDead: () => dead,
+    };
+  };
+
+  const refill = () => {
+    while (!closed && pool.length < poolSize) {
+      const slot = startSlot(poolMemoryMb, true);
+      pool.push(slot);
+      void slot.ready.then(ok => {
+        if (!ok) {
+          const i = pool.indexOf(slot);
+          if (i >= 0) pool.splice(i, 1);
+        }
+      });
+    }
+  };
+
+  const takeSlot = (memoryMb: number): { slot: VatSlot; warm: boolean } => {
+    if (memoryMb === poolMemoryMb) {
+      while (pool.length > 0) {
+        const slot = pool.shift() as VatSlot;
+        if (!slot.isDead()) {
+          refill();
+          return { slot, warm: true };
+        }
+      }
+    }
+    return { slot: startSlot(memoryMb, false), warm: false };
+  };
 
   const launch = (spec: {
     agentId: string;
@@ -88,11 +226,12 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
     limits: VatLimits;
   }): AgentHandle => {
     const { agentId, bundle, capabilityIds, input, limits } = spec;
+    if (closed) throw new ZtError('ZT_SHUT_DOWN');
     if (running.has(agentId)) throw new ZtError('ZT_AGENT_BUSY', `agent ${agentId} already has a running vat`);
     runCounter += 1;
     const runId = `${agentId}#${runCounter}`;
     const membrane = makeMembrane({ kernel, agentId, capabilityIds });
-    const worker = powers.startAgentWorker({ memoryMb: limits.memoryMb });
+    const { slot, warm } = takeSlot(limits.memoryMb);
 
     let finished = false;
     let resolveResult!: (outcome: RunOutcome) => void;
@@ -107,8 +246,7 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
       powers.clearTimeout(deadline);
       membrane.cut();
       running.delete(agentId);
-      captp.abort(new ZtError('ZT_TERMINATED', 'the vat has ended'));
-      const ended = worker.terminate().catch(() => 0);
+      const ended = slot.close();
       const failed = report.status === 'failed';
       const code = failed ? report.code : undefined;
       let revoked: string[] = [];
@@ -121,7 +259,7 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
         agentId,
         runId,
         status: failed ? 'failed' : 'completed',
-        ...(failed ? { code, message: report.message } : { resultDigest: null }),
+        ...(failed ? { code, message: report.message } : { resultDigest: powers.digest(report.value) }),
         revoked,
       };
       void ended
@@ -144,8 +282,8 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
     };
     const failWith = (code: ErrorCode, message: string = ErrorCodes[code]) => finish({ status: 'failed', code, message });
 
-    const kernelFacet = Far('KernelFacet', {
-      log: (level: unknown, text: unknown) => {
+    slot.bind({
+      log: (level, text) => {
         kernel.noteActivity(agentId);
         kernel.recordLater({
           type: 'agent.console',
@@ -156,35 +294,21 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
           text: typeof text === 'string' ? text.slice(0, 8192) : '',
         });
       },
+      output: (stream, chunk) => {
+        if (outputBytes >= MAX_OUTPUT_BYTES) return;
+        const text = String(chunk).slice(0, MAX_OUTPUT_BYTES - outputBytes);
+        outputBytes += text.length;
+        kernel.recordLater({ type: 'vat.output', time: powers.now(), agentId, runId, stream, text });
+      },
+      failed: (code, message) => failWith(code, message),
     });
-    const captp = makeCapTP(`kernel-${runId}`, message => {
-      if (!finished) worker.postMessage(message);
-    }, kernelFacet, { onReject: () => undefined });
-
-    worker.on('message', message => {
-      if (!finished) captp.dispatch(message as Record<string, unknown>);
-    });
-    worker.on('error', err => {
-      const code = (err as { code?: unknown })?.code;
-      if (code === 'ERR_WORKER_OUT_OF_MEMORY') failWith('ZT_OUT_OF_MEMORY', `the agent exceeded its memory limit of ${limits.memoryMb} MiB`);
-      else failWith('ZT_VAT_CRASHED', 'the vat failed');
-    });
-    worker.on('exit', exitCode => failWith('ZT_VAT_CRASHED', `the vat exited (code ${exitCode})`));
-    const capture = (stream: 'stdout' | 'stderr') => (chunk: unknown) => {
-      if (outputBytes >= MAX_OUTPUT_BYTES) return;
-      const text = String(chunk).slice(0, MAX_OUTPUT_BYTES - outputBytes);
-      outputBytes += text.length;
-      kernel.recordLater({ type: 'vat.output', time: powers.now(), agentId, runId, stream, text });
-    };
-    worker.stdout?.on('data', capture('stdout'));
-    worker.stderr?.on('data', capture('stderr'));
 
     const deadline = powers.setTimeout(
       () => failWith('ZT_DEADLINE', `the agent ran past its deadline of ${limits.deadlineMs} ms`),
       limits.deadlineMs,
     );
 
-    const vatRoot = captp.getBootstrap();
+    const { vatRoot } = slot;
     kernel.recordLater({
       type: 'agent.launched',
       time: powers.now(),
@@ -195,6 +319,7 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
       capabilities: [...capabilityIds],
       limits: { deadlineMs: limits.deadlineMs, memoryMb: limits.memoryMb },
       isolation: 'worker',
+      warm,
     });
 
     E(vatRoot)
@@ -255,8 +380,13 @@ export const makeVatHost = (opts: { kernel: Kernel; powers: VatHostPowers; failu
   const terminate = (agentId: string, reason?: string) => running.get(agentId)?.terminate(reason);
 
   const terminateAll = async (reason: string) => {
+    closed = true;
+    const idle = pool.splice(0);
     await Promise.all([...running.values()].map(h => h.terminate(reason)));
+    await Promise.all(idle.map(slot => slot.close()));
   };
+
+  refill();
 
   return harden({ launch, terminate, terminateAll, isRunning: (agentId: string) => running.has(agentId) });
 };

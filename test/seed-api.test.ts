@@ -208,3 +208,22 @@ test('property: no request succeeds without a matching live capability held by t
   );
   t.true(run >= 60, 'every generated sequence was checked against the model');
 });
+
+test('a vat pool gives warm launches, one run per vat', async t => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), vatPoolSize: 1 });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('a');
+  sandbox.registerAgent('b');
+  // Let the pooled vat start.
+  await new Promise(resolve => setTimeout(resolve, 500));
+  const first = await (await sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), input: 1 })).result;
+  await new Promise(resolve => setTimeout(resolve, 500));
+  const second = await (await sandbox.launchAgent({ agentId: 'b', module: fixtureAgent('echo'), input: 2 })).result;
+  t.deepEqual([first.value, second.value], [{ echoed: 1 }, { echoed: 2 }]);
+  await sandbox.audit.flush();
+  const launched = (await sandbox.audit.read(0, await sandbox.audit.size())).filter(r => r.type === 'agent.launched');
+  t.deepEqual(launched.map(r => [r.agentId, r.warm]), [['a', true], ['b', true]]);
+  t.not(launched[0]?.runId, launched[1]?.runId);
+});
