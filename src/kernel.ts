@@ -433,6 +433,7 @@ export const makeKernel = (options: KernelOptions) => {
       let result: unknown;
       let code: ErrorCode | undefined;
       let message: string | undefined;
+      let effectCompleted = false;
       try {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
         const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity);
@@ -440,6 +441,12 @@ export const makeKernel = (options: KernelOptions) => {
           effector({ target, args: request.args, signal: controller.signal, maxBytes: budget }),
           controller.signal,
         );
+        // Revoked after the effect finished but before its result was
+        // delivered: the result is withheld (the record says the effect ran).
+        if (controller.signal.aborted) {
+          effectCompleted = true;
+          throw controller.signal.reason;
+        }
         status = 'succeeded';
       } catch (err) {
         status = 'failed';
@@ -453,6 +460,7 @@ export const makeKernel = (options: KernelOptions) => {
         requestId,
         status,
         ...(code ? { code } : {}),
+        ...(effectCompleted ? { effectCompleted } : {}),
         ...(status === 'succeeded' ? { resultDigest: powers.sha256Hex(powers.canonicalJson(result ?? null)) } : {}),
       };
       let outcomeRef: AuditRef;
@@ -462,6 +470,12 @@ export const makeKernel = (options: KernelOptions) => {
         // The effect happened but could not be recorded: withhold its result.
         if (failureModes.auditUnavailable === 'halt') halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
         return outcomeOf(requestId, 'failed', { decision: decisionRef }, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+      }
+      if (status === 'succeeded' && controller.signal.aborted) {
+        // Revoked while the outcome was being recorded: the revocation record
+        // lists this request as cut in flight, and its result is withheld.
+        const cutCode = codeOf(controller.signal.reason) ?? 'ZT_REVOKED';
+        return outcomeOf(requestId, 'failed', { decision: decisionRef, outcome: outcomeRef }, { code: cutCode, message: ErrorCodes[cutCode] });
       }
       return outcomeOf(requestId, status, { decision: decisionRef, outcome: outcomeRef }, { result, code, message });
     } finally {

@@ -162,8 +162,12 @@ export const makeVatHost = (opts: VatHostOptions) => {
       else failed('ZT_VAT_CRASHED', 'the vat failed');
     });
     worker.on('exit', exitCode => failed('ZT_VAT_CRASHED', `the vat exited (code ${exitCode})`));
-    worker.stdout?.on('data', chunk => binding?.output('stdout', chunk));
-    worker.stderr?.on('data', chunk => binding?.output('stderr', chunk));
+    // Output is read from binding on (the streams buffer until then): a
+    // reading stream would keep an idle pooled vat, and the process, alive.
+    const captureOutput = (b: RunBinding) => {
+      worker.stdout?.on('data', chunk => b.output('stdout', chunk));
+      worker.stderr?.on('data', chunk => b.output('stderr', chunk));
+    };
     if (pooled) worker.unref?.();
     const vatRoot = captp.getBootstrap() as Promise<AgentVatRoot>;
     const ready = E(vatRoot)
@@ -180,6 +184,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
       ready,
       bind: b => {
         binding = b;
+        captureOutput(b);
         worker.ref?.();
         if (early) b.failed(early.code, early.message);
       },

@@ -21,6 +21,16 @@ test('plain ESM JavaScript imports the seed API from the package root', async t 
   t.is(typeof outcome.audit.decision.seq, 'number');
 });
 
+test('a runtime that is never shut down lets the process exit, with every record durable', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-exit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { stdout } = await run(process.execPath, [join(repo, 'test/fixtures/plain-esm/no-shutdown.mjs'), dir], { env: {}, timeout: 60_000 });
+  t.is((JSON.parse(stdout) as { result: string }).result, 'no shutdown');
+  const shown = await run(process.execPath, [join(repo, 'dist/src/cli.js'), 'audit', 'show', '--store', join(dir, 'store'), '--json']);
+  const records = shown.stdout.trim().split('\n').map(line => JSON.parse(line) as Record<string, unknown>);
+  t.like(records.at(-1), { type: 'agent.registered', agentId: 'registered-last' });
+});
+
 test('the ztaas CLI prints the audit log and refuses unknown commands', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'ztaas-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

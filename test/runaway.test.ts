@@ -109,5 +109,14 @@ test('revocation mid-run: the agent\'s next call through a cached presence is re
   t.is(outcome.status, 'completed');
   const value = outcome.value as { reads: number; code: string };
   t.is(value.code, 'ZT_REVOKED');
-  t.true(value.reads >= 3);
+  // Every read the agent saw succeed was allowed before the revocation, and
+  // no read was allowed after it.
+  await world.kernel.flush();
+  const records = world.sink.records;
+  const revokedAt = records.findIndex(r => r.type === 'capability.revoked');
+  const cut = (records[revokedAt]?.inFlight ?? []) as string[];
+  const allowedBefore = records.slice(0, revokedAt).filter(r => r.type === 'request' && r.decision === 'allow');
+  t.true(value.reads >= 2);
+  t.is(value.reads, allowedBefore.length - cut.length);
+  t.false(records.slice(revokedAt).some(r => r.type === 'request' && r.decision === 'allow'));
 });

@@ -54,6 +54,7 @@ export interface AuditWorker {
   on(event: 'error', listener: (err: Error) => void): unknown;
   on(event: 'exit', listener: (exitCode: number) => void): unknown;
   terminate(): Promise<number>;
+  unref?(): void;
 }
 
 export interface StartAuditVatOptions {
@@ -273,6 +274,10 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   });
   worker.on('error', err => die(unavailable('the audit vat crashed', err)));
   worker.on('exit', exitCode => die(unavailable(`the audit vat exited (code ${exitCode})`)));
+  // The idle audit vat never keeps the process alive: every call in flight
+  // holds a timer (see `call`), so the process cannot exit while a record
+  // is on its way to the store. (After the listeners: adding one re-refs.)
+  worker.unref?.();
 
   const vat = captp.getBootstrap() as Promise<AuditVatRoot>;
   // Avoid an unhandled rejection when the vat dies before anyone asks.
