@@ -18,9 +18,10 @@
  * - Any error in a check, the policy or the audit path denies.
  */
 import { ZtError, ErrorCodes, codeOf, type ErrorCode } from './errors.js';
-import type { Effector } from './effectors/types.js';
+import type { Effector, GrantValidator } from './effectors/types.js';
 import type { FailureModes } from './failure-modes.js';
-import { compileTargetPattern, normalizePath, type TargetPattern } from './paths.js';
+import type { TargetPattern } from './paths.js';
+import { compileTarget, normalizeTarget } from './targets.js';
 import { makePolicy, type Decision, type Policy } from './policy.js';
 import {
   ActionRequest,
@@ -49,6 +50,8 @@ export interface KernelOptions {
   readonly audit: KernelAuditSink;
   readonly policy: unknown;
   readonly effectors: Partial<Record<ActionType, Effector>>;
+  /** Issue-time checks of targets and `effect` settings, per action type. */
+  readonly grantValidators?: Partial<Record<ActionType, GrantValidator>>;
   readonly failureModes: FailureModes;
   /** Upper bound on bytes any single action may move. */
   readonly maxBytes: number;
@@ -105,7 +108,7 @@ export type RequestVia = 'api' | 'vat';
 const DIGEST_THRESHOLD = 256;
 
 export const makeKernel = (options: KernelOptions) => {
-  const { powers, audit, effectors, failureModes, maxBytes, onHalt } = options;
+  const { powers, audit, effectors, failureModes, maxBytes, onHalt, grantValidators = {} } = options;
   const agents = new Map<string, AgentEntry>();
   const caps = new Map<string, CapEntry>();
   const idleWaiters = new Map<string, Set<() => void>>();
@@ -194,7 +197,8 @@ export const makeKernel = (options: KernelOptions) => {
     if (!agent) throw new ZtError('ZT_UNKNOWN_AGENT', `holder ${cap.holder} is not a registered agent`);
     if (agent.state !== 'live') throw new ZtError('ZT_AGENT_REVOKED', `holder ${cap.holder} has been revoked`);
     if (caps.has(cap.id)) throw new ZtError('ZT_DUPLICATE_CAPABILITY', `capability ${cap.id} already exists`);
-    const pattern = compileTargetPattern(cap.target);
+    const pattern = compileTarget(cap.actionType, cap.target);
+    grantValidators[cap.actionType]?.(cap.target, cap.constraints);
     let decision: Decision;
     try {
       decision = policy.decideGrant({ holder: cap.holder, actionType: cap.actionType, target: cap.target });
@@ -293,7 +297,7 @@ export const makeKernel = (options: KernelOptions) => {
     if (entry.spec.actionType !== req.actionType) return { code: 'ZT_WRONG_ACTION', entry };
     let target: string;
     try {
-      target = normalizePath(req.target);
+      target = normalizeTarget(req.actionType, req.target);
     } catch {
       return { code: 'ZT_WRONG_TARGET', entry };
     }
@@ -438,7 +442,7 @@ export const makeKernel = (options: KernelOptions) => {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
         const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity);
         result = await abortable(
-          effector({ target, args: request.args, signal: controller.signal, maxBytes: budget }),
+          effector({ target, args: request.args, signal: controller.signal, maxBytes: budget, constraints: live.spec.constraints }),
           controller.signal,
         );
         // Revoked after the effect finished but before its result was

@@ -12,6 +12,7 @@
  */
 import { ZtError, type ErrorCode } from './errors.js';
 import { compileTargetPattern, normalizePath, type TargetPattern } from './paths.js';
+import { compileTarget } from './targets.js';
 import { isActionType, isValidId, type ActionType } from './types.js';
 
 export type RuleEffect = 'permit' | 'forbid';
@@ -217,7 +218,7 @@ export const makePolicy = (
   };
 
   const decideGrant = (grant: { holder: string; actionType: ActionType; target: string }): Decision => {
-    const capPattern = compileTargetPattern(grant.target);
+    const capPattern = compileTarget(grant.actionType, grant.target);
     const forbids: string[] = [];
     const permits: string[] = [];
     for (const rule of rules) {

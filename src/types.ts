@@ -4,7 +4,7 @@
  * kernel keeps mutable capability state (uses, revocation) in its own table,
  * never in objects a caller holds.
  */
-import { assertZt, type ErrorCode } from './errors.js';
+import { ZtError, assertZt, type ErrorCode } from './errors.js';
 
 /** A frozen object plus a union type: erasable TypeScript, no `enum`. */
 export const ActionType = Object.freeze({
@@ -29,6 +29,13 @@ export interface CapabilityConstraints {
   readonly maxUses?: number;
   /** Largest number of bytes a single read or write may move. */
   readonly maxBytes?: number;
+  /**
+   * Settings for the effector of this action type (plain JSON data), e.g.
+   * for EXECUTE the argument patterns and environment allow-list, for
+   * NETWORK the methods. Validated by the effector when the capability is
+   * issued; they can only narrow what the effector would otherwise do.
+   */
+  readonly effect?: Readonly<Record<string, unknown>>;
 }
 
 export interface CapabilityInit {
@@ -52,13 +59,23 @@ const isNonNegativeInteger = (x: unknown): x is number =>
 const checkConstraints = (c: unknown): CapabilityConstraints => {
   if (c === undefined) return Object.freeze({});
   assertZt(c !== null && typeof c === 'object' && !Array.isArray(c), 'ZT_BAD_ARGUMENT', 'constraints must be an object');
-  const { expiresAt, maxUses, maxBytes, ...rest } = c as Record<string, unknown>;
+  const { expiresAt, maxUses, maxBytes, effect, ...rest } = c as Record<string, unknown>;
   const extra = Object.keys(rest);
   assertZt(extra.length === 0, 'ZT_BAD_ARGUMENT', `unknown constraint ${JSON.stringify(extra[0])}`);
   assertZt(expiresAt === undefined || isNonNegativeInteger(expiresAt), 'ZT_BAD_ARGUMENT', 'constraints.expiresAt must be a non-negative integer (ms)');
   assertZt(maxUses === undefined || (isNonNegativeInteger(maxUses) && maxUses > 0), 'ZT_BAD_ARGUMENT', 'constraints.maxUses must be a positive integer');
   assertZt(maxBytes === undefined || isNonNegativeInteger(maxBytes), 'ZT_BAD_ARGUMENT', 'constraints.maxBytes must be a non-negative integer');
+  assertZt(effect === undefined || (effect !== null && typeof effect === 'object' && !Array.isArray(effect)), 'ZT_BAD_ARGUMENT', 'constraints.effect must be an object');
+  let effectCopy: Record<string, unknown> | undefined;
+  if (effect !== undefined) {
+    try {
+      effectCopy = harden(JSON.parse(JSON.stringify(effect)) as Record<string, unknown>);
+    } catch {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'constraints.effect must be plain JSON data');
+    }
+  }
   return Object.freeze({
+    ...(effectCopy === undefined ? {} : { effect: effectCopy }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(maxUses === undefined ? {} : { maxUses }),
     ...(maxBytes === undefined ? {} : { maxBytes }),

@@ -1,4 +1,4 @@
-import type { ActionArgs } from '../types.js';
+import type { ActionArgs, CapabilityConstraints } from '../types.js';
 
 /** What the kernel hands an effector for one validated, authorized action. */
 export interface EffectContext {
@@ -9,7 +9,15 @@ export interface EffectContext {
   readonly signal: AbortSignal;
   /** Largest number of bytes the action may move (capability ∩ runtime limit). */
   readonly maxBytes: number;
+  /** The presenting capability's constraints (its `effect` settings among them). */
+  readonly constraints: CapabilityConstraints;
 }
+
+/**
+ * Checks, when a capability is issued, that its target and `effect` settings
+ * make sense for this effector; throws ZT_BAD_ARGUMENT otherwise.
+ */
+export type GrantValidator = (target: string, constraints: CapabilityConstraints) => void;
 
 /** Performs one kind of real action. Resolves to passable data or throws a ZtError. */
 export type Effector = (ctx: EffectContext) => Promise<unknown>;
