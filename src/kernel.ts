@@ -354,6 +354,40 @@ export const makeKernel = (options: KernelOptions) => {
   };
 
   /**
+   * Re-checks a further target reached while carrying out an allowed
+   * request (a redirect hop): same capability pattern, policy in force,
+   * capability still live. Each hop is audited and durable before use.
+   */
+  const recheck = async (request: ActionRequest, entry: CapEntry, requestId: string, hop: string) => {
+    let target: string | undefined;
+    let code: ErrorCode | undefined;
+    let rules: readonly string[] = [];
+    try {
+      target = normalizeTarget(request.actionType, hop);
+      if (entry.state !== 'live') code = 'ZT_REVOKED';
+      else if (!entry.pattern.matches(target)) code = 'ZT_WRONG_TARGET';
+      else {
+        const decision = policy.decide({ agentId: request.agentId, actionType: request.actionType, target });
+        rules = decision.rules;
+        if (!decision.allowed) code = decision.code ?? 'ZT_POLICY_DENIED';
+      }
+    } catch (err) {
+      code = codeOf(err) === 'ZT_BAD_ARGUMENT' ? 'ZT_WRONG_TARGET' : 'ZT_POLICY_ERROR';
+    }
+    await record({
+      type: 'request.hop',
+      time: powers.now(),
+      requestId,
+      target: target ?? null,
+      decision: code ? 'deny' : 'allow',
+      ...(code ? { code } : {}),
+      rules,
+      policyHash: policy.hash,
+    });
+    return harden(code ? { allowed: false, code } : { allowed: true, target });
+  };
+
+  /**
    * The whole mediated path for one request. Never rejects: every failure is
    * an outcome with a code.
    */
@@ -442,7 +476,14 @@ export const makeKernel = (options: KernelOptions) => {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
         const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity);
         result = await abortable(
-          effector({ target, args: request.args, signal: controller.signal, maxBytes: budget, constraints: live.spec.constraints }),
+          effector({
+            target,
+            args: request.args,
+            signal: controller.signal,
+            maxBytes: budget,
+            constraints: live.spec.constraints,
+            recheck: hop => recheck(request, live, requestId, hop),
+          }),
           controller.signal,
         );
         // Revoked after the effect finished but before its result was

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.js';
 import type { ActionArgs, CapabilityConstraints } from '../types.js';
 
 /** What the kernel hands an effector for one validated, authorized action. */
@@ -11,6 +12,13 @@ export interface EffectContext {
   readonly maxBytes: number;
   /** The presenting capability's constraints (its `effect` settings among them). */
   readonly constraints: CapabilityConstraints;
+  /**
+   * Re-checks another concrete target (a redirect hop, a resolved path)
+   * against the same capability and the policy in force, as if requested
+   * now; recorded in the audit log. Effectors call it before touching any
+   * target other than `target`.
+   */
+  recheck(target: string): Promise<{ readonly allowed: boolean; readonly code?: ErrorCode; readonly target?: string }>;
 }
 
 /**
