@@ -32,6 +32,10 @@ export const ErrorCodes = Object.freeze({
   ZT_WRONG_TARGET: 'the capability does not grant this target',
   ZT_POLICY_DENIED: 'the policy does not permit this action',
   ZT_POLICY_ERROR: 'the policy could not be evaluated; failing closed',
+  ZT_POLICY_INVALID: 'a policy document failed validation; the policy in force is unchanged',
+  ZT_RATE_LIMITED: 'the capability was used too often within its rate window',
+  ZT_BUDGET_EXHAUSTED: 'the capability has moved all the bytes its budget allows',
+  ZT_ARGUMENT_DENIED: 'an argument falls outside what the capability allows',
   ZT_NOT_IN_INTERFACE: 'the method is not part of the capability interface',
 
   // Audit
@@ -45,6 +49,11 @@ export const ErrorCodes = Object.freeze({
   ZT_TOO_LARGE: 'the data exceeds the byte limit',
   ZT_NOT_A_FILE: 'the target is not a regular file',
   ZT_EFFECT_FAILED: 'the action failed',
+  ZT_TIMEOUT: 'the action ran past its time bound and was stopped',
+  ZT_FORBIDDEN_ADDRESS: 'the host resolves to an address the capability may not reach (loopback, link-local, private)',
+  ZT_UNREACHABLE: 'the host could not be resolved or reached',
+  ZT_TOOL_UNKNOWN: 'the tool server has no such tool',
+  ZT_TOOL_FAILED: 'the tool server failed, crashed or did not answer',
 
   // Agent modules and vats
   ZT_MODULE_FORBIDDEN: 'an agent module imported a builtin or a package',
