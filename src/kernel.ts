@@ -22,12 +22,14 @@ import type { Effector, GrantValidator } from './effectors/types.js';
 import type { FailureModes } from './failure-modes.js';
 import type { TargetPattern } from './paths.js';
 import { compileTarget, normalizeTarget } from './targets.js';
+import { makeGrantBrands, type GrantToken } from './grants.js';
 import { makePolicy, type Decision, type Policy } from './policy.js';
 import {
   ActionRequest,
   Capability,
   isValidId,
   type ActionType,
+  type ArgumentRule,
   type AuditRef,
   type CapabilityConstraints,
   type Outcome,
@@ -73,6 +75,8 @@ export interface CapabilityRecord {
   readonly parent: string | null;
   readonly state: CapabilityState;
   readonly uses: number;
+  readonly bytes: number;
+  readonly children: readonly string[];
   readonly revokedAt?: number;
   readonly revokedReason?: string;
 }
@@ -86,10 +90,16 @@ interface InFlight {
 interface CapEntry {
   readonly spec: Capability;
   readonly pattern: TargetPattern;
+  readonly argRules: CompiledArgRules;
   readonly issuer: string;
   readonly issuedAt: number;
+  readonly parent: string | null;
+  readonly children: Set<string>;
   state: CapabilityState;
   uses: number;
+  bytes: number;
+  /** Kernel-clock times of allowed uses inside the rate window (oldest first). */
+  readonly useTimes: number[];
   revokedAt?: number;
   revokedReason?: string;
   readonly inFlight: Set<InFlight>;
@@ -106,9 +116,83 @@ interface AgentEntry {
 export type RequestVia = 'api' | 'vat';
 
 const DIGEST_THRESHOLD = 256;
+/** setTimeout's largest delay; an expiry further away cannot be reached by one call. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+
+type CompiledArgRules = ReadonlyArray<{ readonly name: string; readonly rule: ArgumentRule; readonly glob?: RegExp }>;
+
+const globRegExp = (glob: string) =>
+  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]')}$`);
+
+const compileArgRules = (rules: CapabilityConstraints['args']): CompiledArgRules =>
+  harden(
+    Object.entries(rules ?? {}).map(([name, rule]) => ({
+      name,
+      rule,
+      ...(rule.pattern === undefined ? {} : { glob: globRegExp(rule.pattern) }),
+    })),
+  );
+
+const MAX_MATCHED_LENGTH = 64 * 1024;
+
+/** True when every named argument satisfies its rule. Any doubt denies. */
+const argsAllowed = (rules: CompiledArgRules, args: Readonly<Record<string, unknown>>): boolean => {
+  for (const { name, rule, glob } of rules) {
+    const present = Object.hasOwn(args, name) && args[name] !== undefined;
+    if (!present) {
+      if (rule.required) return false;
+      continue;
+    }
+    if (rule.forbidden) return false;
+    const value = args[name];
+    if (rule.type !== undefined && typeof value !== rule.type) return false;
+    if (rule.enum !== undefined && !rule.enum.includes(value as never)) return false;
+    if (typeof value === 'string') {
+      if (rule.maxLength !== undefined && value.length > rule.maxLength) return false;
+      if (glob && (value.length > MAX_MATCHED_LENGTH || !glob.test(value))) return false;
+    } else if (glob || rule.maxLength !== undefined) {
+      return false;
+    }
+    if (rule.min !== undefined || rule.max !== undefined) {
+      if (typeof value !== 'number' || !Number.isFinite(value)) return false;
+      if (rule.min !== undefined && value < rule.min) return false;
+      if (rule.max !== undefined && value > rule.max) return false;
+    }
+  }
+  return true;
+};
+
+const utf8Length = (text: string): number => {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      bytes += 4;
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+};
+
+/** Bytes an action moved, for byte budgets: what was written, or what came back. */
+const bytesMoved = (request: ActionRequest, result: unknown): number => {
+  const { bytes } = (result ?? {}) as { bytes?: unknown };
+  if (typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0) return bytes;
+  if (typeof result === 'string') return request.args.encoding === 'base64' ? Math.floor((result.length * 3) / 4) : utf8Length(result);
+  let total = 0;
+  for (const key of ['body', 'stdout', 'stderr'] as const) {
+    const value = (result as Record<string, unknown> | null)?.[key];
+    if (typeof value === 'string') total += utf8Length(value);
+  }
+  return total;
+};
 
 export const makeKernel = (options: KernelOptions) => {
   const { powers, audit, effectors, failureModes, maxBytes, onHalt, grantValidators = {} } = options;
+  const brands = makeGrantBrands();
   const agents = new Map<string, AgentEntry>();
   const caps = new Map<string, CapEntry>();
   const idleWaiters = new Map<string, Set<() => void>>();
@@ -173,31 +257,34 @@ export const makeKernel = (options: KernelOptions) => {
       constraints: e.spec.constraints,
       issuer: e.issuer,
       issuedAt: e.issuedAt,
-      parent: null,
+      parent: e.parent,
       state: e.state,
       uses: e.uses,
+      bytes: e.bytes,
+      children: [...e.children],
       ...(e.revokedAt === undefined ? {} : { revokedAt: e.revokedAt, revokedReason: e.revokedReason }),
     });
 
   const registerAgent = (agentId: string) => {
     assertOpen();
-    if (!isValidId(agentId)) throw new ZtError('ZT_BAD_ARGUMENT', 'agent id must match [A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}');
+    if (!isValidId(agentId)) throw new ZtError('ZT_BAD_ARGUMENT', 'agent id must match [A-Za-z0-9][A-Za-z0-9._:@/~-]{0,127}');
     if (agents.has(agentId)) throw new ZtError('ZT_DUPLICATE_AGENT', `agent ${agentId} is already registered`);
     agents.set(agentId, { id: agentId, state: 'live', inFlight: 0, epoch: 0 });
     recordLater({ type: 'agent.registered', time: powers.now(), agentId });
   };
 
-  const issueCapability = (cap: Capability, issuer = 'operator'): CapabilityRecord => {
-    assertOpen();
-    if (!(cap instanceof Capability)) {
-      // Validate plain objects by constructing; this throws ZT_NO_HOLDER etc.
-      cap = new Capability(cap as never);
-    }
+  /**
+   * Issues `cap` after the policy allowed it; `parent` makes it a derived
+   * capability (revoked with its parent). Records `capability.issued`,
+   * `capability.derived` or `capability.issue-denied`.
+   */
+  const issue = (cap: Capability, issuer: string, parent: CapEntry | undefined): CapabilityRecord => {
     const agent = agents.get(cap.holder);
     if (!agent) throw new ZtError('ZT_UNKNOWN_AGENT', `holder ${cap.holder} is not a registered agent`);
     if (agent.state !== 'live') throw new ZtError('ZT_AGENT_REVOKED', `holder ${cap.holder} has been revoked`);
     if (caps.has(cap.id)) throw new ZtError('ZT_DUPLICATE_CAPABILITY', `capability ${cap.id} already exists`);
     const pattern = compileTarget(cap.actionType, cap.target);
+    const argRules = compileArgRules(cap.constraints.args);
     grantValidators[cap.actionType]?.(cap.target, cap.constraints);
     let decision: Decision;
     try {
@@ -214,6 +301,7 @@ export const makeKernel = (options: KernelOptions) => {
       target: cap.target,
       constraints: cap.constraints,
       issuer,
+      ...(parent ? { parent: parent.spec.id } : {}),
       rules: decision.rules,
       policyHash: decision.policyHash,
     };
@@ -221,10 +309,34 @@ export const makeKernel = (options: KernelOptions) => {
       recordLater({ type: 'capability.issue-denied', ...base, code: decision.code });
       throw new ZtError(decision.code ?? 'ZT_POLICY_DENIED', `the policy would never permit ${cap.actionType} on ${cap.target} for ${cap.holder}`);
     }
-    const entry: CapEntry = { spec: cap, pattern, issuer, issuedAt: time, state: 'live', uses: 0, inFlight: new Set() };
+    const entry: CapEntry = {
+      spec: cap,
+      pattern,
+      argRules,
+      issuer,
+      issuedAt: time,
+      parent: parent ? parent.spec.id : null,
+      children: new Set(),
+      state: 'live',
+      uses: 0,
+      bytes: 0,
+      useTimes: [],
+      inFlight: new Set(),
+    };
     caps.set(cap.id, entry);
-    recordLater({ type: 'capability.issued', ...base });
+    parent?.children.add(cap.id);
+    recordLater({ type: parent ? 'capability.derived' : 'capability.issued', ...base });
     return snapshot(entry);
+  };
+
+  const issueCapability = (cap: Capability, issuer = 'operator'): CapabilityRecord => {
+    assertOpen();
+    if (!(cap instanceof Capability)) {
+      // Validate plain objects by constructing; this throws ZT_NO_HOLDER etc.
+      cap = new Capability(cap as never);
+    }
+    if (cap.id.includes('~')) throw new ZtError('ZT_BAD_ARGUMENT', '"~" in a capability id is reserved for derived capabilities');
+    return issue(cap, issuer, undefined);
   };
 
   const getCapability = (id: string): CapabilityRecord | undefined => {
@@ -258,6 +370,8 @@ export const makeKernel = (options: KernelOptions) => {
     entry.revokedReason = reason;
     const inFlight = abortInFlight(entry, 'ZT_REVOKED', 'the capability was revoked');
     recordLater({ type: 'capability.revoked', time: entry.revokedAt, capabilityId: id, holder: entry.spec.holder, reason, inFlight });
+    // Derived and delegated capabilities go with their parent.
+    for (const child of entry.children) revokeCapability(child, `parent ${id} revoked`);
     return true;
   };
 
@@ -291,9 +405,15 @@ export const makeKernel = (options: KernelOptions) => {
     if (!entry) return { code: 'ZT_UNKNOWN_CAPABILITY' };
     if (entry.spec.holder !== req.agentId) return { code: 'ZT_WRONG_HOLDER', entry };
     if (entry.state !== 'live') return { code: 'ZT_REVOKED', entry };
-    const { expiresAt, maxUses } = entry.spec.constraints;
+    const { expiresAt, maxUses, rate, bytesBudget } = entry.spec.constraints;
     if (expiresAt !== undefined && now >= expiresAt) return { code: 'ZT_EXPIRED', entry };
     if (maxUses !== undefined && entry.uses >= maxUses) return { code: 'ZT_EXHAUSTED', entry };
+    if (rate !== undefined) {
+      const times = entry.useTimes;
+      while (times.length > 0 && (times[0] as number) <= now - rate.windowMs) times.shift();
+      if (times.length >= rate.max) return { code: 'ZT_RATE_LIMITED', entry };
+    }
+    if (bytesBudget !== undefined && entry.bytes >= bytesBudget) return { code: 'ZT_BUDGET_EXHAUSTED', entry };
     if (entry.spec.actionType !== req.actionType) return { code: 'ZT_WRONG_ACTION', entry };
     let target: string;
     try {
@@ -302,6 +422,7 @@ export const makeKernel = (options: KernelOptions) => {
       return { code: 'ZT_WRONG_TARGET', entry };
     }
     if (!entry.pattern.matches(target)) return { code: 'ZT_WRONG_TARGET', entry };
+    if (!argsAllowed(entry.argRules, req.args)) return { code: 'ZT_ARGUMENT_DENIED', entry };
     return { entry, target };
   };
 
@@ -351,6 +472,41 @@ export const makeKernel = (options: KernelOptions) => {
     if (!agent || agent.state !== 'live') return;
     revokeAgent(agentId, `halted by failure mode (${code})`);
     onHalt?.(agentId, code);
+  };
+
+  /**
+   * Replaces every grant token in an effector's result with a derived
+   * capability (same holder, parent = the presenting capability, expiring no
+   * later than it) and a kernel-branded reference to it. A grant the policy
+   * refuses becomes `null` in the result and is audited as refused.
+   */
+  let derivedCounter = 0;
+  const deriveGrants = (parent: CapEntry, value: unknown, depth = 0): unknown => {
+    if (value === null || typeof value !== 'object' || depth > 32) return value;
+    if (brands.isGrant(value)) {
+      derivedCounter += 1;
+      const parentExpiry = parent.spec.constraints.expiresAt;
+      const ownExpiry = value.constraints.expiresAt;
+      const expiresAt = parentExpiry === undefined ? ownExpiry : Math.min(parentExpiry, ownExpiry ?? Infinity);
+      try {
+        const cap = new Capability({
+          id: `${parent.spec.id}~${derivedCounter}`,
+          actionType: value.actionType,
+          target: value.target,
+          holder: parent.spec.holder,
+          constraints: { ...value.constraints, ...(expiresAt === undefined ? {} : { expiresAt }) },
+        });
+        const record = issue(cap, `derived:${parent.spec.id}`, parent);
+        return brands.makeDerivedRef({ capabilityId: record.id, actionType: record.actionType, target: record.target });
+      } catch {
+        return null;
+      }
+    }
+    if (Array.isArray(value)) return harden(value.map(v => deriveGrants(parent, v, depth + 1)));
+    if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = deriveGrants(parent, v, depth + 1);
+    return harden(out);
   };
 
   /**
@@ -454,6 +610,7 @@ export const makeKernel = (options: KernelOptions) => {
 
     const live = entry as CapEntry;
     live.uses += 1;
+    if (live.spec.constraints.rate) live.useTimes.push(time);
     const controller = new AbortController();
     const call: InFlight = { requestId, agentId: request.agentId, controller };
     live.inFlight.add(call);
@@ -472,11 +629,21 @@ export const makeKernel = (options: KernelOptions) => {
       let code: ErrorCode | undefined;
       let message: string | undefined;
       let effectCompleted = false;
+      let expiryTimer: ReturnType<typeof setTimeout> | undefined;
       try {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
-        const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity);
+        const { bytesBudget, expiresAt } = live.spec.constraints;
+        const budgetLeft = bytesBudget === undefined ? Infinity : bytesBudget - live.bytes;
+        const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity, budgetLeft);
+        const untilExpiry = expiresAt === undefined ? Infinity : Math.max(0, expiresAt - powers.now());
+        if (untilExpiry <= MAX_TIMER_MS) {
+          // Expiry reached mid-call behaves like revocation: the call is cut.
+          expiryTimer = setTimeout(() => controller.abort(new ZtError('ZT_EXPIRED', 'the capability expired during the call')), untilExpiry);
+        }
         result = await abortable(
           effector({
+            // Effectors that derive capabilities read `grant` (see src/grants.ts, GrantingContext).
+            ...({ grant: (init: { actionType: ActionType; target: string; constraints?: CapabilityConstraints }): GrantToken => brands.makeGrant(init) } as object),
             target,
             args: request.args,
             signal: controller.signal,
@@ -492,13 +659,20 @@ export const makeKernel = (options: KernelOptions) => {
           effectCompleted = true;
           throw controller.signal.reason;
         }
+        live.bytes += bytesMoved(request, result);
+        result = deriveGrants(live, result);
         status = 'succeeded';
       } catch (err) {
         status = 'failed';
         code = controller.signal.aborted ? (codeOf(controller.signal.reason) ?? 'ZT_REVOKED') : (codeOf(err) ?? 'ZT_EFFECT_FAILED');
+        // Too large for what is left of the byte budget: the budget is what ran out.
+        if (code === 'ZT_TOO_LARGE' && live.spec.constraints.bytesBudget !== undefined && live.spec.constraints.bytesBudget - live.bytes < Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity)) {
+          code = 'ZT_BUDGET_EXHAUSTED';
+        }
         message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code];
         if (controller.signal.aborted) message = ErrorCodes[code];
       }
+      clearTimeout(expiryTimer);
       const outcomeRecord = {
         type: 'outcome',
         time: powers.now(),
@@ -506,6 +680,7 @@ export const makeKernel = (options: KernelOptions) => {
         status,
         ...(code ? { code } : {}),
         ...(effectCompleted ? { effectCompleted } : {}),
+        ...(status === 'succeeded' ? { bytes: live.bytes } : {}),
         ...(status === 'succeeded' ? { resultDigest: powers.sha256Hex(powers.canonicalJson(result ?? null)) } : {}),
       };
       let outcomeRef: AuditRef;
@@ -586,6 +761,7 @@ export const makeKernel = (options: KernelOptions) => {
     revokeAgentCapabilities,
     execute,
     whenIdle,
+    isDerivedRef: brands.isDerivedRef,
     noteActivity,
     agentActivity,
     hasAgent,

@@ -29,6 +29,16 @@ export interface CapabilityConstraints {
   readonly maxUses?: number;
   /** Largest number of bytes a single read or write may move. */
   readonly maxBytes?: number;
+  /** At most `max` uses within any `windowMs` window (kernel clock). */
+  readonly rate?: { readonly max: number; readonly windowMs: number };
+  /** Total bytes all uses together may move (reads, writes, output). */
+  readonly bytesBudget?: number;
+  /**
+   * Constraints on named arguments of each call (`args` of the request):
+   * each value must satisfy its rule, or the call is denied with
+   * ZT_ARGUMENT_DENIED. Arguments without a rule are left to the effector.
+   */
+  readonly args?: Readonly<Record<string, ArgumentRule>>;
   /**
    * Settings for the effector of this action type (plain JSON data), e.g.
    * for EXECUTE the argument patterns and environment allow-list, for
@@ -36,6 +46,23 @@ export interface CapabilityConstraints {
    * issued; they can only narrow what the effector would otherwise do.
    */
   readonly effect?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A rule for one argument. `pattern` is a glob over the whole string value
+ * (`*` any run of characters, `?` one character): globs, not regular
+ * expressions, so matching agent-supplied strings is linear in the kernel.
+ */
+export interface ArgumentRule {
+  readonly required?: boolean;
+  /** The argument must be absent. */
+  readonly forbidden?: boolean;
+  readonly type?: 'string' | 'number' | 'boolean';
+  readonly enum?: readonly (string | number | boolean | null)[];
+  readonly pattern?: string;
+  readonly maxLength?: number;
+  readonly min?: number;
+  readonly max?: number;
 }
 
 export interface CapabilityInit {
@@ -48,7 +75,7 @@ export interface CapabilityInit {
   readonly constraints?: CapabilityConstraints;
 }
 
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@/~-]{0,127}$/;
 export const isValidId = (x: unknown): x is string =>
   typeof x === 'string' && ID_PATTERN.test(x);
 harden(isValidId);
@@ -56,10 +83,33 @@ harden(isValidId);
 const isNonNegativeInteger = (x: unknown): x is number =>
   typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
+const RULE_KEYS = new Set(['required', 'forbidden', 'type', 'enum', 'pattern', 'maxLength', 'min', 'max']);
+
+const checkArgumentRules = (args: unknown): Readonly<Record<string, ArgumentRule>> => {
+  assertZt(args !== null && typeof args === 'object' && !Array.isArray(args), 'ZT_BAD_ARGUMENT', 'constraints.args must be an object of rules');
+  const out: Record<string, ArgumentRule> = {};
+  for (const [name, rule] of Object.entries(args as Record<string, unknown>)) {
+    const where = `constraints.args.${name}`;
+    assertZt(rule !== null && typeof rule === 'object' && !Array.isArray(rule), 'ZT_BAD_ARGUMENT', `${where} must be an object`);
+    const r = rule as Record<string, unknown>;
+    for (const key of Object.keys(r)) assertZt(RULE_KEYS.has(key), 'ZT_BAD_ARGUMENT', `${where}.${key} is not a known rule`);
+    assertZt(r.required === undefined || typeof r.required === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.required must be a boolean`);
+    assertZt(r.forbidden === undefined || typeof r.forbidden === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.forbidden must be a boolean`);
+    assertZt(r.type === undefined || r.type === 'string' || r.type === 'number' || r.type === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.type must be string, number or boolean`);
+    assertZt(r.enum === undefined || (Array.isArray(r.enum) && r.enum.every(v => v === null || ['string', 'number', 'boolean'].includes(typeof v))), 'ZT_BAD_ARGUMENT', `${where}.enum must be an array of primitives`);
+    assertZt(r.pattern === undefined || (typeof r.pattern === 'string' && r.pattern.length <= 1024), 'ZT_BAD_ARGUMENT', `${where}.pattern must be a glob string`);
+    for (const k of ['maxLength', 'min', 'max'] as const) {
+      assertZt(r[k] === undefined || (typeof r[k] === 'number' && Number.isFinite(r[k])), 'ZT_BAD_ARGUMENT', `${where}.${k} must be a finite number`);
+    }
+    out[name] = Object.freeze({ ...r, ...(Array.isArray(r.enum) ? { enum: Object.freeze([...r.enum]) } : {}) }) as ArgumentRule;
+  }
+  return Object.freeze(out);
+};
+
 const checkConstraints = (c: unknown): CapabilityConstraints => {
   if (c === undefined) return Object.freeze({});
   assertZt(c !== null && typeof c === 'object' && !Array.isArray(c), 'ZT_BAD_ARGUMENT', 'constraints must be an object');
-  const { expiresAt, maxUses, maxBytes, effect, ...rest } = c as Record<string, unknown>;
+  const { expiresAt, maxUses, maxBytes, effect, rate, bytesBudget, args, ...rest } = c as Record<string, unknown>;
   const extra = Object.keys(rest);
   assertZt(extra.length === 0, 'ZT_BAD_ARGUMENT', `unknown constraint ${JSON.stringify(extra[0])}`);
   assertZt(expiresAt === undefined || isNonNegativeInteger(expiresAt), 'ZT_BAD_ARGUMENT', 'constraints.expiresAt must be a non-negative integer (ms)');
@@ -74,8 +124,23 @@ const checkConstraints = (c: unknown): CapabilityConstraints => {
       throw new ZtError('ZT_BAD_ARGUMENT', 'constraints.effect must be plain JSON data');
     }
   }
+  assertZt(bytesBudget === undefined || isNonNegativeInteger(bytesBudget), 'ZT_BAD_ARGUMENT', 'constraints.bytesBudget must be a non-negative integer');
+  let rateCopy: { max: number; windowMs: number } | undefined;
+  if (rate !== undefined) {
+    const r = rate as Record<string, unknown>;
+    assertZt(
+      r !== null && typeof r === 'object' && isNonNegativeInteger(r.max) && r.max > 0 && isNonNegativeInteger(r.windowMs) && r.windowMs > 0 && Object.keys(r).length === 2,
+      'ZT_BAD_ARGUMENT',
+      'constraints.rate must be { max: positive integer, windowMs: positive integer }',
+    );
+    rateCopy = Object.freeze({ max: r.max as number, windowMs: r.windowMs as number });
+  }
+  const argsCopy = args === undefined ? undefined : checkArgumentRules(args);
   return Object.freeze({
     ...(effectCopy === undefined ? {} : { effect: effectCopy }),
+    ...(rateCopy === undefined ? {} : { rate: rateCopy }),
+    ...(bytesBudget === undefined ? {} : { bytesBudget }),
+    ...(argsCopy === undefined ? {} : { args: argsCopy }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(maxUses === undefined ? {} : { maxUses }),
     ...(maxBytes === undefined ? {} : { maxBytes }),
@@ -96,7 +161,7 @@ export class Capability {
   constructor(init: CapabilityInit) {
     assertZt(init !== null && typeof init === 'object', 'ZT_BAD_ARGUMENT', 'Capability needs an options object');
     const { id, actionType, target, holder, constraints } = init;
-    assertZt(isValidId(id), 'ZT_BAD_ARGUMENT', 'capability id must match [A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}');
+    assertZt(isValidId(id), 'ZT_BAD_ARGUMENT', 'capability id must match [A-Za-z0-9][A-Za-z0-9._:@/~-]{0,127}');
     assertZt(isActionType(actionType), 'ZT_BAD_ARGUMENT', `actionType must be one of ${[...ACTION_TYPES].join(', ')}`);
     assertZt(typeof target === 'string' && target.length > 0, 'ZT_BAD_ARGUMENT', 'target must be a non-empty string');
     assertZt(holder !== undefined && holder !== null && holder !== '', 'ZT_NO_HOLDER', 'a capability must name its holder (holder: agentId); there is no "anyone"');
