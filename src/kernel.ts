@@ -543,6 +543,39 @@ export const makeKernel = (options: KernelOptions) => {
     return harden(code ? { allowed: false, code } : { allowed: true, target });
   };
 
+  type Evaluation = {
+    decision: { allowed: boolean; code?: ErrorCode; rules: readonly string[]; policyHash: string };
+    entry: CapEntry | undefined;
+    target: string;
+    args: Record<string, unknown> | undefined;
+  };
+
+  /**
+   * Decides a request without consuming anything or recording it: the
+   * ordered checks, then the policy. Any error denies.
+   */
+  const evaluate = (request: ActionRequest, time: number): Evaluation => {
+    let entry: CapEntry | undefined;
+    let target = request.target;
+    let args: Record<string, unknown> | undefined;
+    const deny = (code: ErrorCode) => ({ allowed: false, code, rules: [] as string[], policyHash: policy.hash });
+    try {
+      if (shutDown) return { decision: deny('ZT_SHUT_DOWN'), entry, target, args };
+      const checked = check(request, time);
+      entry = checked.entry;
+      if ('code' in checked) return { decision: deny(checked.code), entry, target, args };
+      target = checked.target;
+      try {
+        args = summarizeArgs(request.args);
+      } catch {
+        return { decision: deny('ZT_BAD_ARGUMENT'), entry, target, args };
+      }
+      return { decision: policy.decide({ agentId: request.agentId, actionType: request.actionType, target }), entry, target, args };
+    } catch {
+      return { decision: deny('ZT_POLICY_ERROR'), entry, target, args };
+    }
+  };
+
   /**
    * The whole mediated path for one request. Never rejects: every failure is
    * an outcome with a code.
@@ -554,30 +587,7 @@ export const makeKernel = (options: KernelOptions) => {
     const agent = agents.get(request.agentId);
     if (agent) agent.epoch += 1;
 
-    let decision: { allowed: boolean; code?: ErrorCode; rules: readonly string[]; policyHash: string };
-    let entry: CapEntry | undefined;
-    let target = request.target;
-    let args: Record<string, unknown> | undefined;
-    try {
-      if (shutDown) throw new ZtError('ZT_SHUT_DOWN');
-      const checked = check(request, time);
-      entry = checked.entry;
-      if ('code' in checked) {
-        decision = { allowed: false, code: checked.code, rules: [], policyHash: policy.hash };
-      } else {
-        target = checked.target;
-        try {
-          args = summarizeArgs(request.args);
-          decision = policy.decide({ agentId: request.agentId, actionType: request.actionType, target });
-        } catch (err) {
-          decision = codeOf(err) === 'ZT_AUDIT_NOT_CANONICAL'
-            ? { allowed: false, code: 'ZT_BAD_ARGUMENT', rules: [], policyHash: policy.hash }
-            : { allowed: false, code: 'ZT_POLICY_ERROR', rules: [], policyHash: policy.hash };
-        }
-      }
-    } catch (err) {
-      decision = { allowed: false, code: codeOf(err) ?? 'ZT_POLICY_ERROR', rules: [], policyHash: policy.hash };
-    }
+    const { decision, entry, target, args } = evaluate(request, time);
 
     const requestRecord = {
       type: 'request',
@@ -704,6 +714,29 @@ export const makeKernel = (options: KernelOptions) => {
     }
   };
 
+  /**
+   * Records a call the membrane refused before it became a request (a
+   * method outside the interface, arguments that are not plain data): one
+   * decision record, like every other invocation.
+   */
+  const refuse = async (call: { agentId: string; capabilityId: string; method: string; code: ErrorCode }) => {
+    const entry = caps.get(call.capabilityId);
+    await record({
+      type: 'request',
+      time: powers.now(),
+      requestId: powers.makeRequestId(),
+      via: 'vat',
+      agentId: call.agentId,
+      capabilityId: call.capabilityId,
+      method: call.method,
+      ...(entry ? { actionType: entry.spec.actionType } : {}),
+      decision: 'deny',
+      code: call.code,
+      rules: [],
+      policyHash: policy.hash,
+    }).catch(() => undefined);
+  };
+
   /** Resolves when the agent has no request in flight. */
   const whenIdle = (agentId: string): Promise<void> =>
     new Promise(resolve => {
@@ -760,7 +793,9 @@ export const makeKernel = (options: KernelOptions) => {
     revokeAgent,
     revokeAgentCapabilities,
     execute,
+    evaluate: (request: ActionRequest) => harden(evaluate(request, powers.now()).decision),
     whenIdle,
+    refuse,
     isDerivedRef: brands.isDerivedRef,
     noteActivity,
     agentActivity,

@@ -1,23 +1,32 @@
 /**
  * The membrane between the kernel and an agent vat.
  *
- * Invariant: no raw host object ever reaches a vat. What crosses into a vat
- * is a caretaker (a hardened Far forwarder bound to one agent and one
- * capability id) or frozen plain data; what crosses back is accepted only as
- * plain data (no remotable, promise, error or tagged value), so no getter,
- * proxy, thenable or toString of the agent's is ever run in kernel context.
- * (CapTP has already turned the agent's values into fresh kernel-realm copies;
- * the check below refuses the shapes that would carry authority or
- * behaviour.)
+ * Invariants:
+ * - No raw host object ever reaches a vat. What crosses into a vat is a
+ *   caretaker (a hardened Far forwarder bound to one agent and one
+ *   capability id) or frozen plain data. A derived capability in a result
+ *   crosses as its own caretaker, bound to the same holder.
+ * - Identity is preserved: one caretaker per capability per vat connection,
+ *   so the same capability always reaches the vat as the same presence, and
+ *   a caretaker the vat sends back is recognized by identity, never by shape.
+ * - What crosses back is accepted only as plain data (no remotable, promise,
+ *   error or tagged value), so no getter, proxy, thenable or toString of the
+ *   agent's is ever run in kernel context. (CapTP has already turned the
+ *   agent's values into fresh kernel-realm copies.)
+ * - A caretaker holds no authority of its own: each call is a new request
+ *   through the kernel, which re-checks holder, state, limits and policy.
+ *   A call to a method outside the capability's interface, or with bad
+ *   arguments, is refused and audited like any other request.
+ * - Cutting the membrane (vat ended) makes every caretaker refuse at once.
  *
- * A caretaker holds no authority of its own: each call is a new request
- * through `kernel.execute`, which re-checks holder, state, limits and policy.
- * Cutting the membrane (vat terminated) makes every caretaker refuse at once.
+ * Caretakers expose one method, `invoke(method, args)`; the agent vat wraps
+ * each presence so agents write `E(cap).read()` (see vats/vat-agent.ts).
  */
 import { Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
 import { ErrorCodes, ZtError, agentRefusal, type ErrorCode } from './errors.js';
 import type { Kernel } from './kernel.js';
+import { compileTarget } from './targets.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
 const MAX_DEPTH = 16;
@@ -50,9 +59,92 @@ export const assertPlainData = (value: unknown, depth = 0): void => {
 };
 harden(assertPlainData);
 
-const asAgentError = (code: ErrorCode, message?: string) => agentRefusal(code, message ?? ErrorCodes[code]);
+/** The methods each kind of capability answers, besides `describe`. */
+export const CAPABILITY_INTERFACES: Readonly<Record<ActionType, readonly string[]>> = harden({
+  READ: ['read'],
+  WRITE: ['write'],
+  EXECUTE: ['run'],
+  NETWORK: ['fetch'],
+  TOOL: ['call'],
+});
 
-type OptionsArg = { path?: unknown; encoding?: unknown } | undefined;
+type Options = Readonly<Record<string, unknown>>;
+
+const optionsOf = (value: unknown): Options => {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ZtError('ZT_BAD_ARGUMENT', 'options must be a record');
+  }
+  return value as Options;
+};
+
+const optionalString = (options: Options, key: string): string | undefined => {
+  const value = options[key];
+  if (value !== undefined && typeof value !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', `${key} must be a string`);
+  return value as string | undefined;
+};
+
+/** Only the keys that are present: absent options never reach the kernel as `undefined`. */
+const present = (record: Record<string, unknown>): ActionArgs => {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) if (v !== undefined) out[k] = v;
+  return harden(out);
+};
+
+/**
+ * Maps a method call to (target, args) for the kernel. `grantTarget` is the
+ * capability's own target, used when the agent names none.
+ */
+const toRequest = (
+  actionType: ActionType,
+  grantTarget: string | undefined,
+  params: readonly unknown[],
+): { target: string; args: ActionArgs } => {
+  const named = (target: string | undefined): string => {
+    if (target !== undefined) return target;
+    if (grantTarget === undefined) throw new ZtError('ZT_BAD_ARGUMENT', 'this capability covers several targets: name one');
+    return grantTarget;
+  };
+  switch (actionType) {
+    case ActionType.READ: {
+      const o = optionsOf(params[0]);
+      return { target: named(optionalString(o, 'path')), args: present({ encoding: optionalString(o, 'encoding') }) };
+    }
+    case ActionType.WRITE: {
+      const [content, raw] = params;
+      if (typeof content !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'content must be a string');
+      const o = optionsOf(raw);
+      if (o.append !== undefined && typeof o.append !== 'boolean') throw new ZtError('ZT_BAD_ARGUMENT', 'append must be a boolean');
+      return {
+        target: named(optionalString(o, 'path')),
+        args: present({ content, encoding: optionalString(o, 'encoding'), append: o.append }),
+      };
+    }
+    case ActionType.EXECUTE: {
+      const [argv, raw] = params;
+      if (!Array.isArray(argv) || !argv.every(a => typeof a === 'string')) throw new ZtError('ZT_BAD_ARGUMENT', 'argv must be an array of strings');
+      const o = optionsOf(raw);
+      return { target: named(undefined), args: present({ argv, stdin: optionalString(o, 'stdin'), env: o.env, cwd: optionalString(o, 'cwd') }) };
+    }
+    case ActionType.NETWORK: {
+      const [url, raw] = params;
+      if (url !== undefined && typeof url !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'url must be a string');
+      const o = optionsOf(raw);
+      return {
+        target: named(url as string | undefined),
+        args: present({ method: optionalString(o, 'method'), headers: o.headers, body: optionalString(o, 'body') }),
+      };
+    }
+    case ActionType.TOOL: {
+      const [toolArgs, raw] = params;
+      const o = optionsOf(raw);
+      if (toolArgs !== undefined && (toolArgs === null || typeof toolArgs !== 'object' || Array.isArray(toolArgs))) {
+        throw new ZtError('ZT_BAD_ARGUMENT', 'tool arguments must be a record');
+      }
+      return { target: named(optionalString(o, 'tool')), args: present({ arguments: toolArgs ?? {} }) };
+    }
+  }
+};
 
 export interface MembraneOptions {
   readonly kernel: Kernel;
@@ -62,74 +154,71 @@ export interface MembraneOptions {
 
 export const makeMembrane = ({ kernel, agentId, capabilityIds }: MembraneOptions) => {
   let cut = false;
+  const caretakers = new Map<string, object>();
 
-  const call = async (capabilityId: string, actionType: ActionType, target: string, args: ActionArgs) => {
-    if (cut) throw asAgentError('ZT_TERMINATED');
-    const outcome = await kernel.execute(new ActionRequest({ capabilityId, agentId, actionType, target, args }), 'vat');
-    if (outcome.ok) return outcome.result;
-    const { code, message } = outcome.error ?? { code: 'ZT_EFFECT_FAILED' as const, message: undefined };
-    throw asAgentError(code, message);
+  const refuse = async (capabilityId: string, method: string, code: ErrorCode, message?: string): Promise<never> => {
+    await kernel.refuse({ agentId, capabilityId, method, code });
+    throw agentRefusal(code, message ?? ErrorCodes[code]);
   };
 
-  /** Validates the agent's arguments and picks the target: the exact grant or a path the agent names. */
-  const prepare = (capabilityId: string, options: OptionsArg, rest: unknown[]): { target: string; encoding?: string } => {
+  /** Replaces kernel-branded derived references in a result by their caretakers. */
+  const exportResult = (value: unknown, depth = 0): unknown => {
+    if (value === null || typeof value !== 'object' || depth > 32) return value;
+    if (kernel.isDerivedRef(value)) return caretakerFor(value.capabilityId);
+    if (Array.isArray(value)) return harden(value.map(v => exportResult(v, depth + 1)));
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = exportResult(v, depth + 1);
+    return harden(out);
+  };
+
+  const invoke = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
     kernel.noteActivity(agentId);
-    if (cut) throw asAgentError('ZT_TERMINATED');
+    if (cut) throw agentRefusal('ZT_TERMINATED');
+    const record = kernel.getCapability(capabilityId);
+    if (typeof method !== 'string' || !record) return refuse(capabilityId, String(method).slice(0, 64), 'ZT_NOT_IN_INTERFACE');
+    if (method === 'describe') {
+      return harden({ id: record.id, actionType: record.actionType, target: record.target, state: record.state });
+    }
+    if (!CAPABILITY_INTERFACES[record.actionType].includes(method)) {
+      return refuse(capabilityId, method.slice(0, 64), 'ZT_NOT_IN_INTERFACE', `${record.actionType} capabilities answer ${[...CAPABILITY_INTERFACES[record.actionType], 'describe'].join(', ')}`);
+    }
+    let request: { target: string; args: ActionArgs };
     try {
-      for (const arg of [options, ...rest]) assertPlainData(arg);
+      if (!Array.isArray(params)) throw new ZtError('ZT_BAD_ARGUMENT', 'arguments must be a list');
+      assertPlainData(params);
+      // A pattern grant covers many targets: the agent must name one.
+      const grantTarget = compileTarget(record.actionType, record.target).exact ? record.target : undefined;
+      request = toRequest(record.actionType, grantTarget, params);
     } catch (err) {
-      throw asAgentError('ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      return refuse(capabilityId, method, 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
     }
-    if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
-      throw asAgentError('ZT_BAD_ARGUMENT', 'options must be a record');
-    }
-    const record = kernel.getCapability(capabilityId);
-    const path = options?.path;
-    if (path !== undefined && typeof path !== 'string') throw asAgentError('ZT_BAD_ARGUMENT', 'path must be a string');
-    const encoding = options?.encoding;
-    if (encoding !== undefined && typeof encoding !== 'string') throw asAgentError('ZT_BAD_ARGUMENT', 'encoding must be a string');
-    const target = path ?? record?.target ?? '';
-    return { target, ...(encoding === undefined ? {} : { encoding }) };
+    const outcome = await kernel.execute(
+      new ActionRequest({ capabilityId, agentId, actionType: record.actionType, target: request.target, args: request.args }),
+      'vat',
+    );
+    if (outcome.ok) return exportResult(outcome.result);
+    const { code, message } = outcome.error ?? { code: 'ZT_EFFECT_FAILED' as const, message: undefined };
+    throw agentRefusal(code, message);
   };
 
-  const describe = (capabilityId: string) => () => {
-    kernel.noteActivity(agentId);
-    if (cut) throw asAgentError('ZT_TERMINATED');
-    const record = kernel.getCapability(capabilityId);
-    if (!record || record.holder !== agentId) throw asAgentError('ZT_UNKNOWN_CAPABILITY');
-    return harden({ id: record.id, actionType: record.actionType, target: record.target, state: record.state });
-  };
-
-  const makeCaretaker = (capabilityId: string) => {
-    const record = kernel.getCapability(capabilityId);
-    if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${capabilityId}`);
-    if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${capabilityId} is not held by ${agentId}`);
-    const name = `Capability ${capabilityId}`;
-    switch (record.actionType) {
-      case ActionType.READ:
-        return Far(name, {
-          read: (options?: OptionsArg, ...rest: unknown[]) => {
-            const { target, encoding } = prepare(capabilityId, options, rest);
-            return call(capabilityId, ActionType.READ, target, encoding === undefined ? {} : { encoding });
-          },
-          describe: describe(capabilityId),
-        });
-      case ActionType.WRITE:
-        return Far(name, {
-          write: (content: unknown, options?: OptionsArg, ...rest: unknown[]) => {
-            const { target, encoding } = prepare(capabilityId, options, [content, ...rest]);
-            if (typeof content !== 'string') throw asAgentError('ZT_BAD_ARGUMENT', 'content must be a string');
-            return call(capabilityId, ActionType.WRITE, target, encoding === undefined ? { content } : { content, encoding });
-          },
-          describe: describe(capabilityId),
-        });
-      default:
-        throw new ZtError('ZT_BAD_ARGUMENT', `no caretaker for ${record.actionType} capabilities yet`);
+  const caretakerFor = (capabilityId: string): object => {
+    let caretaker = caretakers.get(capabilityId);
+    if (!caretaker) {
+      caretaker = Far(`Capability ${capabilityId}`, {
+        invoke: (method: unknown, params: unknown) => invoke(capabilityId, method, params),
+      });
+      caretakers.set(capabilityId, caretaker);
     }
+    return caretaker;
   };
 
   const caps: Record<string, unknown> = {};
-  for (const id of capabilityIds) caps[id] = makeCaretaker(id);
+  for (const id of capabilityIds) {
+    const record = kernel.getCapability(id);
+    if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
+    if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is not held by ${agentId}`);
+    caps[id] = caretakerFor(id);
+  }
 
   return harden({
     caps: harden(caps),

@@ -3,18 +3,25 @@ import { fileURLToPath } from 'node:url';
 import { loadAgentBundle } from '../src/agent-modules.js';
 import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
 import { makeNodeModulePowers, makeNodeVatHostPowers } from '../src/node-powers.js';
-import { makeVatHost, type VatLimits } from '../src/vat-host.js';
+import { makeVatHost, type VatHostPowers, type VatLimits } from '../src/vat-host.js';
 import { makeTestKernel } from './_kernel.js';
 
 /** Absolute path of a fixture agent folder (tests run from dist/test). */
 export const fixtureAgent = (name: string) =>
   fileURLToPath(new URL(`../../test/fixtures/agents/${name}/`, import.meta.url)).replace(/\/$/, '');
 
-export const makeVatWorld = (opts: { policy?: unknown; failureModes?: Partial<FailureModes> } = {}) => {
+export const makeVatWorld = (
+  opts: {
+    policy?: unknown;
+    failureModes?: Partial<FailureModes>;
+    effectors?: Parameters<typeof makeTestKernel>[0] extends infer O ? (O extends { effectors?: infer E } ? E : never) : never;
+    vatPowers?: () => VatHostPowers;
+  } = {},
+) => {
   const world = makeTestKernel(opts);
   const vats = makeVatHost({
     kernel: world.kernel,
-    powers: makeNodeVatHostPowers(),
+    powers: (opts.vatPowers ?? makeNodeVatHostPowers)(),
     failureModes: resolveFailureModes(opts.failureModes),
   });
   const launch = async (

@@ -17,7 +17,7 @@
  */
 import { E, Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
-import { agentError, codeOf, type ErrorCode } from '../src/errors.js';
+import { agentError, agentRefusal, codeOf, type ErrorCode } from '../src/errors.js';
 import { AGENT_ROOT_URL, resolveAgentSpecifier } from '../src/agent-specifiers.js';
 
 export interface AgentVatPowers {
@@ -77,9 +77,106 @@ const isPlainData = (value: unknown, depth = 0): boolean => {
   }
 };
 
+declare const HandledPromise: {
+  new (
+    executor: (resolve: unknown, reject: unknown, resolveWithPresence: (handler: object) => object) => void,
+  ): Promise<unknown>;
+};
+
+/**
+ * The agent-facing side of caretakers. A caretaker answers one method,
+ * `invoke(method, args)`; the agent holds a local presence whose handler
+ * forwards every method call `E(cap).anything(...)` as
+ * `invoke('anything', [...])`, so the kernel sees (and audits) each call,
+ * including calls to methods the capability does not have. Presences are
+ * memoized, so identity is preserved both ways, and are unwrapped again when
+ * the agent passes them to a capability.
+ */
+const makePresenceWrapper = () => {
+  const wrappers = new WeakMap<object, object>();
+  const unwrapped = new WeakMap<object, object>();
+
+  const wrap = (remote: object): object => {
+    const known = wrappers.get(remote);
+    if (known) return known;
+    let wrapper: object | undefined;
+    const handler = harden({
+      applyMethod: (_target: unknown, method: unknown, args: unknown[]) => {
+        if (typeof method !== 'string') return Promise.reject(agentRefusal('ZT_NOT_IN_INTERFACE', 'capability methods have string names'));
+        let params: unknown;
+        try {
+          params = harden(args.map(unwrapDeep));
+          // Refuse here what CapTP could not pass anyway (functions, getters,
+          // proxies, thenables): the agent gets a code, not a marshal error.
+          passStyleOf(params);
+        } catch {
+          return Promise.reject(agentRefusal('ZT_BAD_ARGUMENT', 'arguments must be plain data'));
+        }
+        return (E(remote) as unknown as { invoke(m: string, a: unknown): Promise<unknown> }).invoke(method, params).then(wrapDeep);
+      },
+      get: () => Promise.reject(agentRefusal('ZT_NOT_IN_INTERFACE', 'capabilities have no properties; call a method')),
+      applyFunction: () => Promise.reject(agentRefusal('ZT_NOT_IN_INTERFACE', 'a capability is not a function; call a method')),
+    });
+    void new HandledPromise((_resolve, _reject, resolveWithPresence) => {
+      wrapper = harden(resolveWithPresence(handler));
+    });
+    const made = wrapper as object;
+    wrappers.set(remote, made);
+    unwrapped.set(made, remote);
+    return made;
+  };
+
+  const wrapDeep = (value: unknown, depth = 0): unknown => {
+    if (depth > 64) return value;
+    const style = passStyleOf(value);
+    if (style === 'remotable') return wrap(value as object);
+    if (style === 'copyArray') return harden((value as unknown[]).map(v => wrapDeep(v, depth + 1)));
+    if (style === 'copyRecord') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value as object)) out[k] = wrapDeep(v, depth + 1);
+      return harden(out);
+    }
+    return value;
+  };
+
+  /**
+   * Copies the agent's argument as plain data, replacing wrapped presences
+   * by the caretakers they stand for. Accessors, functions, symbols and
+   * exotic prototypes are refused (a getter is never called); what a proxy
+   * reports is copied as plain data, so nothing of it runs in the kernel.
+   */
+  const unwrapDeep = (value: unknown, depth = 0): unknown => {
+    if (typeof value === 'function' || typeof value === 'symbol') throw TypeError('not plain data');
+    if (value === null || typeof value !== 'object') return value;
+    if (depth > 64) throw TypeError('too deep');
+    const remote = unwrapped.get(value);
+    if (remote) return remote;
+    const proto = Object.getPrototypeOf(value);
+    if (Array.isArray(value)) {
+      if (proto !== Array.prototype) throw TypeError('not plain data');
+    } else if (proto !== Object.prototype && proto !== null) {
+      throw TypeError('not plain data');
+    }
+    const descriptors = Object.getOwnPropertyDescriptors(value);
+    const out: Record<string, unknown> = Array.isArray(value) ? ([] as unknown as Record<string, unknown>) : {};
+    for (const key of Reflect.ownKeys(descriptors)) {
+      if (typeof key === 'symbol') throw TypeError('not plain data');
+      const desc = descriptors[key] as PropertyDescriptor;
+      if (Array.isArray(value) && key === 'length') continue;
+      if (!('value' in desc) || desc.get || desc.set) throw TypeError('accessor properties are not data');
+      if (!desc.enumerable) continue;
+      out[key] = unwrapDeep(desc.value, depth + 1);
+    }
+    return out;
+  };
+
+  return harden({ wrap, wrapDeep });
+};
+
 export const buildRootObject = (powers: AgentVatPowers) => {
   let settled = false;
   let started = false;
+  const presences = makePresenceWrapper();
   const pendingLogs = new Set<Promise<unknown>>();
 
   const makeConsole = () => {
@@ -135,7 +232,7 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       if (typeof main !== 'function') return fail('ZT_MODULE_NO_MAIN', 'the agent module must export a default function');
       let returned: unknown;
       try {
-        returned = main(harden({ caps, input }));
+        returned = main(harden({ caps: presences.wrapDeep(caps), input }));
       } catch (err) {
         return fail('ZT_AGENT_THREW', describeThrown(err));
       }

@@ -1,0 +1,123 @@
+/**
+ * The membrane suite, run against both vat kinds (an in-thread loopback vat
+ * and a real worker vat). Each attack test opens with the attack it checks
+ * and asserts the code that stopped it.
+ */
+import { test } from './_prepare.js';
+import { fixtureAgent, makeVatWorld } from './_vats.js';
+import { VAT_KINDS } from './_vat-kinds.js';
+import type { Effector } from '../src/effectors/types.js';
+import type { GrantingContext } from '../src/grants.js';
+import { ActionType, Capability } from '../src/types.js';
+
+/** A READ effector over a fake tree: `/dir` lists derived capabilities, `/slow` waits until aborted. */
+const fakeRead: Effector = async ctx => {
+  if (ctx.target === '/dir') {
+    const { grant } = ctx as typeof ctx & GrantingContext;
+    return { entries: ['a', 'b'].map(name => ({ name, cap: grant({ actionType: ActionType.READ, target: `/dir/${name}` }) })) };
+  }
+  if (ctx.target === '/slow') {
+    return new Promise((_, reject) => {
+      ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+    });
+  }
+  return `content of ${ctx.target}`;
+};
+
+for (const kind of VAT_KINDS) {
+  const setup = (capabilities: Array<{ id: string; target: string }>) => {
+    const world = makeVatWorld({ effectors: { READ: fakeRead }, vatPowers: kind.powers });
+    world.kernel.registerAgent('probe');
+    for (const { id, target } of capabilities) {
+      world.kernel.issueCapability(new Capability({ id, actionType: ActionType.READ, target, holder: 'probe' }));
+    }
+    const run = async (scenario: string, ids = capabilities.map(c => c.id), onStart?: () => Promise<void>) => {
+      const handle = await world.launch('probe', fixtureAgent('membrane-probe'), { capabilities: ids, input: { scenario } });
+      await onStart?.();
+      const outcome = await handle.result;
+      await world.kernel.flush();
+      return outcome;
+    };
+    return { ...world, run };
+  };
+  const fileCap = [{ id: 'file', target: '/data/f.txt' }];
+
+  test(`[${kind.name}] a caretaker forwards to the kernel and data comes back frozen`, async t => {
+    const { run, sink } = setup(fileCap);
+    const outcome = await run('read');
+    t.deepEqual(outcome.value, { value: 'content of /data/f.txt', frozen: true });
+    t.like(sink.records.find(r => r.type === 'request'), { via: 'vat', agentId: 'probe', capabilityId: 'file', decision: 'allow' });
+    t.deepEqual((await run('describe')).value, { id: 'file', actionType: 'READ', target: '/data/f.txt', state: 'live' });
+  });
+
+  test(`[${kind.name}] attack: calling a method outside the interface is refused with ZT_NOT_IN_INTERFACE and audited`, async t => {
+    const { run, sink } = setup(fileCap);
+    t.deepEqual((await run('unknown-method')).value, { ok: false, code: 'ZT_NOT_IN_INTERFACE' });
+    t.like(sink.records.find(r => r.type === 'request'), { decision: 'deny', code: 'ZT_NOT_IN_INTERFACE', method: 'deleteEverything' });
+    t.deepEqual((await run('wrong-kind-method')).value, { ok: false, code: 'ZT_NOT_IN_INTERFACE' });
+    t.deepEqual((await run('property')).value, { ok: false, code: 'ZT_NOT_IN_INTERFACE' });
+    t.deepEqual((await run('call-as-function')).value, { ok: false, code: 'ZT_NOT_IN_INTERFACE' });
+  });
+
+  for (const scenario of ['function-argument', 'thenable-argument', 'getter-argument']) {
+    test(`[${kind.name}] attack: a ${scenario.replace('-argument', '')} passed to a capability never runs in the kernel (ZT_BAD_ARGUMENT)`, async t => {
+      // The agent hands the kernel a value whose behaviour would run there
+      // (a function, a thenable's then, a getter, proxy traps).
+      const { run, sink } = setup(fileCap);
+      t.deepEqual((await run(scenario)).value, { ok: false, code: 'ZT_BAD_ARGUMENT' });
+      t.false(sink.records.some(r => r.type === 'request' && r.decision === 'allow'), 'nothing was executed');
+    });
+  }
+
+  test(`[${kind.name}] attack: a proxy passed to a capability is copied as data; its traps never run in the kernel`, async t => {
+    // The proxy claims to be { path: '/etc/passwd' }. The vat copies what it
+    // reports into plain data; the kernel decides on that copy.
+    const { run, sink } = setup(fileCap);
+    t.deepEqual((await run('proxy-argument')).value, { ok: false, code: 'ZT_WRONG_TARGET' });
+    t.like(sink.records.find(r => r.type === 'request'), { decision: 'deny', code: 'ZT_WRONG_TARGET', target: '/etc/passwd' });
+  });
+
+  test(`[${kind.name}] attack: a capability passed where data is expected is refused with ZT_BAD_ARGUMENT`, async t => {
+    const { run, sink } = setup(fileCap);
+    t.deepEqual((await run('capability-as-argument')).value, { ok: false, code: 'ZT_BAD_ARGUMENT' });
+    t.like(sink.records.find(r => r.type === 'request'), { decision: 'deny', code: 'ZT_BAD_ARGUMENT', method: 'read' });
+  });
+
+  test(`[${kind.name}] attack: a forged object shaped like a capability reaches nothing`, async t => {
+    const { run, sink } = setup(fileCap);
+    t.deepEqual((await run('forged-capability')).value, { ok: true, value: 'forged read' });
+    t.false(sink.records.some(r => r.type === 'request'), 'the kernel saw no request: a forgery is just a local object');
+  });
+
+  test(`[${kind.name}] derived capabilities cross as working caretakers bound to the same holder`, async t => {
+    const { run, kernel } = setup([{ id: 'dir', target: '/dir' }]);
+    const outcome = await run('derived');
+    t.is(outcome.error, undefined);
+    t.deepEqual(outcome.value, {
+      names: ['a', 'b'],
+      contents: ['content of /dir/a', 'content of /dir/b'],
+      again: { id: 'dir~1', actionType: 'READ', target: '/dir/a', state: 'live' },
+    });
+    t.like(kernel.getCapability('dir~2'), { holder: 'probe', parent: 'dir' });
+  });
+
+  test(`[${kind.name}] revocation mid-call: a pending call is rejected with ZT_REVOKED`, async t => {
+    const { run, kernel, sink } = setup([{ id: 'slow', target: '/slow' }]);
+    const outcome = await run('slow-read', ['slow'], async () => {
+      while (kernel.agentActivity('probe')?.inFlight !== 1) await new Promise(resolve => setTimeout(resolve, 5));
+      kernel.revokeCapability('slow', 'cut mid-call');
+    });
+    t.deepEqual(outcome.value, { ok: false, code: 'ZT_REVOKED' });
+    const revoked = sink.records.find(r => r.type === 'capability.revoked');
+    t.is((revoked?.inFlight as string[]).length, 1, 'the cut call is named in the revocation record');
+  });
+
+  test(`[${kind.name}] attack: re-using a capability after revocation through a cached promise is refused with ZT_REVOKED`, async t => {
+    const { run, kernel } = setup(fileCap);
+    const outcome = await run('cached-after-revoke', ['file'], async () => {
+      while ((kernel.getCapability('file')?.uses ?? 0) < 3) await new Promise(resolve => setTimeout(resolve, 5));
+      kernel.revokeCapability('file');
+    });
+    t.is((outcome.value as { code: string }).code, 'ZT_REVOKED');
+  });
+}
