@@ -38,7 +38,13 @@ const toRecord = (source: ModuleSource): unknown =>
  * `modulePath` names the agent: a `.js`/`.mjs` file (its folder is the
  * agent's folder) or a folder containing `index.js`.
  */
-export const loadAgentBundle = async (powers: ModulePowers, modulePath: string): Promise<AgentBundle> => {
+/**
+ * Parsed modules keyed by specifier and exact source text, so relaunching
+ * an unchanged agent skips parsing. Bounded by the caller (see `makeModuleCache`).
+ */
+export type ModuleCache = Map<string, { readonly record: unknown; readonly imports: readonly string[] }>;
+
+export const loadAgentBundle = async (powers: ModulePowers, modulePath: string, cache?: ModuleCache): Promise<AgentBundle> => {
   if (typeof modulePath !== 'string' || !modulePath.startsWith('/')) {
     throw new ZtError('ZT_BAD_ARGUMENT', 'module must be an absolute path to a file or folder');
   }
@@ -86,14 +92,20 @@ export const loadAgentBundle = async (powers: ModulePowers, modulePath: string):
     const text = await powers.readText(realFile);
     totalBytes += text.length;
     if (totalBytes > MODULE_LIMITS.maxTotalBytes) throw new ZtError('ZT_MODULE_FORBIDDEN', `the agent's modules exceed ${MODULE_LIMITS.maxTotalBytes} bytes`);
-    let source: ModuleSource;
-    try {
-      source = new ModuleSource(text, virtual);
-    } catch (err) {
-      throw new ZtError('ZT_MODULE_SYNTAX', `${display}: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
+    const cacheKey = `${virtual}\n${text}`;
+    let parsed = cache?.get(cacheKey);
+    if (!parsed) {
+      let source: ModuleSource;
+      try {
+        source = new ModuleSource(text, virtual);
+      } catch (err) {
+        throw new ZtError('ZT_MODULE_SYNTAX', `${display}: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
+      }
+      parsed = harden({ record: toRecord(source), imports: [...source.imports] });
+      cache?.set(cacheKey, parsed);
     }
-    modules[virtual] = toRecord(source);
-    for (const specifier of source.imports) {
+    modules[virtual] = parsed.record;
+    for (const specifier of parsed.imports) {
       let resolved: string;
       try {
         resolved = resolveAgentSpecifier(specifier, virtual);

@@ -375,6 +375,25 @@ export const makeKernel = (options: KernelOptions) => {
     return true;
   };
 
+  /**
+   * Aborts every call of an agent in flight (its vat ended): each is
+   * rejected with `code` and its effect's signal fires. Returns the cut
+   * request ids; the caller records them.
+   */
+  const abortCallsOf = (agentId: string, code: ErrorCode, why: string): string[] => {
+    const cut: string[] = [];
+    for (const entry of caps.values()) {
+      if (entry.spec.holder !== agentId) continue;
+      for (const call of [...entry.inFlight]) {
+        if (call.agentId !== agentId) continue;
+        cut.push(call.requestId);
+        entry.inFlight.delete(call);
+        call.controller.abort(new ZtError(code, why));
+      }
+    }
+    return cut;
+  };
+
   const revokeAgentCapabilities = (agentId: string, reason: string): string[] => {
     const revoked: string[] = [];
     for (const entry of caps.values()) {
@@ -792,6 +811,7 @@ export const makeKernel = (options: KernelOptions) => {
     revokeCapability,
     revokeAgent,
     revokeAgentCapabilities,
+    abortCallsOf,
     execute,
     evaluate: (request: ActionRequest) => harden(evaluate(request, powers.now()).decision),
     whenIdle,

@@ -15,7 +15,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { startAuditVat, type AuditSink } from './audit/audit-client.js';
 import { canonicalJson } from './audit/canonical.js';
-import { loadAgentBundle } from './agent-modules.js';
+import { loadAgentBundle, type ModuleCache } from './agent-modules.js';
 import { ZtError, codeOf } from './errors.js';
 import { makeReadEffector, makeWriteEffector } from './effectors/files.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
@@ -86,6 +86,7 @@ export class SandboxRuntime {
   #audit: AuditSink;
   #defaults: VatLimits;
   #closed: Promise<void> | undefined;
+  #moduleCache: ModuleCache = new Map();
 
   constructor(options: SandboxOptions = {}) {
     if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
@@ -205,7 +206,9 @@ export class SandboxRuntime {
     });
     let bundle;
     try {
-      bundle = await loadAgentBundle(makeNodeModulePowers(), module);
+      bundle = await loadAgentBundle(makeNodeModulePowers(), module, this.#moduleCache);
+      // A simple bound: forget everything when the cache grows past 512 modules.
+      if (this.#moduleCache.size > 512) this.#moduleCache.clear();
     } catch (err) {
       const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
       await this.#kernel

@@ -258,6 +258,8 @@ export const makeVatHost = (opts: VatHostOptions) => {
       if (code && VAT_FAILURES.has(code) && failureModes.vatFailure === 'revoke') {
         revoked = kernel.revokeAgentCapabilities(agentId, `vat ended: ${code}`);
       }
+      // Calls the agent left running die with its vat: nobody is there to receive their results.
+      const cut = kernel.abortCallsOf(agentId, code === 'ZT_DEADLINE' || code === 'ZT_TERMINATED' ? code : 'ZT_TERMINATED', 'the vat has ended');
       const rec = {
         type: 'agent.finished',
         time: powers.now(),
@@ -266,13 +268,12 @@ export const makeVatHost = (opts: VatHostOptions) => {
         status: failed ? 'failed' : 'completed',
         ...(failed ? { code, message: report.message } : { resultDigest: powers.digest(report.value) }),
         revoked,
+        inFlightCut: cut,
       };
-      void ended
-        .then(() => kernel.record(rec))
-        .then(
-          ref => ref,
-          () => undefined,
-        )
+      // The vat can no longer reach the kernel (the slot is closed); its
+      // worker stops while the end of the run is recorded.
+      void Promise.all([ended, kernel.record(rec).catch(() => undefined)])
+        .then(([, ref]) => ref)
         .then(ref => {
           const outcome: RunOutcome = harden({
             agentId,

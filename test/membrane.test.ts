@@ -112,6 +112,17 @@ for (const kind of VAT_KINDS) {
     t.is((revoked?.inFlight as string[]).length, 1, 'the cut call is named in the revocation record');
   });
 
+  test(`[${kind.name}] calls an agent leaves running are cut with ZT_TERMINATED when its vat ends`, async t => {
+    const { run, sink } = setup([{ id: 'slow', target: '/slow' }]);
+    const outcome = await run('fire-and-forget', ['slow']);
+    t.is(outcome.value, 'returned early');
+    const finished = sink.records.find(r => r.type === 'agent.finished');
+    const request = sink.records.find(r => r.type === 'request' && r.decision === 'allow');
+    t.deepEqual(finished?.inFlightCut, [request?.requestId]);
+    await new Promise(resolve => setTimeout(resolve, 50));
+    t.like(sink.records.find(r => r.type === 'outcome'), { requestId: request?.requestId, status: 'failed', code: 'ZT_TERMINATED' });
+  });
+
   test(`[${kind.name}] attack: re-using a capability after revocation through a cached promise is refused with ZT_REVOKED`, async t => {
     const { run, kernel } = setup(fileCap);
     const outcome = await run('cached-after-revoke', ['file'], async () => {
