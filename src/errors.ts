@@ -70,6 +70,7 @@ export const ErrorCodes = Object.freeze({
   ZT_VAT_CRASHED: 'the vat ended unexpectedly',
   ZT_TERMINATED: 'the agent was terminated by the operator',
   ZT_AGENT_BUSY: 'the agent already has a running vat',
+  ZT_ISOLATION_UNAVAILABLE: 'the requested isolation level cannot be established on this machine',
 } as const);
 
 export type ErrorCode = keyof typeof ErrorCodes;
