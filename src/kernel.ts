@@ -448,6 +448,13 @@ export const makeKernel = (options: KernelOptions) => {
   /** Audit form of the arguments: large or content values are digested, never stored. */
   const summarizeArgs = (args: Readonly<Record<string, unknown>>): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
+    // Hot path: no arguments.
+    let any = false;
+    for (const _ in args) {
+      any = true;
+      break;
+    }
+    if (!any) return out;
     for (const [key, value] of Object.entries(args)) {
       if (typeof value === 'string' && (key === 'content' || value.length > DIGEST_THRESHOLD)) {
         out[key] = { sha256: powers.sha256Hex(value), length: value.length };
@@ -813,7 +820,11 @@ export const makeKernel = (options: KernelOptions) => {
     revokeAgentCapabilities,
     abortCallsOf,
     execute,
-    evaluate: (request: ActionRequest) => harden(evaluate(request, powers.now()).decision),
+    /** Decides without consuming or recording (forensics, benchmarks). The decision is a fresh frozen record. */
+    evaluate: (request: ActionRequest) => {
+      const { decision } = evaluate(request, powers.now());
+      return Object.freeze({ ...decision, rules: Object.freeze([...decision.rules]) });
+    },
     whenIdle,
     refuse,
     isDerivedRef: brands.isDerivedRef,

@@ -7,10 +7,15 @@
  */
 import { assertZt } from './errors.js';
 
+/** Anything `normalizePath` would change: `//`, `.` or `..` segments, a trailing `/`. */
+const NOT_NORMAL = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
+
 export const normalizePath = (input: string): string => {
   assertZt(typeof input === 'string', 'ZT_BAD_ARGUMENT', 'path must be a string');
   assertZt(!input.includes('\0'), 'ZT_BAD_ARGUMENT', 'path contains a NUL byte');
   assertZt(input.startsWith('/'), 'ZT_BAD_ARGUMENT', 'path must be absolute');
+  // Hot path: most targets are already normal.
+  if (!NOT_NORMAL.test(input)) return input;
   const out: string[] = [];
   for (const segment of input.split('/')) {
     if (segment === '' || segment === '.') continue;

@@ -1,4 +1,5 @@
 import { fc, testProp } from '@fast-check/ava';
+import { posix } from 'node:path';
 import { test } from './_prepare.js';
 import { compileTargetPattern, normalizePath } from '../src/paths.js';
 
@@ -44,4 +45,9 @@ testProp('a path that resolves outside /data never matches /data/**', [pathArb],
   const pattern = compileTargetPattern('/data/**');
   const normalized = normalizePath(`/data/${p}`);
   t.is(pattern.matches(normalized), normalized === '/data' || normalized.startsWith('/data/'));
+});
+
+testProp('normalizePath agrees with path.posix.normalize (trailing slash dropped)', [pathArb.map(p => p.replace(/^\/+/, '/'))], (t, p) => {
+  const reference = posix.normalize(p).replace(/(.)\/$/, '$1');
+  t.is(normalizePath(p), reference);
 });
