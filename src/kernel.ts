@@ -94,6 +94,8 @@ interface CapEntry {
   readonly issuer: string;
   readonly issuedAt: number;
   readonly parent: string | null;
+  /** Delegated: every use is also checked against, and counted on, its parent chain. */
+  readonly delegated: boolean;
   readonly children: Set<string>;
   state: CapabilityState;
   uses: number;
@@ -316,6 +318,7 @@ export const makeKernel = (options: KernelOptions) => {
       issuer,
       issuedAt: time,
       parent: parent ? parent.spec.id : null,
+      delegated: issuer.startsWith('delegated:'),
       children: new Set(),
       state: 'live',
       uses: 0,
@@ -325,7 +328,7 @@ export const makeKernel = (options: KernelOptions) => {
     };
     caps.set(cap.id, entry);
     parent?.children.add(cap.id);
-    recordLater({ type: parent ? 'capability.derived' : 'capability.issued', ...base });
+    recordLater({ type: parent ? (entry.delegated ? 'capability.delegated' : 'capability.derived') : 'capability.issued', ...base });
     return snapshot(entry);
   };
 
@@ -337,6 +340,71 @@ export const makeKernel = (options: KernelOptions) => {
     }
     if (cap.id.includes('~')) throw new ZtError('ZT_BAD_ARGUMENT', '"~" in a capability id is reserved for derived capabilities');
     return issue(cap, issuer, undefined);
+  };
+
+  /**
+   * Delegation: the holder of `capabilityId` gives `to` a capability of its
+   * own, bound to `to`, no wider than the original (every use is also
+   * checked against and counted on the original), revoked with it, and only
+   * if the policy explicitly permits this delegation. Audited either way.
+   */
+  let delegationCounter = 0;
+  const delegate = (request: {
+    from: string;
+    capabilityId: string;
+    to: string;
+    target?: string;
+    constraints?: CapabilityConstraints;
+  }): CapabilityRecord => {
+    assertOpen();
+    const { from, capabilityId, to } = request;
+    const time = powers.now();
+    const refuse = (code: ErrorCode, message: string, rules: readonly string[] = []): never => {
+      recordLater({ type: 'capability.delegation-denied', time, from, to: String(to), capabilityId, code, rules, policyHash: policy.hash });
+      throw new ZtError(code, message);
+    };
+    const fromAgent = agents.get(from);
+    if (!fromAgent || fromAgent.state !== 'live') return refuse('ZT_AGENT_REVOKED', `agent ${from} cannot delegate`);
+    const entry = caps.get(capabilityId);
+    if (!entry) return refuse('ZT_UNKNOWN_CAPABILITY', `no capability ${capabilityId}`);
+    if (entry.spec.holder !== from) return refuse('ZT_WRONG_HOLDER', `capability ${capabilityId} is not held by ${from}`);
+    if (entry.state !== 'live') return refuse('ZT_REVOKED', `capability ${capabilityId} has been revoked`);
+    if (typeof to !== 'string' || !agents.has(to)) return refuse('ZT_UNKNOWN_AGENT', 'the recipient is not a registered agent');
+    if (agents.get(to)?.state !== 'live') return refuse('ZT_AGENT_REVOKED', `agent ${to} has been revoked`);
+    if (to === from) return refuse('ZT_BAD_ARGUMENT', 'an agent cannot delegate to itself');
+    const target = request.target ?? entry.spec.target;
+    let narrowed: boolean;
+    try {
+      narrowed = target === entry.spec.target || (compileTarget(entry.spec.actionType, target).exact && entry.pattern.matches(normalizeTarget(entry.spec.actionType, target)));
+    } catch {
+      narrowed = false;
+    }
+    if (!narrowed) return refuse('ZT_WRONG_TARGET', 'a delegated target must be the original target or one path it covers');
+    let decision: Decision | undefined;
+    try {
+      const decideDelegation = (policy as Policy & { decideDelegation?: (d: unknown) => Decision }).decideDelegation;
+      decision = decideDelegation?.({ from, to, actionType: entry.spec.actionType, target });
+    } catch {
+      return refuse('ZT_POLICY_ERROR', 'the policy could not decide the delegation');
+    }
+    if (!decision || !decision.allowed) {
+      return refuse(decision?.code ?? 'ZT_POLICY_DENIED', `the policy does not permit ${from} to delegate ${entry.spec.actionType} on ${target} to ${to}`, decision?.rules ?? []);
+    }
+    delegationCounter += 1;
+    let cap: Capability;
+    try {
+      cap = new Capability({
+        id: `${capabilityId}~to~${to}~${delegationCounter}`,
+        actionType: entry.spec.actionType,
+        target,
+        holder: to,
+        constraints: { ...(request.constraints ?? {}), ...(entry.spec.constraints.effect ? { effect: entry.spec.constraints.effect } : {}) },
+      });
+    } catch (err) {
+      return refuse(codeOf(err) ?? 'ZT_BAD_ARGUMENT', 'the delegated constraints are invalid');
+    }
+    // Recorded by `issue` as `capability.delegated` (issuer `delegated:<from>`, parent, holder).
+    return issue(cap, `delegated:${from}`, entry);
   };
 
   const getCapability = (id: string): CapabilityRecord | undefined => {
@@ -415,6 +483,40 @@ export const makeKernel = (options: KernelOptions) => {
     return true;
   };
 
+  /**
+   * The checks one capability applies to a request, in order: revoked →
+   * expired → exhausted → rate → budget → action → target → arguments.
+   */
+  const checkEntry = (entry: CapEntry, req: ActionRequest, target: string | undefined, now: number): ErrorCode | undefined => {
+    if (entry.state !== 'live') return 'ZT_REVOKED';
+    const { expiresAt, maxUses, rate, bytesBudget } = entry.spec.constraints;
+    if (expiresAt !== undefined && now >= expiresAt) return 'ZT_EXPIRED';
+    if (maxUses !== undefined && entry.uses >= maxUses) return 'ZT_EXHAUSTED';
+    if (rate !== undefined) {
+      const times = entry.useTimes;
+      while (times.length > 0 && (times[0] as number) <= now - rate.windowMs) times.shift();
+      if (times.length >= rate.max) return 'ZT_RATE_LIMITED';
+    }
+    if (bytesBudget !== undefined && entry.bytes >= bytesBudget) return 'ZT_BUDGET_EXHAUSTED';
+    if (entry.spec.actionType !== req.actionType) return 'ZT_WRONG_ACTION';
+    if (target === undefined || !entry.pattern.matches(target)) return 'ZT_WRONG_TARGET';
+    if (!argsAllowed(entry.argRules, req.args)) return 'ZT_ARGUMENT_DENIED';
+    return undefined;
+  };
+
+  /** A capability and, for a delegated one, the ancestors it must also satisfy. */
+  const chainOf = (entry: CapEntry): CapEntry[] => {
+    const chain = [entry];
+    let current = entry;
+    while (current.delegated && current.parent !== null) {
+      const parent = caps.get(current.parent);
+      if (!parent) break;
+      chain.push(parent);
+      current = parent;
+    }
+    return chain;
+  };
+
   /** The ordered checks. Returns a denial code, or the live entry. */
   const check = (req: ActionRequest, now: number): { code: ErrorCode; entry?: CapEntry } | { entry: CapEntry; target: string } => {
     const agent = agents.get(req.agentId);
@@ -423,26 +525,17 @@ export const makeKernel = (options: KernelOptions) => {
     const entry = caps.get(req.capabilityId);
     if (!entry) return { code: 'ZT_UNKNOWN_CAPABILITY' };
     if (entry.spec.holder !== req.agentId) return { code: 'ZT_WRONG_HOLDER', entry };
-    if (entry.state !== 'live') return { code: 'ZT_REVOKED', entry };
-    const { expiresAt, maxUses, rate, bytesBudget } = entry.spec.constraints;
-    if (expiresAt !== undefined && now >= expiresAt) return { code: 'ZT_EXPIRED', entry };
-    if (maxUses !== undefined && entry.uses >= maxUses) return { code: 'ZT_EXHAUSTED', entry };
-    if (rate !== undefined) {
-      const times = entry.useTimes;
-      while (times.length > 0 && (times[0] as number) <= now - rate.windowMs) times.shift();
-      if (times.length >= rate.max) return { code: 'ZT_RATE_LIMITED', entry };
-    }
-    if (bytesBudget !== undefined && entry.bytes >= bytesBudget) return { code: 'ZT_BUDGET_EXHAUSTED', entry };
-    if (entry.spec.actionType !== req.actionType) return { code: 'ZT_WRONG_ACTION', entry };
-    let target: string;
+    let target: string | undefined;
     try {
       target = normalizeTarget(req.actionType, req.target);
     } catch {
-      return { code: 'ZT_WRONG_TARGET', entry };
+      target = undefined;
     }
-    if (!entry.pattern.matches(target)) return { code: 'ZT_WRONG_TARGET', entry };
-    if (!argsAllowed(entry.argRules, req.args)) return { code: 'ZT_ARGUMENT_DENIED', entry };
-    return { entry, target };
+    for (const link of entry.delegated ? chainOf(entry) : [entry]) {
+      const code = checkEntry(link, req, target, now);
+      if (code) return { code, entry };
+    }
+    return { entry, target: target as string };
   };
 
   /** Audit form of the arguments: large or content values are digested, never stored. */
@@ -645,8 +738,11 @@ export const makeKernel = (options: KernelOptions) => {
     }
 
     const live = entry as CapEntry;
-    live.uses += 1;
-    if (live.spec.constraints.rate) live.useTimes.push(time);
+    const chain = live.delegated ? chainOf(live) : [live];
+    for (const link of chain) {
+      link.uses += 1;
+      if (link.spec.constraints.rate) link.useTimes.push(time);
+    }
     const controller = new AbortController();
     const call: InFlight = { requestId, agentId: request.agentId, controller };
     live.inFlight.add(call);
@@ -668,10 +764,17 @@ export const makeKernel = (options: KernelOptions) => {
       let expiryTimer: ReturnType<typeof setTimeout> | undefined;
       try {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
-        const { bytesBudget, expiresAt } = live.spec.constraints;
-        const budgetLeft = bytesBudget === undefined ? Infinity : bytesBudget - live.bytes;
-        const budget = Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity, budgetLeft);
-        const untilExpiry = expiresAt === undefined ? Infinity : Math.max(0, expiresAt - powers.now());
+        let budgetLeft = Infinity;
+        let expiresAt = Infinity;
+        let budget = maxBytes;
+        for (const link of chain) {
+          const c = link.spec.constraints;
+          if (c.bytesBudget !== undefined) budgetLeft = Math.min(budgetLeft, c.bytesBudget - link.bytes);
+          if (c.expiresAt !== undefined) expiresAt = Math.min(expiresAt, c.expiresAt);
+          budget = Math.min(budget, c.maxBytes ?? Infinity);
+        }
+        budget = Math.min(budget, budgetLeft);
+        const untilExpiry = Math.max(0, expiresAt - powers.now());
         if (untilExpiry <= MAX_TIMER_MS) {
           // Expiry reached mid-call behaves like revocation: the call is cut.
           expiryTimer = setTimeout(() => controller.abort(new ZtError('ZT_EXPIRED', 'the capability expired during the call')), untilExpiry);
@@ -695,14 +798,15 @@ export const makeKernel = (options: KernelOptions) => {
           effectCompleted = true;
           throw controller.signal.reason;
         }
-        live.bytes += bytesMoved(request, result);
+        const moved = bytesMoved(request, result);
+        for (const link of chain) link.bytes += moved;
         result = deriveGrants(live, result);
         status = 'succeeded';
       } catch (err) {
         status = 'failed';
         code = controller.signal.aborted ? (codeOf(controller.signal.reason) ?? 'ZT_REVOKED') : (codeOf(err) ?? 'ZT_EFFECT_FAILED');
         // Too large for what is left of the byte budget: the budget is what ran out.
-        if (code === 'ZT_TOO_LARGE' && live.spec.constraints.bytesBudget !== undefined && live.spec.constraints.bytesBudget - live.bytes < Math.min(maxBytes, live.spec.constraints.maxBytes ?? Infinity)) {
+        if (code === 'ZT_TOO_LARGE' && chain.some(link => link.spec.constraints.bytesBudget !== undefined && link.spec.constraints.bytesBudget - link.bytes < Math.min(maxBytes, link.spec.constraints.maxBytes ?? Infinity))) {
           code = 'ZT_BUDGET_EXHAUSTED';
         }
         message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code];
@@ -819,6 +923,7 @@ export const makeKernel = (options: KernelOptions) => {
     revokeAgent,
     revokeAgentCapabilities,
     abortCallsOf,
+    delegate,
     execute,
     /** Decides without consuming or recording (forensics, benchmarks). The decision is a fresh frozen record. */
     evaluate: (request: ActionRequest) => {

@@ -179,6 +179,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds }: MembraneOptions
     if (method === 'describe') {
       return harden({ id: record.id, actionType: record.actionType, target: record.target, state: record.state });
     }
+    if (method === 'delegate') return delegate(capabilityId, params);
     if (!CAPABILITY_INTERFACES[record.actionType].includes(method)) {
       return refuse(capabilityId, method.slice(0, 64), 'ZT_NOT_IN_INTERFACE', `${record.actionType} capabilities answer ${[...CAPABILITY_INTERFACES[record.actionType], 'describe'].join(', ')}`);
     }
@@ -199,6 +200,41 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds }: MembraneOptions
     if (outcome.ok) return exportResult(outcome.result);
     const { code, message } = outcome.error ?? { code: 'ZT_EFFECT_FAILED' as const, message: undefined };
     throw agentRefusal(code, message);
+  };
+
+  /**
+   * `E(cap).delegate(recipient, { target, constraints })`: asks the kernel
+   * to give `recipient` its own capability, no wider than this one. Only
+   * data comes back (the new capability's id): the recipient receives it
+   * when it is launched with it.
+   */
+  const delegate = async (capabilityId: string, params: unknown): Promise<unknown> => {
+    let to: string;
+    let options: Options;
+    try {
+      if (!Array.isArray(params)) throw new ZtError('ZT_BAD_ARGUMENT', 'arguments must be a list');
+      assertPlainData(params);
+      const [recipient, raw] = params as unknown[];
+      if (typeof recipient !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'the recipient must be an agent id');
+      to = recipient;
+      options = optionsOf(raw);
+    } catch (err) {
+      return refuse(capabilityId, 'delegate', 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+    }
+    try {
+      const target = optionalString(options, 'target');
+      const record = kernel.delegate({
+        from: agentId,
+        capabilityId,
+        to,
+        ...(target === undefined ? {} : { target }),
+        ...(options.constraints === undefined ? {} : { constraints: options.constraints as never }),
+      });
+      return harden({ capabilityId: record.id, holder: record.holder, actionType: record.actionType, target: record.target });
+    } catch (err) {
+      const code = err instanceof ZtError ? err.code : 'ZT_POLICY_ERROR';
+      throw agentRefusal(code, err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+    }
   };
 
   const caretakerFor = (capabilityId: string): object => {
