@@ -23,7 +23,7 @@ import type { FailureModes } from './failure-modes.js';
 import type { TargetPattern } from './paths.js';
 import { compileTarget, normalizeTarget } from './targets.js';
 import { makeGrantBrands, type GrantToken } from './grants.js';
-import { makePolicy, type Decision, type Policy } from './policy.js';
+import { makePolicy, type Decision, type DecisionContext, type DecisionRequest, type Policy } from './policy.js';
 import {
   ActionRequest,
   Capability,
@@ -102,6 +102,8 @@ interface CapEntry {
   bytes: number;
   /** Kernel-clock times of allowed uses inside the rate window (oldest first). */
   readonly useTimes: number[];
+  /** The same, kept for the policy's rate windows. */
+  readonly policyUseTimes: number[];
   revokedAt?: number;
   revokedReason?: string;
   readonly inFlight: Set<InFlight>;
@@ -109,6 +111,9 @@ interface CapEntry {
 
 interface AgentEntry {
   readonly id: string;
+  readonly labels: readonly string[];
+  /** Taints acquired by executed requests (policy `taints`), in order. */
+  readonly taints: Set<string>;
   state: 'live' | 'revoked';
   inFlight: number;
   /** Counts requests that reached the kernel; lets vat hosts detect quiescence. */
@@ -163,6 +168,12 @@ const argsAllowed = (rules: CompiledArgRules, args: Readonly<Record<string, unkn
     }
   }
   return true;
+};
+
+const pickArgs = (args: Readonly<Record<string, unknown>>, names: readonly string[]): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  for (const name of names) if (Object.hasOwn(args, name)) out[name] = args[name];
+  return out;
 };
 
 const utf8Length = (text: string): number => {
@@ -267,12 +278,14 @@ export const makeKernel = (options: KernelOptions) => {
       ...(e.revokedAt === undefined ? {} : { revokedAt: e.revokedAt, revokedReason: e.revokedReason }),
     });
 
-  const registerAgent = (agentId: string) => {
+  const registerAgent = (agentId: string, options: { labels?: readonly string[] } = {}) => {
     assertOpen();
     if (!isValidId(agentId)) throw new ZtError('ZT_BAD_ARGUMENT', 'agent id must match [A-Za-z0-9][A-Za-z0-9._:@/~-]{0,127}');
     if (agents.has(agentId)) throw new ZtError('ZT_DUPLICATE_AGENT', `agent ${agentId} is already registered`);
-    agents.set(agentId, { id: agentId, state: 'live', inFlight: 0, epoch: 0 });
-    recordLater({ type: 'agent.registered', time: powers.now(), agentId });
+    const labels = options?.labels ?? [];
+    if (!Array.isArray(labels) || !labels.every(isValidId)) throw new ZtError('ZT_BAD_ARGUMENT', 'labels must be an array of ids');
+    agents.set(agentId, { id: agentId, labels: harden([...labels]), taints: new Set(), state: 'live', inFlight: 0, epoch: 0 });
+    recordLater({ type: 'agent.registered', time: powers.now(), agentId, labels: [...labels] });
   };
 
   /**
@@ -324,6 +337,7 @@ export const makeKernel = (options: KernelOptions) => {
       uses: 0,
       bytes: 0,
       useTimes: [],
+      policyUseTimes: [],
       inFlight: new Set(),
     };
     caps.set(cap.id, entry);
@@ -642,7 +656,13 @@ export const makeKernel = (options: KernelOptions) => {
       if (entry.state !== 'live') code = 'ZT_REVOKED';
       else if (!entry.pattern.matches(target)) code = 'ZT_WRONG_TARGET';
       else {
-        const decision = policy.decide({ agentId: request.agentId, actionType: request.actionType, target });
+        const decision = policy.decide({
+          agentId: request.agentId,
+          actionType: request.actionType,
+          target,
+          args: request.args,
+          ...(policy.needsContext ? { context: contextFor(request.agentId, entry, powers.now()) } : {}),
+        });
         rules = decision.rules;
         if (!decision.allowed) code = decision.code ?? 'ZT_POLICY_DENIED';
       }
@@ -667,6 +687,33 @@ export const makeKernel = (options: KernelOptions) => {
     entry: CapEntry | undefined;
     target: string;
     args: Record<string, unknown> | undefined;
+    /** What the policy was asked, when the request got that far (recorded for replay). */
+    decisionRequest?: DecisionRequest;
+  };
+
+  /**
+   * The context the policy may read, all of it data the kernel records with
+   * the decision: the clock, the agent's labels and taints, the capability's
+   * use counts and the rate windows the policy asked for.
+   */
+  const contextFor = (agentId: string, entry: CapEntry, time: number): DecisionContext => {
+    const agent = agents.get(agentId);
+    const rates: Record<string, number> = {};
+    const times = entry.policyUseTimes;
+    const longest = policy.rateWindows.length > 0 ? (policy.rateWindows[policy.rateWindows.length - 1] as number) : 0;
+    while (times.length > 0 && (times[0] as number) <= time - longest) times.shift();
+    for (const windowMs of policy.rateWindows) {
+      let n = 0;
+      for (let i = times.length - 1; i >= 0 && (times[i] as number) > time - windowMs; i -= 1) n += 1;
+      rates[String(windowMs)] = n;
+    }
+    return harden({
+      time,
+      agentLabels: agent ? [...agent.labels] : [],
+      agentTaints: agent ? [...agent.taints] : [],
+      capability: { id: entry.spec.id, uses: entry.uses, bytes: entry.bytes, issuedAt: entry.issuedAt },
+      rates,
+    });
   };
 
   /**
@@ -689,7 +736,14 @@ export const makeKernel = (options: KernelOptions) => {
       } catch {
         return { decision: deny('ZT_BAD_ARGUMENT'), entry, target, args };
       }
-      return { decision: policy.decide({ agentId: request.agentId, actionType: request.actionType, target }), entry, target, args };
+      const decisionRequest = {
+        agentId: request.agentId,
+        actionType: request.actionType,
+        target,
+        args: request.args,
+        ...(policy.needsContext ? { context: contextFor(request.agentId, entry as CapEntry, time) } : {}),
+      };
+      return { decision: policy.decide(decisionRequest), entry, target, args, decisionRequest };
     } catch {
       return { decision: deny('ZT_POLICY_ERROR'), entry, target, args };
     }
@@ -706,7 +760,7 @@ export const makeKernel = (options: KernelOptions) => {
     const agent = agents.get(request.agentId);
     if (agent) agent.epoch += 1;
 
-    const { decision, entry, target, args } = evaluate(request, time);
+    const { decision, entry, target, args, decisionRequest } = evaluate(request, time);
 
     const requestRecord = {
       type: 'request',
@@ -723,6 +777,9 @@ export const makeKernel = (options: KernelOptions) => {
       rules: decision.rules,
       policyHash: decision.policyHash,
       ...(entry ? { uses: entry.uses } : {}),
+      // What replay needs to re-ask the policy: its context, and verbatim the arguments its conditions read.
+      ...(decisionRequest?.context ? { context: decisionRequest.context } : {}),
+      ...(decisionRequest && policy.argNames.length > 0 ? { policyArgs: pickArgs(request.args, policy.argNames) } : {}),
     };
 
     if (!decision.allowed) {
@@ -742,6 +799,7 @@ export const makeKernel = (options: KernelOptions) => {
     for (const link of chain) {
       link.uses += 1;
       if (link.spec.constraints.rate) link.useTimes.push(time);
+      if (policy.rateWindows.length > 0) link.policyUseTimes.push(time);
     }
     const controller = new AbortController();
     const call: InFlight = { requestId, agentId: request.agentId, controller };
@@ -761,6 +819,7 @@ export const makeKernel = (options: KernelOptions) => {
       let code: ErrorCode | undefined;
       let message: string | undefined;
       let effectCompleted = false;
+      const newTaints: string[] = [];
       let expiryTimer: ReturnType<typeof setTimeout> | undefined;
       try {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
@@ -800,6 +859,16 @@ export const makeKernel = (options: KernelOptions) => {
         }
         const moved = bytesMoved(request, result);
         for (const link of chain) link.bytes += moved;
+        if (decisionRequest) {
+          const acquired = policy.taintsFor(decisionRequest);
+          const holder = agents.get(request.agentId);
+          for (const taint of acquired) {
+            if (holder && !holder.taints.has(taint)) {
+              holder.taints.add(taint);
+              newTaints.push(taint);
+            }
+          }
+        }
         result = deriveGrants(live, result);
         status = 'succeeded';
       } catch (err) {
@@ -821,6 +890,7 @@ export const makeKernel = (options: KernelOptions) => {
         ...(code ? { code } : {}),
         ...(effectCompleted ? { effectCompleted } : {}),
         ...(status === 'succeeded' ? { bytes: live.bytes } : {}),
+        ...(newTaints.length > 0 ? { taints: newTaints } : {}),
         ...(status === 'succeeded' ? { resultDigest: powers.sha256Hex(powers.canonicalJson(result ?? null)) } : {}),
       };
       let outcomeRef: AuditRef;
@@ -898,7 +968,7 @@ export const makeKernel = (options: KernelOptions) => {
   const setPolicy = (document: unknown) => {
     const next = makePolicy(document, powers.sha256Hex, powers.canonicalJson);
     policy = next;
-    recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: next.hash });
+    recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: next.hash, policy: next.document });
     return next.hash;
   };
 
@@ -912,7 +982,7 @@ export const makeKernel = (options: KernelOptions) => {
     await Promise.all([...pending]);
   };
 
-  recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: policy.hash });
+  recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: policy.hash, policy: policy.document });
 
   return harden({
     registerAgent,

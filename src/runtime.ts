@@ -128,9 +128,12 @@ export class SandboxRuntime {
     Object.freeze(this);
   }
 
-  /** Registers an agent id. Agents start with nothing: no capability, no vat. */
-  registerAgent(agentId: string): void {
-    this.#kernel.registerAgent(agentId);
+  /**
+   * Registers an agent id, with optional labels (groups) the policy can
+   * match. Agents start with nothing: no capability, no vat.
+   */
+  registerAgent(agentId: string, options: { labels?: readonly string[] } = {}): void {
+    this.#kernel.registerAgent(agentId, options);
   }
 
   /**
