@@ -11,6 +11,8 @@
  */
 import '../src/init.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ActionRequest, ActionType, Capability, SandboxRuntime, codeOf } from '../src/index.js';
@@ -38,15 +40,32 @@ const seed = await runSeedExample(join(root, 'seed-store'));
 check('executeAction READ succeeded', seed.ok && seed.result === 'hello from the seed example\n', JSON.stringify(seed.result));
 check('the outcome references its audit records', seed.audit.decision !== undefined && seed.audit.outcome !== undefined, `decision #${seed.audit.decision?.seq}, outcome #${seed.audit.outcome?.seq}`);
 
+// A local status page for the toolbox agent's NETWORK capability (loopback only).
+const statusServer = createServer((_req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end('all systems nominal\n');
+});
+await new Promise<void>(resolve => statusServer.listen(0, '127.0.0.1', resolve));
+const statusOrigin = `http://127.0.0.1:${(statusServer.address() as AddressInfo).port}`;
+const everything = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
+
 const policy = {
   version: 1,
   rules: [
     { id: 'read-data', effect: 'permit', actions: ['READ'], targets: [`${dataDir}/**`] },
     { id: 'write-out', effect: 'permit', actions: ['WRITE'], targets: [`${dataDir}/out/**`] },
     { id: 'no-secrets', effect: 'forbid', targets: [`${dataDir}/secret*`] },
+    { id: 'count-words', effect: 'permit', actions: ['EXECUTE'], targets: ['/usr/bin/wc'] },
+    { id: 'sum-tool', effect: 'permit', actions: ['TOOL'], targets: ['everything/get-sum'] },
+    { id: 'status-page', effect: 'permit', actions: ['NETWORK'], targets: [`${statusOrigin}/**`] },
   ],
 };
-const sandbox = new SandboxRuntime({ storeDir: join(root, 'store'), policy, limits: { deadlineMs: 10_000 } });
+const sandbox = new SandboxRuntime({
+  storeDir: join(root, 'store'),
+  policy,
+  limits: { deadlineMs: 20_000 },
+  mcpServers: { everything: { command: process.execPath, args: [everything, 'stdio'] } },
+});
 
 try {
   heading('2. Requests on the seed API that must be denied');
@@ -88,7 +107,28 @@ try {
   const written = await readFile(join(dataDir, 'out', 'summary.txt'), 'utf8').catch(() => '');
   check('the summary is on disk', written === 'Q3 report: 9 words\n', JSON.stringify(written));
 
-  heading('4. A hostile agent: every escape attempt is stopped');
+  heading('4. A toolbox agent: a file, a process, an MCP tool and an HTTP page, each mediated');
+  sandbox.registerAgent('toolbox');
+  const grant = (id: string, actionType: ActionType, target: string, constraints?: object) =>
+    sandbox.issueCapability(new Capability({ id, actionType, target, holder: 'toolbox', ...(constraints ? { constraints } : {}) }));
+  grant('tb-notes', ActionType.READ, join(dataDir, 'notes.txt'));
+  grant('tb-wc', ActionType.EXECUTE, '/usr/bin/wc', { effect: { args: ['-w'], timeoutMs: 5_000 } });
+  grant('tb-sum', ActionType.TOOL, 'everything/get-sum');
+  grant('tb-status', ActionType.NETWORK, `${statusOrigin}/**`, { effect: { methods: ['GET'], allowPrivateAddresses: ['127.0.0.1/32'] } });
+  grant('tb-report', ActionType.WRITE, join(dataDir, 'out', 'toolbox.txt'));
+  const toolbox = await sandbox.launchAgent({
+    agentId: 'toolbox',
+    module: join(agentsDir, 'toolbox'),
+    // Names the agent uses (caps.notes, …) for the ids the operator issued.
+    capabilities: { notes: 'tb-notes', wc: 'tb-wc', sum: 'tb-sum', status: 'tb-status', report: 'tb-report' },
+    input: { title: 'notes', bonus: 40, statusUrl: `${statusOrigin}/status` },
+  });
+  const toolboxOutcome = await toolbox.result;
+  check('the toolbox agent used all five kinds of capability', toolboxOutcome.ok, JSON.stringify(toolboxOutcome.value ?? toolboxOutcome.error));
+  const toolboxReport = await readFile(join(dataDir, 'out', 'toolbox.txt'), 'utf8').catch(() => '');
+  check('its report is on disk', toolboxReport.startsWith('notes: 2 words;'), JSON.stringify(toolboxReport.trim()));
+
+  heading('5. A hostile agent: every escape attempt is stopped');
   sandbox.issueCapability(new Capability({ id: 'notes', actionType: ActionType.READ, target: join(dataDir, 'notes.txt'), holder: 'intruder' }));
   const hostile = await sandbox.launchAgent({
     agentId: 'intruder',
@@ -109,7 +149,7 @@ try {
     }
   }
 
-  heading('5. A runaway agent is stopped at its deadline');
+  heading('6. A runaway agent is stopped at its deadline');
   sandbox.registerAgent('spinner');
   sandbox.issueCapability(new Capability({ id: 'spinner-notes', actionType: ActionType.READ, target: join(dataDir, 'notes.txt'), holder: 'spinner' }));
   const started = performance.now();
@@ -118,7 +158,7 @@ try {
   check('stopped with ZT_DEADLINE', runawayOutcome.error?.code === 'ZT_DEADLINE', `after ${Math.round(performance.now() - started)} ms`);
   check('its capabilities were revoked', sandbox.getCapability('spinner-notes')?.state === 'revoked');
 
-  heading('6. The audit log');
+  heading('7. The audit log');
   await sandbox.audit.flush();
   const size = await sandbox.audit.size();
   const records = await sandbox.audit.read(0, size);
@@ -130,6 +170,7 @@ try {
   console.log(`  store: ${join(root, 'store')}`);
 } finally {
   await sandbox.shutdown();
+  statusServer.close();
 }
 
 console.log(failures === 0 ? '\nAll confinement checks held.' : `\n${failures} check(s) failed.`);

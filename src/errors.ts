@@ -48,12 +48,15 @@ export const ErrorCodes = Object.freeze({
   ZT_ACCESS_DENIED: 'the operating system refused access to the target',
   ZT_TOO_LARGE: 'the data exceeds the byte limit',
   ZT_NOT_A_FILE: 'the target is not a regular file',
+  ZT_NOT_A_DIRECTORY: 'the target (or a working directory) is not a directory',
+  ZT_TOO_MANY_REDIRECTS: 'the redirect chain is longer than the capability allows',
   ZT_EFFECT_FAILED: 'the action failed',
   ZT_TIMEOUT: 'the action ran past its time bound and was stopped',
   ZT_FORBIDDEN_ADDRESS: 'the host resolves to an address the capability may not reach (loopback, link-local, private)',
   ZT_UNREACHABLE: 'the host could not be resolved or reached',
   ZT_TOOL_UNKNOWN: 'the tool server has no such tool',
   ZT_TOOL_FAILED: 'the tool server failed, crashed or did not answer',
+  ZT_TOOL_SCHEMA_INVALID: 'the tool server announced an input schema that cannot be used',
 
   // Agent modules and vats
   ZT_MODULE_FORBIDDEN: 'an agent module imported a builtin or a package',

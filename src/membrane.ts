@@ -61,7 +61,7 @@ harden(assertPlainData);
 
 /** The methods each kind of capability answers, besides `describe`. */
 export const CAPABILITY_INTERFACES: Readonly<Record<ActionType, readonly string[]>> = harden({
-  READ: ['read'],
+  READ: ['read', 'stat', 'list'],
   WRITE: ['write'],
   EXECUTE: ['run'],
   NETWORK: ['fetch'],
@@ -97,6 +97,7 @@ const present = (record: Record<string, unknown>): ActionArgs => {
  */
 const toRequest = (
   actionType: ActionType,
+  method: string,
   grantTarget: string | undefined,
   params: readonly unknown[],
 ): { target: string; args: ActionArgs } => {
@@ -108,7 +109,9 @@ const toRequest = (
   switch (actionType) {
     case ActionType.READ: {
       const o = optionsOf(params[0]);
-      return { target: named(optionalString(o, 'path')), args: present({ encoding: optionalString(o, 'encoding') }) };
+      // `stat` and `list` are READ operations on the same target (see docs/EFFECTORS.md).
+      const op = method === 'read' ? undefined : method;
+      return { target: named(optionalString(o, 'path')), args: present({ op, encoding: optionalString(o, 'encoding') }) };
     }
     case ActionType.WRITE: {
       const [content, raw] = params;
@@ -149,10 +152,13 @@ const toRequest = (
 export interface MembraneOptions {
   readonly kernel: Kernel;
   readonly agentId: string;
+  /** Capability ids to hand over; keyed by id in `caps`. */
   readonly capabilityIds: readonly string[];
+  /** Optional names (petnames) for them: `caps[name]` instead of `caps[id]`. */
+  readonly names?: Readonly<Record<string, string>>;
 }
 
-export const makeMembrane = ({ kernel, agentId, capabilityIds }: MembraneOptions) => {
+export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: MembraneOptions) => {
   let cut = false;
   const caretakers = new Map<string, object>();
 
@@ -189,7 +195,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds }: MembraneOptions
       assertPlainData(params);
       // A pattern grant covers many targets: the agent must name one.
       const grantTarget = compileTarget(record.actionType, record.target).exact ? record.target : undefined;
-      request = toRequest(record.actionType, grantTarget, params);
+      request = toRequest(record.actionType, method, grantTarget, params);
     } catch (err) {
       return refuse(capabilityId, method, 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
     }
@@ -249,11 +255,12 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds }: MembraneOptions
   };
 
   const caps: Record<string, unknown> = {};
-  for (const id of capabilityIds) {
+  const entries: Array<[string, string]> = names ? Object.entries(names) : capabilityIds.map(id => [id, id]);
+  for (const [name, id] of entries) {
     const record = kernel.getCapability(id);
     if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
     if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is not held by ${agentId}`);
-    caps[id] = caretakerFor(id);
+    caps[name] = caretakerFor(id);
   }
 
   return harden({

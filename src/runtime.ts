@@ -17,11 +17,11 @@ import { startAuditVat, type AuditSink } from './audit/audit-client.js';
 import { canonicalJson } from './audit/canonical.js';
 import { loadAgentBundle, type ModuleCache } from './agent-modules.js';
 import { ZtError, codeOf } from './errors.js';
-import { makeReadEffector, makeWriteEffector } from './effectors/files.js';
+import type { McpServerConfig } from './effectors/mcp.js';
+import { makeNodeEffectors, type NodeEffectors } from './effectors/node-effectors.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
 import { makeKernel, type CapabilityRecord, type CapabilityState, type Kernel } from './kernel.js';
 import {
-  makeNodeFilePowers,
   makeNodeKernelPowers,
   makeNodeModulePowers,
   makeNodeVatHostPowers,
@@ -53,6 +53,12 @@ export interface SandboxOptions {
    * serves exactly one run). Default 0. Pooled vats never keep the process alive.
    */
   readonly vatPoolSize?: number;
+  /**
+   * MCP servers whose tools TOOL capabilities can name (`server/tool`), by
+   * name: `{ command, args?, env? }` (stdio) or `{ url }` (HTTP). Connected
+   * lazily, closed on shutdown.
+   */
+  readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
   /** Advanced: an audit sink to use instead of starting the audit vat. */
   readonly auditSink?: AuditSink;
 }
@@ -61,8 +67,12 @@ export interface LaunchOptions {
   readonly agentId: string;
   /** Absolute path of the agent's entry module, or of its folder (entry `index.js`). */
   readonly module: string;
-  /** Ids of capabilities held by this agent to hand to it; nothing else is reachable. */
-  readonly capabilities?: readonly string[];
+  /**
+   * The capabilities to hand to the agent, all held by it; nothing else is
+   * reachable. An array of ids (`caps[id]` in the agent), or a record of
+   * names to ids (`caps[name]`).
+   */
+  readonly capabilities?: readonly string[] | Readonly<Record<string, string>>;
   /** Plain data given to the agent as `input`. */
   readonly input?: unknown;
   readonly limits?: Partial<VatLimits>;
@@ -84,6 +94,7 @@ export class SandboxRuntime {
   #kernel: Kernel;
   #vats: VatHost;
   #audit: AuditSink;
+  #effectors: NodeEffectors;
   #defaults: VatLimits;
   #closed: Promise<void> | undefined;
   #moduleCache: ModuleCache = new Map();
@@ -103,15 +114,17 @@ export class SandboxRuntime {
     const vatPoolSize = options.vatPoolSize === undefined ? 0 : positiveInt('vatPoolSize', options.vatPoolSize, 0);
     // Validate everything before starting the audit vat, so a bad option leaves nothing running.
     const policy = validatePolicyDocument(options.policy ?? CAPABILITY_CEILING_POLICY);
+    // Validates the MCP configuration (throws before anything starts).
+    this.#effectors = makeNodeEffectors(options.mcpServers === undefined ? {} : { mcpServers: options.mcpServers });
     this.#audit =
       options.auditSink ??
       startAuditVat({ dir: `${this.storeDir}/audit`, durability, timeoutMs: this.failureModes.auditTimeoutMs });
-    const filePowers = makeNodeFilePowers();
     this.#kernel = makeKernel({
       powers: makeNodeKernelPowers(),
       audit: this.#audit,
       policy,
-      effectors: { [ActionType.READ]: makeReadEffector(filePowers), [ActionType.WRITE]: makeWriteEffector(filePowers) },
+      effectors: this.#effectors.effectors,
+      grantValidators: this.#effectors.grantValidators,
       failureModes: this.failureModes,
       maxBytes,
       onHalt: agentId => {
@@ -191,8 +204,15 @@ export class SandboxRuntime {
     if (!this.#kernel.hasAgent(agentId)) {
       throw new ZtError(this.#kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
     }
-    if (!Array.isArray(capabilities)) throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids');
-    for (const id of capabilities) {
+    if (capabilities === null || typeof capabilities !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids or a record of names to ids');
+    const names = Array.isArray(capabilities) ? undefined : harden({ ...(capabilities as Record<string, string>) });
+    const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
+    if (names) {
+      for (const name of Object.keys(names)) {
+        if (!/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name)) throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
+      }
+    }
+    for (const id of ids) {
       const record = typeof id === 'string' ? this.#kernel.getCapability(id) : undefined;
       if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
       if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
@@ -219,7 +239,7 @@ export class SandboxRuntime {
         .catch(() => undefined);
       throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
     }
-    return this.#vats.launch({ agentId, bundle, capabilityIds: capabilities, input: harden(structuredClone(input)), limits });
+    return this.#vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits });
   }
 
   /** Read access to the audit log for the operator. */
@@ -240,6 +260,7 @@ export class SandboxRuntime {
       this.#closed = (async () => {
         await this.#vats.terminateAll('runtime shutdown');
         await this.#kernel.shutdown();
+        await this.#effectors.close();
         await this.#audit.close();
       })();
     }

@@ -227,15 +227,16 @@ export const makeVatHost = (opts: VatHostOptions) => {
     agentId: string;
     bundle: AgentBundle;
     capabilityIds: readonly string[];
+    names?: Readonly<Record<string, string>>;
     input: unknown;
     limits: VatLimits;
   }): AgentHandle => {
-    const { agentId, bundle, capabilityIds, input, limits } = spec;
+    const { agentId, bundle, capabilityIds, names, input, limits } = spec;
     if (closed) throw new ZtError('ZT_SHUT_DOWN');
     if (running.has(agentId)) throw new ZtError('ZT_AGENT_BUSY', `agent ${agentId} already has a running vat`);
     runCounter += 1;
     const runId = `${agentId}#${runCounter}`;
-    const membrane = makeMembrane({ kernel, agentId, capabilityIds });
+    const membrane = makeMembrane({ kernel, agentId, capabilityIds, ...(names ? { names } : {}) });
     const { slot, warm } = takeSlot(limits.memoryMb);
 
     let finished = false;
@@ -323,6 +324,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
       module: bundle.folder,
       modules: Object.keys(bundle.modules).length,
       capabilities: [...capabilityIds],
+      ...(names ? { names: { ...names } } : {}),
       limits: { deadlineMs: limits.deadlineMs, memoryMb: limits.memoryMb },
       isolation: 'worker',
       warm,

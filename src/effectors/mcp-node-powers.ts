@@ -1,0 +1,197 @@
+/**
+ * Node adapter for the MCP effector: connects `@modelcontextprotocol/sdk`
+ * clients to operator-configured servers. The only MCP-effector module that
+ * touches `node:child_process`.
+ *
+ * Stdio servers are started by a transport written here rather than the
+ * SDK's StdioClientTransport, for three reasons:
+ * - nothing is inherited: the server's environment is exactly the
+ *   configured `env` (the SDK's transport adds HOME, PATH, USER, ...);
+ * - the server leads its own process group, and closing (or its exit) kills
+ *   the whole group, so a server that forks helpers leaves nothing behind;
+ * - its stderr is kept (a bounded tail) for the operator, never shown to
+ *   agents.
+ * Framing is the SDK's own (ReadBuffer, serializeMessage), with a bounded
+ * line buffer.
+ *
+ * The client announces no capabilities (no sampling, elicitation or roots),
+ * so a server can never ask the kernel for anything.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { McpClientLike, McpPowers, McpServerConfig, McpStdioServerConfig, McpToolInfo } from './mcp.js';
+import { makeNodeTimerPowers } from './process-node-powers.js';
+
+const MAX_LINE_BYTES = 32 * 1024 * 1024;
+const STDERR_TAIL_BYTES = 8 * 1024;
+const MAX_TOOL_PAGES = 100;
+
+const killGroup = (pid: number | undefined, signal: NodeJS.Signals) => {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: already gone.
+  }
+};
+
+const delay = (ms: number) =>
+  new Promise<void>(resolve => {
+    setTimeout(resolve, ms).unref();
+  });
+
+/** A stdio transport whose server gets exactly its configured environment and dies with its group. */
+export const makeStdioTransport = (config: McpStdioServerConfig) => {
+  let child: ChildProcessWithoutNullStreams | undefined;
+  let exited = false;
+  let stderrTail = '';
+  const readBuffer = new ReadBuffer({ maxBufferSize: MAX_LINE_BYTES });
+  let transportExit: () => void = () => undefined;
+  const exitedPromise = new Promise<void>(resolve => {
+    transportExit = resolve;
+  });
+
+  const transport: Transport & { stderrTail(): string; readonly pid: number | undefined } = {
+    onclose: undefined,
+    onerror: undefined,
+    onmessage: undefined,
+    get pid() {
+      return child?.pid;
+    },
+    stderrTail: () => stderrTail,
+    start: () =>
+      new Promise<void>((resolve, reject) => {
+        if (child) {
+          reject(Error('already started'));
+          return;
+        }
+        const proc = spawn(config.command, [...(config.args ?? [])], {
+          env: { ...(config.env ?? {}) },
+          cwd: config.cwd ?? '/',
+          shell: false,
+          detached: true,
+          windowsHide: true,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        child = proc;
+        proc.on('error', err => {
+          reject(err);
+          transport.onerror?.(err);
+        });
+        proc.on('spawn', () => resolve());
+        proc.on('exit', () => killGroup(proc.pid, 'SIGKILL'));
+        proc.on('close', () => {
+          exited = true;
+          readBuffer.clear();
+          transportExit();
+          transport.onclose?.();
+        });
+        proc.stdin.on('error', err => transport.onerror?.(err));
+        proc.stdout.on('error', err => transport.onerror?.(err));
+        proc.stderr.on('data', (chunk: Buffer) => {
+          stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+        });
+        proc.stdout.on('data', (chunk: Buffer) => {
+          try {
+            readBuffer.append(chunk);
+          } catch (err) {
+            transport.onerror?.(err as Error);
+            void transport.close();
+            return;
+          }
+          for (;;) {
+            let message: JSONRPCMessage | null;
+            try {
+              message = readBuffer.readMessage();
+            } catch (err) {
+              transport.onerror?.(err as Error);
+              continue;
+            }
+            if (message === null) break;
+            transport.onmessage?.(message);
+          }
+        });
+      }),
+    send: (message: JSONRPCMessage) =>
+      new Promise<void>((resolve, reject) => {
+        if (!child || exited || !child.stdin.writable) {
+          reject(Error('Not connected'));
+          return;
+        }
+        if (child.stdin.write(serializeMessage(message))) resolve();
+        else child.stdin.once('drain', resolve);
+      }),
+    close: async () => {
+      const proc = child;
+      if (!proc || exited) return;
+      try {
+        proc.stdin.end();
+      } catch {
+        // already closed
+      }
+      killGroup(proc.pid, 'SIGTERM');
+      await Promise.race([exitedPromise, delay(1000)]);
+      if (!exited) {
+        killGroup(proc.pid, 'SIGKILL');
+        await Promise.race([exitedPromise, delay(1000)]);
+      }
+    },
+  };
+  return transport;
+};
+harden(makeStdioTransport);
+
+export const makeNodeMcpPowers = (): McpPowers =>
+  harden({
+    ...makeNodeTimerPowers(),
+    connect: async (
+      _name: string,
+      config: McpServerConfig,
+      options: { readonly signal: AbortSignal; readonly timeoutMs: number; readonly onClose: () => void },
+    ): Promise<McpClientLike> => {
+      const transport: Transport =
+        'command' in config
+          ? makeStdioTransport(config)
+          : new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...(config.headers ?? {}) } } });
+      const client = new Client({ name: 'ztaas', version: '0.1.0' }, { capabilities: {} });
+      let closed = false;
+      client.onclose = () => {
+        if (closed) return;
+        closed = true;
+        options.onClose();
+      };
+      client.onerror = () => undefined; // protocol noise; failures surface on the calls themselves
+      try {
+        await client.connect(transport, { signal: options.signal, timeout: options.timeoutMs });
+      } catch (err) {
+        await client.close().catch(() => undefined);
+        await transport.close().catch(() => undefined);
+        throw err;
+      }
+      return harden({
+        listTools: async ({ signal, timeoutMs }: { readonly signal: AbortSignal; readonly timeoutMs: number }) => {
+          const out: McpToolInfo[] = [];
+          let cursor: string | undefined;
+          for (let page = 0; page < MAX_TOOL_PAGES; page += 1) {
+            const listed = await client.listTools(cursor === undefined ? undefined : { cursor }, { signal, timeout: timeoutMs });
+            for (const tool of listed.tools) out.push(harden({ name: tool.name, inputSchema: tool.inputSchema }));
+            cursor = listed.nextCursor;
+            if (cursor === undefined) break;
+          }
+          return harden(out);
+        },
+        callTool: (name: string, args: Readonly<Record<string, unknown>>, { signal, timeoutMs }: { readonly signal: AbortSignal; readonly timeoutMs: number }) =>
+          // The effector's own deadline fires first; the SDK's is a backstop.
+          client.callTool({ name, arguments: { ...args } }, undefined, { signal, timeout: timeoutMs + 1000 }) as Promise<unknown>,
+        close: async () => {
+          await client.close().catch(() => undefined);
+          await transport.close().catch(() => undefined);
+        },
+      });
+    },
+  });
+harden(makeNodeMcpPowers);
