@@ -19,6 +19,7 @@ import { makeKernel } from '../src/kernel.js';
 import { makeMembrane } from '../src/membrane.js';
 import { makeNodeKernelPowers, makeNodeVatHostPowers } from '../src/node-powers.js';
 import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/index.js';
+import { runEffectorsBench } from './effectors-bench.js';
 
 const here = (file: string) => new URL(file, import.meta.url);
 const results: Record<string, unknown> = {};
@@ -283,6 +284,11 @@ const main = async () => {
   const mem = await memoryPerVat(8);
   rows.push(['memory per idle vat (RSS delta)', `${mem.toFixed(1)} MB`, '', '8', '≤ 15 MB']);
   results['memory per idle vat (MB)'] = mem;
+
+  for (const row of await runEffectorsBench()) {
+    results[`effectors: ${row.name}`] = row;
+    rows.push([`effectors: ${row.name}`, fmt(row.p50Us), fmt(row.p99Us), '', '']);
+  }
 
   const ratios = {
     'captp / raw (p50)': captp.p50 / raw.p50,

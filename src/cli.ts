@@ -8,12 +8,14 @@
  */
 import './init.js';
 import { AUDIT_USAGE, auditCommand } from './cli/audit.js';
+import { REPLAY_USAGE, replayCommand } from './cli/replay.js';
 import { renderErrorsDoc } from './errors-doc.js';
 import { codeOf } from './errors.js';
 
 const USAGE = `usage:
   ztaas errors
-${AUDIT_USAGE}`;
+${AUDIT_USAGE}
+${REPLAY_USAGE}`;
 
 const main = async (argv: string[]): Promise<number> => {
   const [command, sub, ...rest] = argv;
@@ -22,7 +24,7 @@ const main = async (argv: string[]): Promise<number> => {
       process.stdout.write(renderErrorsDoc());
       return 0;
     case 'audit':
-      return auditCommand(sub, rest);
+      return sub === 'replay' ? replayCommand(rest) : auditCommand(sub, rest);
     default:
       return 2;
   }

@@ -774,6 +774,8 @@ export const makeKernel = (options: KernelOptions) => {
       ...(args ? { args } : {}),
       decision: decision.allowed ? 'allow' : 'deny',
       ...(decision.code ? { code: decision.code } : {}),
+      // Which stage decided: the kernel's capability checks, or the policy (replayable).
+      decidedBy: decisionRequest ? 'policy' : 'kernel',
       rules: decision.rules,
       policyHash: decision.policyHash,
       ...(entry ? { uses: entry.uses } : {}),

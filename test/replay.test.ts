@@ -1,0 +1,71 @@
+/**
+ * Replay: a recorded session re-decides with zero differences against its
+ * recorded policy; against a stricter policy it lists exactly the decisions
+ * that change. The session uses context-dependent rules (labels, taints,
+ * rates) so replay must use the recorded context, not the present.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { test } from './_prepare.js';
+import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/index.js';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+
+test('a recorded session replays with zero differences, and a stricter policy shows exactly what changes', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-replay-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const name of ['report.txt', 'secret.txt']) writeFileSync(join(dir, name), name);
+  const out = join(dir, 'out.txt');
+  const policy = {
+    version: 1,
+    taints: [{ name: 'secrets', actions: ['READ'], targets: [`${dir}/secret*`] }],
+    rules: [
+      { id: 'analysts-read', effect: 'permit', actions: ['READ'], targets: [`${dir}/**`], when: { labels: { anyOf: ['analyst'] } } },
+      { id: 'write-out', effect: 'permit', actions: ['WRITE'], targets: [out], when: { rate: { max: 2, windowMs: 60_000 } } },
+      { id: 'no-leak-after-secrets', effect: 'forbid', actions: ['WRITE'], when: { taints: { anyOf: ['secrets'] } } },
+    ],
+  };
+  const storeDir = join(dir, 'store');
+  const sandbox = new SandboxRuntime({ storeDir, policy });
+  sandbox.registerAgent('ann', { labels: ['analyst'] });
+  sandbox.registerAgent('bob');
+  const cap = (id: string, holder: string, actionType: ActionType, target: string) => sandbox.issueCapability(new Capability({ id, holder, actionType, target }));
+  cap('ann-read', 'ann', ActionType.READ, `${dir}/*.txt`);
+  cap('ann-write', 'ann', ActionType.WRITE, out);
+  cap('bob-read', 'bob', ActionType.READ, `${dir}/report.txt`);
+  const act = async (capabilityId: string, agentId: string, actionType: ActionType, target: string) =>
+    (await sandbox.executeAction(new ActionRequest({ capabilityId, agentId, actionType, target, ...(actionType === ActionType.WRITE ? { args: { content: 'x' } } : {}) }))).error?.code ?? 'ok';
+  const codes = [
+    await act('ann-read', 'ann', ActionType.READ, join(dir, 'report.txt')),
+    await act('bob-read', 'bob', ActionType.READ, join(dir, 'report.txt')), // no analyst label
+    await act('ann-write', 'ann', ActionType.WRITE, out),
+    await act('ann-write', 'ann', ActionType.WRITE, out),
+    await act('ann-write', 'ann', ActionType.WRITE, out), // rate: third write in the window
+    await act('ann-read', 'ann', ActionType.READ, join(dir, 'secret.txt')), // acquires the taint
+    await act('ann-write', 'ann', ActionType.WRITE, out), // tainted
+  ];
+  t.deepEqual(codes, ['ok', 'ZT_POLICY_DENIED', 'ok', 'ok', 'ZT_RATE_LIMITED', 'ok', 'ZT_POLICY_DENIED']);
+  await sandbox.shutdown();
+
+  const same = await run(process.execPath, [cli, 'audit', 'replay', '--store', storeDir, '--json']);
+  const report = JSON.parse(same.stdout) as { replayed: number; differences: unknown[]; problems: unknown[] };
+  t.is(report.replayed, 7);
+  t.deepEqual(report.differences, []);
+  t.deepEqual(report.problems, []);
+
+  // Stricter: bob is no analyst either way; now analysts may not read secrets at all.
+  const stricter = { ...policy, rules: [...policy.rules, { id: 'no-secrets', effect: 'forbid', actions: ['READ'], targets: [`${dir}/secret*`] }] };
+  const file = join(dir, 'stricter.json');
+  writeFileSync(file, JSON.stringify(stricter));
+  const changed = await run(process.execPath, [cli, 'audit', 'replay', '--store', storeDir, '--policy', file, '--json']);
+  const diff = JSON.parse(changed.stdout) as { differences: Array<{ target: string; recorded: { decision: string }; replayed: { decision: string; rules: string[] } }> };
+  t.deepEqual(
+    diff.differences.map(d => [d.target, d.recorded.decision, d.replayed.decision, d.replayed.rules]),
+    [[join(dir, 'secret.txt'), 'allow', 'deny', ['no-secrets']]],
+  );
+});
