@@ -20,6 +20,8 @@ import { makeMembrane } from '../src/membrane.js';
 import { makeNodeKernelPowers, makeNodeVatHostPowers } from '../src/node-powers.js';
 import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/index.js';
 import { runEffectorsBench } from './effectors-bench.js';
+import { runPolicyBench } from './policy-bench.js';
+import { runAuditBench } from './audit-bench.js';
 
 const here = (file: string) => new URL(file, import.meta.url);
 const results: Record<string, unknown> = {};
@@ -285,6 +287,14 @@ const main = async () => {
   rows.push(['memory per idle vat (RSS delta)', `${mem.toFixed(1)} MB`, '', '8', '≤ 15 MB']);
   results['memory per idle vat (MB)'] = mem;
 
+  for (const row of await runPolicyBench({ samples: 50_000 })) {
+    results[`policy: ${row.name}`] = row;
+    rows.push([`policy: ${row.name}`, fmt(row.p50Us), fmt(row.p99Us), `${Math.round(row.perSecond)}/s`, row.name.includes('100 rules') && !row.name.includes('cedar') ? 'p50 ≤ 1 µs' : '']);
+  }
+  for (const row of await runAuditBench()) {
+    results[`audit: ${row.name}`] = row;
+    rows.push([`audit: ${row.name}`, `${row.value >= 100 ? Math.round(row.value) : row.value.toFixed(2)} ${row.unit}`, '', '', row.name.includes('durable appends') ? '≥ 100,000/s' : '']);
+  }
   for (const row of await runEffectorsBench()) {
     results[`effectors: ${row.name}`] = row;
     rows.push([`effectors: ${row.name}`, fmt(row.p50Us), fmt(row.p99Us), '', '']);

@@ -5,17 +5,20 @@
  *
  *   ztaas errors         the table of error codes (Markdown)
  *   ztaas audit …        forensic commands on a store (see src/cli/audit.ts)
+ *   ztaas policy …       check and explain policy files (see src/cli/policy.ts)
  */
 import './init.js';
 import { AUDIT_USAGE, auditCommand } from './cli/audit.js';
 import { REPLAY_USAGE, replayCommand } from './cli/replay.js';
+import { POLICY_USAGE, policyCommand } from './cli/policy.js';
 import { renderErrorsDoc } from './errors-doc.js';
 import { codeOf } from './errors.js';
 
 const USAGE = `usage:
   ztaas errors
 ${AUDIT_USAGE}
-${REPLAY_USAGE}`;
+${REPLAY_USAGE}
+${POLICY_USAGE}`;
 
 const main = async (argv: string[]): Promise<number> => {
   const [command, sub, ...rest] = argv;
@@ -23,6 +26,8 @@ const main = async (argv: string[]): Promise<number> => {
     case 'errors':
       process.stdout.write(renderErrorsDoc());
       return 0;
+    case 'policy':
+      return policyCommand(sub, rest);
     case 'audit':
       return sub === 'replay' ? replayCommand(rest) : auditCommand(sub, rest);
     default:

@@ -23,7 +23,7 @@ import type { FailureModes } from './failure-modes.js';
 import type { TargetPattern } from './paths.js';
 import { compileTarget, normalizeTarget } from './targets.js';
 import { makeGrantBrands, type GrantToken } from './grants.js';
-import { makePolicy, type Decision, type DecisionContext, type DecisionRequest, type Policy } from './policy.js';
+import { makePolicy, regrantCheck, type Decision, type DecisionContext, type DecisionRequest, type Policy } from './policy.js';
 import {
   ActionRequest,
   Capability,
@@ -170,6 +170,9 @@ const argsAllowed = (rules: CompiledArgRules, args: Readonly<Record<string, unkn
   return true;
 };
 
+const isPolicy = (x: unknown): x is Policy =>
+  typeof x === 'object' && x !== null && typeof (x as Policy).decide === 'function' && typeof (x as Policy).hash === 'string';
+
 const pickArgs = (args: Readonly<Record<string, unknown>>, names: readonly string[]): Record<string, unknown> => {
   const out: Record<string, unknown> = {};
   for (const name of names) if (Object.hasOwn(args, name)) out[name] = args[name];
@@ -303,7 +306,7 @@ export const makeKernel = (options: KernelOptions) => {
     grantValidators[cap.actionType]?.(cap.target, cap.constraints);
     let decision: Decision;
     try {
-      decision = policy.decideGrant({ holder: cap.holder, actionType: cap.actionType, target: cap.target });
+      decision = policy.decideGrant({ holder: cap.holder, actionType: cap.actionType, target: cap.target, labels: agent.labels, time: powers.now() });
     } catch {
       decision = harden({ allowed: false, code: 'ZT_POLICY_ERROR', rules: [], policyHash: policy.hash });
     }
@@ -797,6 +800,19 @@ export const makeKernel = (options: KernelOptions) => {
     }
 
     const live = entry as CapEntry;
+    // Taints are acquired when the request is allowed, before it runs: a
+    // read that fails half-way may still have shown the agent something.
+    const newTaints: string[] = [];
+    if (decisionRequest) {
+      const holder = agents.get(request.agentId);
+      for (const taint of policy.taintsFor(decisionRequest)) {
+        if (holder && !holder.taints.has(taint)) {
+          holder.taints.add(taint);
+          newTaints.push(taint);
+        }
+      }
+    }
+    if (newTaints.length > 0) (requestRecord as Record<string, unknown>).taintsAcquired = newTaints;
     const chain = live.delegated ? chainOf(live) : [live];
     for (const link of chain) {
       link.uses += 1;
@@ -821,7 +837,6 @@ export const makeKernel = (options: KernelOptions) => {
       let code: ErrorCode | undefined;
       let message: string | undefined;
       let effectCompleted = false;
-      const newTaints: string[] = [];
       let expiryTimer: ReturnType<typeof setTimeout> | undefined;
       try {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
@@ -861,16 +876,7 @@ export const makeKernel = (options: KernelOptions) => {
         }
         const moved = bytesMoved(request, result);
         for (const link of chain) link.bytes += moved;
-        if (decisionRequest) {
-          const acquired = policy.taintsFor(decisionRequest);
-          const holder = agents.get(request.agentId);
-          for (const taint of acquired) {
-            if (holder && !holder.taints.has(taint)) {
-              holder.taints.add(taint);
-              newTaints.push(taint);
-            }
-          }
-        }
+
         result = deriveGrants(live, result);
         status = 'succeeded';
       } catch (err) {
@@ -892,7 +898,6 @@ export const makeKernel = (options: KernelOptions) => {
         ...(code ? { code } : {}),
         ...(effectCompleted ? { effectCompleted } : {}),
         ...(status === 'succeeded' ? { bytes: live.bytes } : {}),
-        ...(newTaints.length > 0 ? { taints: newTaints } : {}),
         ...(status === 'succeeded' ? { resultDigest: powers.sha256Hex(powers.canonicalJson(result ?? null)) } : {}),
       };
       let outcomeRef: AuditRef;
@@ -967,11 +972,31 @@ export const makeKernel = (options: KernelOptions) => {
     return agent ? harden({ inFlight: agent.inFlight, epoch: agent.epoch }) : undefined;
   };
 
-  const setPolicy = (document: unknown) => {
-    const next = makePolicy(document, powers.sha256Hex, powers.canonicalJson);
+  /**
+   * Replaces the policy (the next decision uses it). A document that fails
+   * validation throws ZT_POLICY_INVALID and the policy in force stays. With
+   * `revokeRefused` (the default), live capabilities the new policy would no
+   * longer grant are revoked, each audited with the refusing decision.
+   */
+  const setPolicy = (input: unknown, options: { revokeRefused?: boolean } = {}) => {
+    const next = isPolicy(input) ? input : makePolicy(input, powers.sha256Hex, powers.canonicalJson);
+    const time = powers.now();
     policy = next;
-    recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: next.hash, policy: next.document });
-    return next.hash;
+    recordLater({ type: 'policy.loaded', time, policyHash: next.hash, policy: next.document });
+    const refused = regrantCheck(
+      next,
+      [...caps.values()]
+        .filter(e => e.state === 'live')
+        .map(e => ({ id: e.spec.id, holder: e.spec.holder, actionType: e.spec.actionType, target: e.spec.target, labels: agents.get(e.spec.holder)?.labels ?? [] })),
+      time,
+    );
+    const revoked: string[] = [];
+    if (options.revokeRefused ?? true) {
+      for (const { id, decision } of refused) {
+        if (revokeCapability(id, `policy ${next.hash} no longer grants it (${decision.code ?? 'ZT_POLICY_DENIED'}: ${decision.rules.join(', ') || 'no permit'})`)) revoked.push(id);
+      }
+    }
+    return harden({ policyHash: next.hash, refused: refused.map(r => r.id), revoked });
   };
 
   const hasAgent = (agentId: string) => agents.get(agentId)?.state === 'live';

@@ -12,6 +12,7 @@
  *
  * Every grant names its holder; there is no grant to "anyone".
  */
+import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { startAuditVat, type AuditSink } from './audit/audit-client.js';
 import { canonicalJson } from './audit/canonical.js';
@@ -24,9 +25,10 @@ import { makeKernel, type CapabilityRecord, type CapabilityState, type Kernel } 
 import {
   makeNodeKernelPowers,
   makeNodeModulePowers,
+  sha256Hex,
   makeNodeVatHostPowers,
 } from './node-powers.js';
-import { CAPABILITY_CEILING_POLICY, validatePolicyDocument } from './policy.js';
+import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
 import { ActionRequest, ActionType, Capability, type Outcome } from './types.js';
 import { DEFAULT_VAT_LIMITS, makeVatHost, type AgentHandle, type VatHost, type VatLimits } from './vat-host.js';
 
@@ -183,9 +185,22 @@ export class SandboxRuntime {
     return changed;
   }
 
-  /** Replaces the policy; the next invocation is decided by it. Throws (and keeps the old one) if invalid. */
-  loadPolicy(document: unknown): string {
-    return this.#kernel.setPolicy(document);
+  /**
+   * Replaces the policy; the next invocation is decided by it. Throws
+   * ZT_POLICY_INVALID (listing every problem) and keeps the policy in force
+   * if the document is invalid. Live capabilities the new policy would no
+   * longer grant are revoked (audited), unless `revokeRefused: false`.
+   */
+  loadPolicy(document: unknown, options: { revokeRefused?: boolean } = {}): { policyHash: string; refused: string[]; revoked: string[] } {
+    return this.#kernel.setPolicy(document, options);
+  }
+
+  /** Loads a policy file (YAML or JSON, by extension or content) as `loadPolicy` does. */
+  async loadPolicyFile(path: string, options: { revokeRefused?: boolean } = {}): Promise<{ policyHash: string; refused: string[]; revoked: string[] }> {
+    const text = await readFile(path, 'utf8');
+    const format = /\.json$/i.test(path) ? 'json' : /\.ya?ml$/i.test(path) ? 'yaml' : undefined;
+    const policy = loadPolicyText(text, sha256Hex, canonicalJson, format ? { format } : {});
+    return this.#kernel.setPolicy(policy, options);
   }
 
   get policyHash(): string {

@@ -161,3 +161,24 @@ test('arguments that are not plain data are refused with ZT_BAD_ARGUMENT', async
   const outcome = await kernel.execute(req('w', 'a', '/tmp/zt-never', ActionType.WRITE, { content: 'x', extra: () => 1 }), 'api');
   t.is(outcome.error?.code, 'ZT_BAD_ARGUMENT');
 });
+
+test('loading a new policy revokes the capabilities it would no longer grant, unless told not to', async t => {
+  const { kernel, sink } = makeTestKernel();
+  kernel.registerAgent('a');
+  kernel.issueCapability(new Capability({ id: 'data', actionType: ActionType.READ, target: '/data/x', holder: 'a' }));
+  kernel.issueCapability(new Capability({ id: 'etc', actionType: ActionType.READ, target: '/etc/hosts', holder: 'a' }));
+  const stricter = { version: 1, rules: [{ id: 'data-only', effect: 'permit', actions: ['READ'], targets: ['/data/**'] }] };
+  const kept = kernel.setPolicy(stricter, { revokeRefused: false });
+  t.deepEqual([kept.refused, kept.revoked], [['etc'], []]);
+  t.is(kernel.getCapability('etc')?.state, 'live');
+  const result = kernel.setPolicy(stricter);
+  t.deepEqual([result.refused, result.revoked], [['etc'], ['etc']]);
+  t.is(kernel.getCapability('etc')?.state, 'revoked');
+  t.is(kernel.getCapability('data')?.state, 'live');
+  t.throws(() => kernel.setPolicy({ version: 1, rules: [{ id: 'bad', effect: 'maybe' }] }), { message: /^ZT_POLICY_INVALID\b/ });
+  t.is(kernel.getPolicyHash(), result.policyHash, 'an invalid policy leaves the one in force');
+  await kernel.flush();
+  const revoked = sink.records.find(r => r.type === 'capability.revoked' && r.capabilityId === 'etc');
+  t.regex(String(revoked?.reason), /no longer grants it/);
+  t.is(sink.records.filter(r => r.type === 'policy.loaded').length, 3, 'the initial policy and the two loads');
+});

@@ -125,7 +125,7 @@ test('bad runtime options fail with ZT_BAD_ARGUMENT', t => {
   t.throws(() => new SandboxRuntime({ failureModes: { auditUnavailable: 'ignore' as never } }), { message: /^ZT_BAD_ARGUMENT\b/ });
   t.throws(() => new SandboxRuntime({ failureModes: { unknownMode: 'x' } as never }), { message: /^ZT_BAD_ARGUMENT\b/ });
   t.throws(() => new SandboxRuntime({ limits: { deadlineMs: -1 } }), { message: /^ZT_BAD_ARGUMENT\b/ });
-  t.throws(() => new SandboxRuntime({ policy: { version: 1, rules: [{ id: 'x', effect: 'allow' }] } }), { message: /^ZT_BAD_ARGUMENT\b/ });
+  t.throws(() => new SandboxRuntime({ policy: { version: 1, rules: [{ id: 'x', effect: 'allow' }] } }), { message: /^ZT_POLICY_INVALID\b/ });
 });
 
 // Property: over arbitrary sequences of issue / revoke / execute, a request

@@ -22,7 +22,7 @@ import { codeOf, isErrorCode, ztError, ZtError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { canonicalJson } from './canonical.js';
 import { RESERVED_KEYS } from './audit-log.js';
-import type { AuditLog, AuditRef } from './audit-log.js';
+import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
 import { AUDIT_OPEN_FAILED } from './audit-vat-root.js';
 import type { AuditCheckpoint, AuditVatRoot } from './audit-vat-root.js';
 import type { Durability } from './file-store.js';
@@ -87,6 +87,16 @@ const unavailable = (message: string, cause?: unknown): ZtError =>
  * ZT_BAD_ARGUMENT or ZT_AUDIT_NOT_CANONICAL, as the log would for the batch.
  */
 export const prepareRecord = (record: unknown): Record<string, unknown> => {
+  return harden(JSON.parse(prepareRecordText(record)) as Record<string, unknown>);
+};
+harden(prepareRecord);
+
+/**
+ * Checks one record and returns its canonical JSON text: the copy that is
+ * sent to the log (a string cannot change after the call). Throws
+ * ZT_BAD_ARGUMENT or ZT_AUDIT_NOT_CANONICAL, as the log would for the batch.
+ */
+export const prepareRecordText = (record: unknown): string => {
   if (record === null || typeof record !== 'object' || Array.isArray(record)) {
     throw ztError('ZT_BAD_ARGUMENT', 'an audit record must be a plain object');
   }
@@ -99,29 +109,24 @@ export const prepareRecord = (record: unknown): Record<string, unknown> => {
       throw ztError('ZT_BAD_ARGUMENT', `an audit record may not set the reserved key ${key}`);
     }
   }
-  return harden(JSON.parse(canonicalJson(record)) as Record<string, unknown>);
+  return canonicalJson(record);
 };
-harden(prepareRecord);
+harden(prepareRecordText);
 
 interface Pending {
-  record: Record<string, unknown>;
+  text: string;
   resolve: (ref: AuditRef) => void;
   reject: (err: unknown) => void;
 }
 
-const isRef = (ref: unknown, seq: number): ref is AuditRef =>
-  ref !== null &&
-  typeof ref === 'object' &&
-  (ref as AuditRef).seq === seq &&
-  typeof (ref as AuditRef).leafHash === 'string' &&
-  /^[0-9a-f]{64}$/.test((ref as AuditRef).leafHash);
+const LEAF_HEX = /^[0-9a-f]*$/;
 
 /**
  * Microtask batching: every `append` of one turn joins one `sendBatch` call.
- * `sendBatch` must resolve with one ref per record, consecutive seqs.
+ * `sendBatch` must resolve with the first seq and 64 hex digits per record.
  */
 const makeBatchingAppender = (
-  sendBatch: (records: Array<Record<string, unknown>>) => Promise<AuditRef[]>,
+  sendBatch: (texts: string[]) => Promise<AuditBatchRef>,
   check: () => void,
 ) => {
   let pending: Pending[] = [];
@@ -132,15 +137,25 @@ const makeBatchingAppender = (
     pending = [];
     const done = (async () => {
       try {
-        const refs = await sendBatch(batch.map(p => p.record));
-        const first = Array.isArray(refs) && refs.length === batch.length ? refs[0]?.seq : undefined;
+        const texts = new Array<string>(batch.length);
+        for (let i = 0; i < batch.length; i += 1) texts[i] = batch[i]!.text;
+        const ref = await sendBatch(texts);
+        const first = ref?.first;
+        const hashes = ref?.leafHashes;
         if (
-          typeof first !== 'number' ||
-          !refs.every((ref, i) => isRef(ref, first + i))
+          !Number.isSafeInteger(first) ||
+          (first as number) < 0 ||
+          typeof hashes !== 'string' ||
+          hashes.length !== 64 * batch.length ||
+          !LEAF_HEX.test(hashes)
         ) {
           throw unavailable('the audit vat returned a malformed confirmation');
         }
-        batch.forEach((p, i) => p.resolve(harden({ seq: refs[i]!.seq, leafHash: refs[i]!.leafHash })));
+        for (let i = 0; i < batch.length; i += 1) {
+          batch[i]!.resolve(
+            Object.freeze({ seq: (first as number) + i, leafHash: hashes.slice(64 * i, 64 * i + 64) }),
+          );
+        }
       } catch (err) {
         const error =
           err instanceof ZtError && err.code === 'ZT_AUDIT_UNAVAILABLE'
@@ -156,9 +171,9 @@ const makeBatchingAppender = (
   const append = (record: Record<string, unknown>): Promise<AuditRef> => {
     try {
       check();
-      const copy = prepareRecord(record);
+      const text = prepareRecordText(record);
       return new Promise<AuditRef>((resolve, reject) => {
-        pending.push({ record: copy, resolve, reject });
+        pending.push({ text, resolve, reject });
         if (pending.length === 1) queueMicrotask(flush);
       });
     } catch (err) {
@@ -179,7 +194,7 @@ const makeBatchingAppender = (
 export const makeInProcessAuditSink = (log: AuditLog): AuditSink => {
   let closed: Promise<void> | undefined;
   const { append, drain } = makeBatchingAppender(
-    records => log.append(records),
+    texts => log.appendTexts(texts),
     () => {
       if (closed) throw unavailable('the audit sink is closed');
     },
@@ -325,7 +340,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   };
 
   const { append, drain } = makeBatchingAppender(
-    records => call(v => E(v).append(records), 'append'),
+    texts => call(v => E(v).appendTexts(texts.join('\n')), 'append'),
     () => {
       if (dead) throw dead;
       if (closing) throw unavailable('the audit sink is closed');

@@ -27,7 +27,7 @@ import {
   merkleRootAt,
   toHex,
 } from './merkle.js';
-import type { LeafAt, Sha256 } from './merkle.js';
+import type { LeafAt, NodeAt, Sha256 } from './merkle.js';
 import type { Durability } from './file-store.js';
 
 export interface AuditRef {
@@ -41,13 +41,29 @@ export interface AuditStore {
   readonly durability: Durability;
   size(): number;
   appendBatch(lines: readonly string[]): Promise<number>;
+  /** Optional fast path: '\n'-terminated UTF-8 lines, already encoded. */
+  appendEncoded?(bytes: Uint8Array): Promise<number>;
   readRange(fromSeq: number, count: number): Promise<string[]>;
   sync(): Promise<void>;
   close(): Promise<void>;
 }
 
+/** Confirmation of a batch in compact form: `leafHashes` is 64 hex digits per record. */
+export interface AuditBatchRef {
+  first: number;
+  leafHashes: string;
+}
+
 export interface AuditLog {
   append(records: readonly object[]): Promise<AuditRef[]>;
+  /**
+   * The hot path: each text is the JSON of one record (as `canonicalJson`
+   * makes it on the kernel side). The log parses it, adds `seq`, and
+   * re-encodes it canonically, so what is stored never depends on how the
+   * caller encoded it. A text that is not a plain JSON object, or that sets
+   * a reserved key, fails the whole batch with ZT_BAD_ARGUMENT.
+   */
+  appendTexts(texts: readonly string[]): Promise<AuditBatchRef>;
   /** Number of acknowledged records. */
   size(): number;
   /** Merkle root of the acknowledged records, lowercase hex. */
@@ -74,6 +90,7 @@ export interface AuditLogOptions {
 
 export const RESERVED_KEYS = harden(['seq', 'durability']);
 const REBUILD_CHUNK = 4096;
+const CACHE_MIN_HEIGHT = 8;
 const LEAVES_PER_CHUNK = 4096;
 
 /** Leaf hashes packed into fixed-size chunks: 32 bytes per record. */
@@ -106,7 +123,19 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
   const { store, sha256, maxRead = 10_000 } = options;
   const hasher = makeMerkleHasher(sha256);
   const encoder = new TextEncoder();
-  const accumulator = makeMerkleAccumulator(hasher);
+  // Roots of perfect subtrees of 2^8 leaves and more, kept as the
+  // accumulator completes them (no extra hashing): a proof then hashes at
+  // most a few hundred nodes instead of the whole tree. ~0.25 B per record.
+  const nodes: Uint8Array[][] = [];
+  const accumulator = makeMerkleAccumulator(hasher, (height, index, hash) => {
+    if (height < CACHE_MIN_HEIGHT) return;
+    (nodes[height] ??= [])[index] = hash;
+  });
+  const nodeAt: NodeAt = (lo, hi) => {
+    const width = hi - lo;
+    if (width < 2 ** CACHE_MIN_HEIGHT) return undefined;
+    return nodes[Math.round(Math.log2(width))]?.[lo / width];
+  };
   const leaves = makeLeafTable();
   const relaxed = store.durability === 'relaxed';
 
@@ -153,6 +182,37 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     }
   };
 
+  /** Final lines of one batch → durable, in the tree; the leaf hashes, packed. */
+  const commit = async (firstSeq: number, lines: string[]): Promise<{ first: number; leaves: Uint8Array[] }> => {
+    // One encoder call per batch; each leaf hashes its line's bytes in place.
+    const bytes = encoder.encode(`${lines.join('\n')}\n`);
+    const batchLeaves: Uint8Array[] = [];
+    for (let from = 0; from < bytes.length; ) {
+      const end = bytes.indexOf(0x0a, from);
+      batchLeaves.push(hasher.hashLeaf(bytes.subarray(from, end)));
+      from = end + 1;
+    }
+    let first: number;
+    try {
+      first = store.appendEncoded ? await store.appendEncoded(bytes) : await store.appendBatch(lines);
+    } catch (err) {
+      const error =
+        err instanceof ZtError && err.code !== 'ZT_BAD_ARGUMENT'
+          ? err
+          : ztError('ZT_AUDIT_UNAVAILABLE', 'the audit store refused the batch');
+      failure ??= error;
+      throw error;
+    }
+    if (first !== firstSeq) {
+      // Someone else appended to our store: the numbering is broken.
+      failure ??= ztError('ZT_AUDIT_UNAVAILABLE', 'the audit store numbering diverged');
+      throw failure;
+    }
+    committed.set(first, batchLeaves);
+    admit();
+    return { first, leaves: batchLeaves };
+  };
+
   const append = async (records: readonly object[]): Promise<AuditRef[]> => {
     if (failure) throw failure;
     if (!Array.isArray(records) || records.length === 0) {
@@ -176,26 +236,41 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
       if (relaxed) extra.durability = 'relaxed';
       lines.push(canonicalJson(Object.assign(full, extra)));
     });
-    const batchLeaves = lines.map(line => hasher.hashLeaf(encoder.encode(line)));
-    let first: number;
-    try {
-      first = await store.appendBatch(lines);
-    } catch (err) {
-      const error =
-        err instanceof ZtError && err.code !== 'ZT_BAD_ARGUMENT'
-          ? err
-          : ztError('ZT_AUDIT_UNAVAILABLE', 'the audit store refused the batch');
-      failure ??= error;
-      throw error;
-    }
-    if (first !== firstSeq) {
-      // Someone else appended to our store: the numbering is broken.
-      failure ??= ztError('ZT_AUDIT_UNAVAILABLE', 'the audit store numbering diverged');
-      throw failure;
-    }
-    committed.set(first, batchLeaves);
-    admit();
+    const { first, leaves: batchLeaves } = await commit(firstSeq, lines);
     return harden(batchLeaves.map((leaf, i) => ({ seq: first + i, leafHash: toHex(leaf) })));
+  };
+
+  const appendTexts = async (texts: readonly string[]): Promise<AuditBatchRef> => {
+    if (failure) throw failure;
+    if (!Array.isArray(texts) || texts.length === 0) {
+      throw ztError('ZT_BAD_ARGUMENT', 'appendTexts needs a non-empty array of record texts');
+    }
+    const firstSeq = store.size();
+    const lines: string[] = new Array<string>(texts.length);
+    for (let i = 0; i < texts.length; i += 1) {
+      const text = texts[i];
+      let parsed: unknown;
+      try {
+        parsed = typeof text === 'string' ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (!isPlainRecord(parsed)) {
+        throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not a JSON object`);
+      }
+      const record = parsed as Record<string, unknown>;
+      if (Object.hasOwn(record, 'seq') || Object.hasOwn(record, 'durability')) {
+        throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
+      }
+      // A fresh object from JSON.parse: plain data, ours to extend.
+      record.seq = firstSeq + i;
+      if (relaxed) record.durability = 'relaxed';
+      lines[i] = canonicalJson(record);
+    }
+    const { first, leaves: batchLeaves } = await commit(firstSeq, lines);
+    let leafHashes = '';
+    for (const leaf of batchLeaves) leafHashes += toHex(leaf);
+    return harden({ first, leafHashes });
   };
 
   const assertTreeSize = (treeSize: number): void => {
@@ -219,7 +294,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     if (!isCount(index) || index >= treeSize) {
       throw ztError('ZT_BAD_ARGUMENT', `index ${String(index)} is not in 0..${treeSize - 1}`);
     }
-    return harden(makeInclusionProof(hasher, leaves.at, index, treeSize).map(toHex));
+    return harden(makeInclusionProof(hasher, leaves.at, index, treeSize, nodeAt).map(toHex));
   };
 
   const consistencyProof = (size1: number, size2: number): string[] => {
@@ -227,14 +302,14 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     if (!isCount(size1) || size1 === 0 || size1 > size2) {
       throw ztError('ZT_BAD_ARGUMENT', `size1 ${String(size1)} is not in 1..${size2}`);
     }
-    return harden(makeConsistencyProof(hasher, leaves.at, size1, size2).map(toHex));
+    return harden(makeConsistencyProof(hasher, leaves.at, size1, size2, nodeAt).map(toHex));
   };
 
   const rootHashAt = (treeSize: number): string => {
     assertTreeSize(treeSize);
     return treeSize === accumulator.size()
       ? toHex(accumulator.root())
-      : toHex(merkleRootAt(hasher, leaves.at, treeSize));
+      : toHex(merkleRootAt(hasher, leaves.at, treeSize, nodeAt));
   };
 
   const leafHash = (index: number): string => {
@@ -246,6 +321,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
 
   return harden({
     append,
+    appendTexts,
     size: () => accumulator.size(),
     rootHash: () => toHex(accumulator.root()),
     rootHashAt,

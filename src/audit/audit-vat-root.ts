@@ -8,7 +8,8 @@
  */
 import { Far } from '@endo/far';
 import { codeOf } from '../errors.js';
-import type { AuditLog, AuditRef } from './audit-log.js';
+import { ztError } from '../errors.js';
+import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
 
 /** Type of the one non-CapTP message: the vat could not open its store. */
 export const AUDIT_OPEN_FAILED = 'ZTAAS_AUDIT_OPEN_FAILED';
@@ -23,6 +24,12 @@ export interface AuditCheckpoint {
 
 export interface AuditVatRoot {
   append(records: object[]): Promise<AuditRef[]>;
+  /**
+   * The hot path: record texts joined by '\n' (canonical JSON never holds a
+   * raw newline), one string per batch, so CapTP marshals one string rather
+   * than thousands of objects. Answers in compact form.
+   */
+  appendTexts(joined: string): Promise<AuditBatchRef>;
   read(fromSeq: number, count: number): Promise<Array<Record<string, unknown>>>;
   size(): number;
   rootHash(): string;
@@ -68,6 +75,12 @@ export const buildAuditVatRoot = (options: AuditVatRootOptions) => {
   let closing: Promise<void> | undefined;
   return Far('AuditVat', {
     append: guarded((records: object[]) => log.append(records)),
+    appendTexts: guarded((joined: string) => {
+      if (typeof joined !== 'string' || joined === '') {
+        throw ztError('ZT_BAD_ARGUMENT', 'appendTexts needs a non-empty string');
+      }
+      return log.appendTexts(joined.split('\n'));
+    }),
     read: guarded((fromSeq: number, count: number) => log.read(fromSeq, count)),
     size: guarded(() => log.size()),
     rootHash: guarded(() => log.rootHash()),
@@ -76,8 +89,12 @@ export const buildAuditVatRoot = (options: AuditVatRootOptions) => {
     checkpoint: guarded(() => checkpoint()),
     close: guarded(() => {
       closing ??= (async () => {
-        if (beforeClose) await beforeClose();
-        await log.close();
+        try {
+          if (beforeClose) await beforeClose();
+        } finally {
+          // Closed (and its lock released) even if the final checkpoint fails.
+          await log.close();
+        }
       })();
       return closing;
     }),

@@ -18,31 +18,45 @@
  */
 import { ztError } from '../errors.js';
 
-const { getPrototypeOf, getOwnPropertyDescriptor } = Object;
+const { getPrototypeOf, getOwnPropertyDescriptor, keys: objectKeys, prototype: objectPrototype } = Object;
 const { ownKeys } = Reflect;
-const { isArray } = Array;
+const { isArray, prototype: arrayPrototype } = Array;
+const { stringify } = JSON;
 
-/** A lone (unpaired) UTF-16 surrogate; paired ones are one code point under `u`. */
-const LONE_SURROGATE = /\p{Cs}/u;
+/**
+ * Strings that need no escaping: printable ASCII other than `"` and `\`.
+ * For them the encoding is the string in quotes, with no call into JSON.
+ */
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
-const refuse = (why: string, path: string): never => {
-  throw ztError('ZT_AUDIT_NOT_CANONICAL', `${why} at ${path}`);
+/**
+ * The path of the value being encoded is kept as a stack of keys and only
+ * rendered when something is refused, so the common case builds no strings.
+ */
+type PathStack = Array<string | number>;
+
+const renderPath = (stack: PathStack, last?: string | number): string => {
+  let out = '$';
+  const all = last === undefined ? stack : [...stack, last];
+  for (const k of all) out += typeof k === 'number' ? `[${k}]` : `.${k}`;
+  return out;
 };
 
-const encodeString = (s: string, path: string): string => {
-  if (LONE_SURROGATE.test(s)) refuse('string with a lone surrogate', path);
-  return JSON.stringify(s);
+const refuse = (why: string, stack: PathStack, last?: string | number): never => {
+  throw ztError('ZT_AUDIT_NOT_CANONICAL', `${why} at ${renderPath(stack, last)}`);
 };
 
-const dataValue = (obj: object, key: string, path: string): unknown => {
-  const desc = getOwnPropertyDescriptor(obj, key);
-  if (desc === undefined || !('value' in desc)) {
-    return refuse(`accessor property ${JSON.stringify(key)}`, path);
-  }
-  if (!desc.enumerable) {
-    return refuse(`non-enumerable property ${JSON.stringify(key)}`, path);
-  }
-  return desc.value;
+/** ES2024 `String.prototype.isWellFormed` (Node 20); not in this project's TS lib. */
+interface WellFormed {
+  isWellFormed(): boolean;
+}
+
+const encodeString = (s: string, stack: PathStack, last?: string | number): string => {
+  if (PLAIN_ASCII.test(s)) return `"${s}"`;
+  // A lone surrogate is not a Unicode string (I-JSON, RFC 8785 §3.2.2.2).
+  if (!(s as unknown as WellFormed).isWellFormed()) refuse('string with a lone surrogate', stack, last);
+  // ECMAScript JSON.stringify escapes exactly as RFC 8785 requires.
+  return stringify(s);
 };
 
 /**
@@ -52,70 +66,89 @@ const dataValue = (obj: object, key: string, path: string): unknown => {
 export const canonicalJson = (value: unknown): string => {
   // Ancestors on the current path: a repeated one is a cycle. Shared,
   // acyclic references are fine and are encoded once per occurrence.
-  const ancestors = new Set<object>();
+  const ancestors: object[] = [];
+  const stack: PathStack = [];
 
-  const encode = (v: unknown, path: string): string => {
+  const enter = (v: object): void => {
+    // Records are shallow; a linear scan beats a Set for small depths.
+    if (ancestors.includes(v)) refuse('cycle', stack);
+    ancestors.push(v);
+  };
+
+  const encode = (v: unknown): string => {
     switch (typeof v) {
-      case 'boolean':
-        return v ? 'true' : 'false';
+      case 'string':
+        return encodeString(v, stack);
       case 'number':
-        if (!Number.isFinite(v)) refuse(`non-finite number ${String(v)}`, path);
+        if (!Number.isFinite(v)) refuse(`non-finite number ${String(v)}`, stack);
         // ECMAScript Number-to-string is exactly the JCS number format;
         // JSON.stringify(-0) is '0'.
-        return JSON.stringify(v);
-      case 'string':
-        return encodeString(v, path);
+        return stringify(v);
+      case 'boolean':
+        return v ? 'true' : 'false';
       case 'object': {
         if (v === null) return 'null';
-        if (ancestors.has(v)) refuse('cycle', path);
-        ancestors.add(v);
-        try {
-          return isArray(v) ? encodeArray(v, path) : encodeObject(v, path);
-        } finally {
-          ancestors.delete(v);
-        }
+        enter(v);
+        const out = isArray(v) ? encodeArray(v) : encodeObject(v);
+        ancestors.pop();
+        return out;
       }
       default:
-        return refuse(typeof v, path);
+        return refuse(typeof v, stack);
     }
   };
 
-  const encodeArray = (arr: unknown[], path: string): string => {
-    if (getPrototypeOf(arr) !== Array.prototype) refuse('exotic array', path);
-    const keys = ownKeys(arr);
+  const encodeArray = (arr: unknown[]): string => {
+    if (getPrototypeOf(arr) !== arrayPrototype) refuse('exotic array', stack);
+    const n = arr.length;
     // Dense, and nothing but indices and `length`.
-    if (keys.length !== arr.length + 1) refuse('sparse or decorated array', path);
-    const parts: string[] = [];
-    for (let i = 0; i < arr.length; i += 1) {
-      const itemPath = `${path}[${i}]`;
-      parts.push(encode(dataValue(arr, String(i), itemPath), itemPath));
+    if (ownKeys(arr).length !== n + 1) refuse('sparse or decorated array', stack);
+    // Parts joined once: a flat string, not a rope of thousands of pieces
+    // that the garbage collector would have to trace while it is retained.
+    const parts = new Array<string>(n);
+    for (let i = 0; i < n; i += 1) {
+      const desc = getOwnPropertyDescriptor(arr, i);
+      if (desc === undefined || !('value' in desc)) refuse('accessor element', stack, i);
+      stack.push(i);
+      parts[i] = encode(desc!.value);
+      stack.pop();
     }
     return `[${parts.join(',')}]`;
   };
 
-  const encodeObject = (obj: object, path: string): string => {
+  const encodeObject = (obj: object): string => {
     const proto = getPrototypeOf(obj);
-    if (proto !== Object.prototype && proto !== null) {
-      refuse('object that is not a plain record', path);
+    if (proto !== objectPrototype && proto !== null) {
+      refuse('object that is not a plain record', stack);
     }
-    const keys = ownKeys(obj);
-    const names: string[] = [];
-    for (const key of keys) {
-      if (typeof key !== 'string') refuse('symbol-keyed property', path);
-      names.push(key as string);
+    // Enumerable string keys; any other own key (symbol, non-enumerable)
+    // makes the two counts differ.
+    const names = objectKeys(obj);
+    const all = ownKeys(obj);
+    if (all.length !== names.length) {
+      for (const key of all) {
+        if (typeof key !== 'string') refuse('symbol-keyed property', stack);
+        else if (!names.includes(key)) refuse(`non-enumerable property ${stringify(key)}`, stack, key);
+      }
     }
     // Default sort compares UTF-16 code units, which is what RFC 8785 asks.
     names.sort();
-    const parts: string[] = [];
-    for (const name of names) {
-      const memberPath = `${path}.${name}`;
-      const member = dataValue(obj, name, memberPath);
-      parts.push(`${encodeString(name, memberPath)}:${encode(member, memberPath)}`);
+    const parts = new Array<string>(names.length);
+    for (let i = 0; i < names.length; i += 1) {
+      const name = names[i]!;
+      const desc = getOwnPropertyDescriptor(obj, name);
+      if (desc === undefined || !('value' in desc)) {
+        refuse(`accessor property ${stringify(name)}`, stack, name);
+      }
+      const key = encodeString(name, stack, name);
+      stack.push(name);
+      parts[i] = `${key}:${encode(desc!.value)}`;
+      stack.pop();
     }
     return `{${parts.join(',')}}`;
   };
 
-  return encode(value, '$');
+  return encode(value);
 };
 harden(canonicalJson);
 

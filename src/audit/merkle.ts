@@ -105,7 +105,15 @@ export interface MerkleAccumulator {
  * that make up the tree: one per set bit of the size, so O(log n) memory and
  * O(log n) work per append or root.
  */
-export const makeMerkleAccumulator = (hasher: MerkleHasher): MerkleAccumulator => {
+/**
+ * Called for each perfect subtree the accumulator completes: its height
+ * (1 = two leaves), its index among subtrees of that height (left to right)
+ * and its root. Lets a log keep high interior nodes for fast proofs at no
+ * extra hashing cost.
+ */
+export type OnNode = (height: number, index: number, hash: Uint8Array) => void;
+
+export const makeMerkleAccumulator = (hasher: MerkleHasher, onNode?: OnNode): MerkleAccumulator => {
   // stack[i] is the root of a perfect subtree; sizes strictly decrease.
   const stack: Uint8Array[] = [];
   let count = 0;
@@ -116,8 +124,13 @@ export const makeMerkleAccumulator = (hasher: MerkleHasher): MerkleAccumulator =
       let node = leafHash;
       // Each trailing 1 bit of the old size is a subtree of equal height
       // that the new node completes.
+      let height = 0;
+      let width = 1;
       for (let n = count; isOdd(n); n = half(n)) {
         node = hasher.hashChildren(stack.pop()!, node);
+        height += 1;
+        width *= 2;
+        onNode?.(height, (count + 1) / width - 1, node);
       }
       stack.push(node);
       count += 1;
@@ -141,15 +154,25 @@ harden(makeMerkleAccumulator);
 /** Reads leaf hash `index` of a tree; the leaves are already `hashLeaf`ed. */
 export type LeafAt = (index: number) => Uint8Array;
 
+/**
+ * A cache of interior nodes: the root of the perfect subtree D[lo:hi], or
+ * undefined if not cached. Only ever asked for aligned power-of-two ranges.
+ */
+export type NodeAt = (lo: number, hi: number) => Uint8Array | undefined;
+
 /** MTH(D[lo:hi]) of RFC 9162 §2.1.1, over leaf hashes. */
-const subtreeRoot = (hasher: MerkleHasher, leafAt: LeafAt, lo: number, hi: number): Uint8Array => {
+const subtreeRoot = (hasher: MerkleHasher, leafAt: LeafAt, lo: number, hi: number, nodeAt?: NodeAt): Uint8Array => {
   const n = hi - lo;
   if (n === 0) return hasher.emptyRoot;
   if (n === 1) return leafAt(lo);
+  if (nodeAt && isPowerOfTwo(n) && lo % n === 0) {
+    const cached = nodeAt(lo, hi);
+    if (cached) return cached;
+  }
   const k = splitPoint(n);
   return hasher.hashChildren(
-    subtreeRoot(hasher, leafAt, lo, lo + k),
-    subtreeRoot(hasher, leafAt, lo + k, hi),
+    subtreeRoot(hasher, leafAt, lo, lo + k, nodeAt),
+    subtreeRoot(hasher, leafAt, lo + k, hi, nodeAt),
   );
 };
 
@@ -159,8 +182,8 @@ export const merkleRoot = (hasher: MerkleHasher, leafHashes: readonly Uint8Array
 harden(merkleRoot);
 
 /** The root of the first `treeSize` leaves read through `leafAt`. */
-export const merkleRootAt = (hasher: MerkleHasher, leafAt: LeafAt, treeSize: number): Uint8Array =>
-  subtreeRoot(hasher, leafAt, 0, treeSize);
+export const merkleRootAt = (hasher: MerkleHasher, leafAt: LeafAt, treeSize: number, nodeAt?: NodeAt): Uint8Array =>
+  subtreeRoot(hasher, leafAt, 0, treeSize, nodeAt);
 harden(merkleRootAt);
 
 const checkProofArgs = (ok: boolean, message: string): void => {
@@ -176,6 +199,7 @@ export const inclusionProof = (
   leafAt: LeafAt,
   index: number,
   treeSize: number,
+  nodeAt?: NodeAt,
 ): Uint8Array[] => {
   checkProofArgs(
     isSafeSize(index) && isSafeSize(treeSize) && index < treeSize,
@@ -188,10 +212,10 @@ export const inclusionProof = (
     const k = splitPoint(n);
     if (m < k) {
       walk(m, lo, lo + k);
-      path.push(subtreeRoot(hasher, leafAt, lo + k, hi));
+      path.push(subtreeRoot(hasher, leafAt, lo + k, hi, nodeAt));
     } else {
       walk(m - k, lo + k, hi);
-      path.push(subtreeRoot(hasher, leafAt, lo, lo + k));
+      path.push(subtreeRoot(hasher, leafAt, lo, lo + k, nodeAt));
     }
   };
   walk(index, 0, treeSize);
@@ -208,6 +232,7 @@ export const consistencyProof = (
   leafAt: LeafAt,
   size1: number,
   size2: number,
+  nodeAt?: NodeAt,
 ): Uint8Array[] => {
   checkProofArgs(
     isSafeSize(size1) && isSafeSize(size2) && size1 > 0 && size1 <= size2,
@@ -219,16 +244,16 @@ export const consistencyProof = (
   const sub = (m: number, lo: number, hi: number, whole: boolean): void => {
     const n = hi - lo;
     if (m === n) {
-      if (!whole) proof.push(subtreeRoot(hasher, leafAt, lo, hi));
+      if (!whole) proof.push(subtreeRoot(hasher, leafAt, lo, hi, nodeAt));
       return;
     }
     const k = splitPoint(n);
     if (m <= k) {
       sub(m, lo, lo + k, whole);
-      proof.push(subtreeRoot(hasher, leafAt, lo + k, hi));
+      proof.push(subtreeRoot(hasher, leafAt, lo + k, hi, nodeAt));
     } else {
       sub(m - k, lo + k, hi, false);
-      proof.push(subtreeRoot(hasher, leafAt, lo, lo + k));
+      proof.push(subtreeRoot(hasher, leafAt, lo, lo + k, nodeAt));
     }
   };
   sub(size1, 0, size2, true);

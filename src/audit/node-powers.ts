@@ -4,6 +4,7 @@
  * into the narrow powers the pure modules take as arguments, and nothing
  * more: the file powers reach only the folder they are opened on.
  */
+import * as nodeCrypto from 'node:crypto';
 import {
   createHash,
   createPrivateKey,
@@ -14,6 +15,8 @@ import {
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { ztError } from '../errors.js';
 import { verifierKey } from './checkpoint.js';
@@ -21,7 +24,26 @@ import type { Ed25519Verify, NoteSigner } from './checkpoint.js';
 import type { Sha256 } from './merkle.js';
 import type { FileStorePowers, StoreFileHandle } from './file-store.js';
 
+// One-shot `crypto.hash` (Node >= 20.12) is about a third cheaper than a
+// `createHash` object for the short inputs a Merkle tree hashes.
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Uint8Array }).hash;
+
+/** A plain Uint8Array view of a Buffer: no copy, and no Buffer.prototype for harden to reach. */
+const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
+
 export const nodeSha256: Sha256 = (...parts) => {
+  if (oneShot) {
+    if (parts.length === 1) return plain(oneShot('sha256', parts[0]!, 'buffer'));
+    let total = 0;
+    for (const part of parts) total += part.length;
+    const joined = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      joined.set(part, at);
+      at += part.length;
+    }
+    return plain(oneShot('sha256', joined, 'buffer'));
+  }
   const h = createHash('sha256');
   for (const part of parts) h.update(part);
   return new Uint8Array(h.digest());
@@ -58,8 +80,41 @@ const syncDir = async (dir: string): Promise<void> => {
   }
 };
 
+/**
+ * An exclusive lock on one store file, held for as long as this process (or
+ * worker) keeps it: a listening Unix socket in the Linux abstract namespace,
+ * named after the device and inode of the store folder and the file name.
+ * Binding is atomic, so two runtimes cannot both hold it; the kernel drops
+ * it when its holder closes it, is terminated or is killed (SIGKILL
+ * included), so a crash never leaves a stale lock behind. Nothing is
+ * served: a connection to it is closed at once.
+ *
+ * Limits: abstract sockets are per network namespace, so two containers
+ * sharing one volume do not see each other's lock; and the folder must be
+ * on a local file system (as fdatasync needs anyway).
+ */
+const lockStoreFile = async (dir: string, name: string): Promise<() => Promise<void>> => {
+  const { dev, ino } = await fsp.stat(dir);
+  const address = `\0ztaas-audit-lock:${dev}:${ino}:${name}`;
+  const server: Server = createServer(socket => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? ztError('ZT_AUDIT_UNAVAILABLE', `the audit store ${join(dir, name)} is in use by another runtime`)
+          : err,
+      );
+    });
+    server.listen({ path: address, exclusive: true }, () => resolve());
+  });
+  // The lock alone never keeps a process or worker alive.
+  server.unref();
+  return () => new Promise<void>(resolve => server.close(() => resolve()));
+};
+
 export const makeNodeFileStorePowers = (): FileStorePowers =>
   harden({
+    lock: lockStoreFile,
     makeDir: async (dir: string) => {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     },
@@ -107,6 +162,27 @@ export const nodeEd25519Verify: Ed25519Verify = (publicKey, message, signature) 
 harden(nodeEd25519Verify);
 
 /**
+ * Replaces `name` in `dir` with `text` unless it already holds exactly that:
+ * temporary file, fsync, rename, so a crash leaves the old or the new
+ * content, never a truncated file.
+ */
+const writeFileAtomically = async (dir: string, name: string, text: string, mode: number): Promise<void> => {
+  const path = join(dir, name);
+  const current = await fsp.readFile(path, 'utf8').catch(() => undefined);
+  if (current === text) return;
+  const tmp = join(dir, `${name}.${process.pid}.${Date.now()}.tmp`);
+  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, path);
+  await syncDir(dir);
+};
+
+/**
  * Loads the store's Ed25519 signing key, creating it (mode 0600, O_EXCL) on
  * first use, and writes the public verifier key beside it. The private key
  * never leaves this process; callers get only `sign`.
@@ -132,12 +208,24 @@ export const loadOrCreateSigningKey = async (
     if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
     const { privateKey } = generateKeyPairSync('ed25519');
     pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-    const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    // Written whole under a temporary name, then linked into place: a crash
+    // never leaves an empty or partial key, and link(2) fails if another
+    // process created the key meanwhile (then that key is used).
+    const tmp = join(dir, `${CHECKPOINT_KEY_FILE}.${process.pid}.${Date.now()}.tmp`);
+    const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     try {
       await fh.writeFile(pem);
       await fh.sync();
     } finally {
       await fh.close();
+    }
+    try {
+      await fsp.link(tmp, path);
+    } catch (linkErr) {
+      if ((linkErr as { code?: unknown }).code !== 'EEXIST') throw linkErr;
+      pem = await fsp.readFile(path, 'utf8');
+    } finally {
+      await fsp.unlink(tmp).catch(() => {});
     }
     await syncDir(dir);
   }
@@ -148,7 +236,7 @@ export const loadOrCreateSigningKey = async (
   const publicKey = rawPublicKey(createPublicKey(privateKey));
   const keyName = name(publicKey);
   const vkey = verifierKey(nodeSha256, keyName, publicKey);
-  await fsp.writeFile(join(dir, CHECKPOINT_VKEY_FILE), `${vkey}\n`, { mode: 0o644 });
+  await writeFileAtomically(dir, CHECKPOINT_VKEY_FILE, `${vkey}\n`, 0o644);
   return harden({
     name: keyName,
     publicKey,

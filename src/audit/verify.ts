@@ -11,6 +11,13 @@
  * bad record index (for a root mismatch: the first index not vouched for by
  * an earlier matching checkpoint).
  *
+ * Successive checkpoints are consistent because each one's root is
+ * recomputed from the same records: a checkpoint whose root differs from
+ * the records' root at its size is blamed, and sizes must not decrease in
+ * file order. (Equality of recomputed roots is stronger than checking an
+ * RFC 9162 consistency proof between them, which is derived from the same
+ * leaves.)
+ *
  * Pure: bytes, SHA-256 and Ed25519 verification are passed in.
  */
 import { ztError } from '../errors.js';
@@ -57,6 +64,13 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
       throw corrupt(`checkpoint ${k} has a bad signature or origin`, { checkpoint: k });
     }
     return body;
+  });
+  // Checkpoints are appended as the log grows: one covering fewer records
+  // than an earlier one means the checkpoint file was edited or rolled back.
+  checkpoints.forEach((c, k) => {
+    if (k > 0 && c.size < checkpoints[k - 1]!.size) {
+      throw corrupt(`checkpoint ${k} covers fewer records than checkpoint ${k - 1}`, { checkpoint: k });
+    }
   });
   const wanted = new Map<number, Uint8Array | undefined>(checkpoints.map(c => [c.size, undefined]));
 

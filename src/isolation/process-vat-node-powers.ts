@@ -1,0 +1,228 @@
+/**
+ * The Node adapter of process vats: the only isolation module that reaches
+ * for ambient authority (`node:child_process`, `node:fs`). It gathers the
+ * facts about this host that `process-vat.ts` plans with (where `bwrap`,
+ * `prlimit`, Node and its shared libraries are; which files the vat code
+ * needs) and spawns the planned command.
+ *
+ * Commands are looked up in fixed system directories, never through PATH,
+ * so the environment cannot substitute a fake `bwrap`.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeNodeVatHostPowers } from '../node-powers.js';
+import type { VatHostPowers, WorkerLike } from '../vat-host.js';
+import {
+  makeProcessVatWorker,
+  planProcessVat,
+  probeIsolation as probeWith,
+  type ChildLike,
+  type IsolationProbe,
+  type ProcessVatHost,
+  type ProcessVatOptions,
+  type ProcessVatPlan,
+  type TrialResult,
+} from './process-vat.js';
+
+const SYSTEM_DIRS = harden(['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin']);
+const PROBE_TIMEOUT_MS = 15_000;
+
+const findCommand = (name: string): string | undefined => {
+  for (const dir of SYSTEM_DIRS) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+};
+
+/** Node's shared libraries and ELF interpreter, as the dynamic loader resolves them (`ldd`). */
+const sharedLibraries = (execPath: string): string[] => {
+  const ldd = findCommand('ldd');
+  if (!ldd) return [];
+  let text: string;
+  try {
+    text = execFileSync(ldd, [execPath], { encoding: 'utf8', env: {}, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return []; // a static binary, or no ldd: the probe's trial run will tell
+  }
+  const libs: string[] = [];
+  for (const line of text.split('\n')) {
+    const match = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (match?.[1]) libs.push(match[1]);
+  }
+  return libs;
+};
+
+/** The directory that holds the vat's packages (`ses`, `@endo/*`). */
+const packagesDir = (): string => {
+  const sesEntry = fileURLToPath(import.meta.resolve('ses'));
+  const at = sesEntry.lastIndexOf('/node_modules/');
+  return sesEntry.slice(0, at + '/node_modules'.length);
+};
+
+/**
+ * The facts `planProcessVat` needs, read from this host. The vat code is
+ * this package's compiled `src/` and `vats/` folders, its `package.json`
+ * (Node reads `"type": "module"` from it) and the `ses` and `@endo`
+ * packages — not the rest of `node_modules`, not the project's other files.
+ */
+export const readProcessVatHost = (): ProcessVatHost => {
+  const distDir = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+  const projectDir = dirname(distDir);
+  const modules = packagesDir();
+  const execPath = realpathSync(process.execPath);
+  return harden({
+    platform: process.platform,
+    arch: process.arch,
+    nodeVersion: process.version,
+    execPath,
+    vatMain: join(distDir, 'vats', 'process-main.js'),
+    codePaths: harden([join(distDir, 'src'), join(distDir, 'vats'), join(projectDir, 'package.json'), join(modules, 'ses'), join(modules, '@endo')]),
+    libraries: harden(sharedLibraries(execPath)),
+    bwrap: findCommand('bwrap'),
+    prlimit: findCommand('prlimit'),
+  });
+};
+harden(readProcessVatHost);
+
+/** Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the seccomp filter). */
+const spawnPlan = (plan: ProcessVatPlan, ipc: boolean) => {
+  const child = spawn(plan.command, [...plan.args], {
+    env: {},
+    cwd: '/',
+    stdio: ['ignore', 'pipe', 'pipe', ipc ? 'ipc' : 'ignore', plan.seccomp ? 'pipe' : 'ignore'],
+    serialization: 'json',
+    detached: false,
+    windowsHide: true,
+  });
+  const seccompPipe = child.stdio[4] as NodeJS.WritableStream | null | undefined;
+  if (plan.seccomp && seccompPipe) {
+    (seccompPipe as unknown as { on(e: 'error', l: () => void): void }).on('error', () => undefined);
+    seccompPipe.end(Buffer.from(plan.seccomp));
+  }
+  return child;
+};
+
+const asChildLike = (child: ReturnType<typeof spawn>): ChildLike => {
+  const handles = () => [child, child.channel, child.stdout, child.stderr] as Array<{ ref?(): void; unref?(): void } | null | undefined>;
+  return harden({
+    get pid() {
+      return child.pid;
+    },
+    send: (message: unknown, callback: (err: Error | null) => void) => {
+      child.send(message as never, callback);
+    },
+    on: ((event: string, listener: (...args: unknown[]) => void) => {
+      child.on(event, listener);
+    }) as ChildLike['on'],
+    // Wrapped, not handed out: hardening must never freeze Node's streams.
+    stdout: child.stdout ? harden({ on: (event: 'data', listener: (chunk: unknown) => void) => void child.stdout?.on(event, listener) }) : null,
+    stderr: child.stderr ? harden({ on: (event: 'data', listener: (chunk: unknown) => void) => void child.stderr?.on(event, listener) }) : null,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+    ref: () => {
+      for (const h of handles()) h?.ref?.();
+    },
+    unref: () => {
+      for (const h of handles()) h?.unref?.();
+    },
+  }) as ChildLike;
+};
+
+/** The started vat, plus the host pid of its sandbox (for cleanup checks). */
+export interface StartedProcessVat {
+  readonly worker: WorkerLike;
+  readonly pid: number | undefined;
+  readonly plan: ProcessVatPlan;
+}
+
+/**
+ * A starter bound to this host: reads the host once, then starts vats.
+ * Throws ZT_ISOLATION_UNAVAILABLE (synchronously, before anything runs)
+ * when the level cannot be established here.
+ */
+export const makeProcessVatStarter = (host: ProcessVatHost = readProcessVatHost()) => {
+  const startWithPid = (options: ProcessVatOptions): StartedProcessVat => {
+    const plan = planProcessVat(host, options);
+    const child = spawnPlan(plan, true);
+    const worker = makeProcessVatWorker(asChildLike(child));
+    return harden({ worker, pid: child.pid, plan });
+  };
+  return harden({
+    host,
+    start: (options: ProcessVatOptions): WorkerLike => startWithPid(options).worker,
+    startWithPid,
+  });
+};
+harden(makeProcessVatStarter);
+
+/** Starts one process vat (reads the host each time; prefer a starter for many). */
+export const startProcessVat = (options: ProcessVatOptions): WorkerLike => makeProcessVatStarter().start(options);
+harden(startProcessVat);
+
+/**
+ * Vat host powers whose vats are process vats: a drop-in for
+ * `makeNodeVatHostPowers()` (same clock, digest, timers). `options` apply to
+ * every vat; `memoryMb` comes from each launch.
+ */
+export const makeProcessVatHostPowers = (options: Omit<ProcessVatOptions, 'memoryMb'> = {}): VatHostPowers => {
+  const starter = makeProcessVatStarter();
+  return harden({
+    ...makeNodeVatHostPowers(),
+    startAgentWorker: ({ memoryMb }: { memoryMb: number }) => starter.start({ ...options, memoryMb }),
+  });
+};
+harden(makeProcessVatHostPowers);
+
+const runTrial = (plan: ProcessVatPlan): Promise<TrialResult> =>
+  new Promise(resolve => {
+    let stdout = '';
+    let stderr = '';
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawnPlan(plan, false);
+    } catch (err) {
+      resolve(harden({ exitCode: null, stdout: '', stderr: String((err as Error)?.message ?? err) }));
+      return;
+    }
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    child.stdout?.on('data', chunk => {
+      stdout = (stdout + String(chunk)).slice(0, 16_384);
+    });
+    child.stderr?.on('data', chunk => {
+      stderr = (stderr + String(chunk)).slice(0, 16_384);
+    });
+    child.on('error', err => {
+      clearTimeout(timer);
+      resolve(harden({ exitCode: null, stdout, stderr: stderr || err.message }));
+    });
+    child.on('close', code => {
+      clearTimeout(timer);
+      resolve(harden({ exitCode: code, stdout, stderr }));
+    });
+  });
+
+const bwrapVersion = (bwrap: string | undefined) => (): Promise<string | undefined> =>
+  new Promise(resolve => {
+    if (!bwrap) {
+      resolve(undefined);
+      return;
+    }
+    execFile(bwrap, ['--version'], { env: {}, timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : String(stdout).trim()));
+  });
+
+/**
+ * Which isolation levels this machine can establish, judged by running real
+ * sandboxes (see `probeIsolation` in process-vat.ts), and what is missing.
+ */
+export const probeIsolation = (host: ProcessVatHost = readProcessVatHost()): Promise<IsolationProbe> =>
+  probeWith({ host, runTrial, bwrapVersion: bwrapVersion(host.bwrap) });
+harden(probeIsolation);
