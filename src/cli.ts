@@ -6,11 +6,13 @@
  *   ztaas errors         the table of error codes (Markdown)
  *   ztaas audit …        forensic commands on a store (see src/cli/audit.ts)
  *   ztaas policy …       check and explain policy files (see src/cli/policy.ts)
+ *   ztaas doctor         which isolation levels this machine supports, and why
  */
 import './init.js';
 import { AUDIT_USAGE, auditCommand } from './cli/audit.js';
 import { REPLAY_USAGE, replayCommand } from './cli/replay.js';
 import { POLICY_USAGE, policyCommand } from './cli/policy.js';
+import { DOCTOR_USAGE, doctorCommand } from './cli/doctor.js';
 import { renderErrorsDoc } from './errors-doc.js';
 import { codeOf } from './errors.js';
 
@@ -18,7 +20,8 @@ const USAGE = `usage:
   ztaas errors
 ${AUDIT_USAGE}
 ${REPLAY_USAGE}
-${POLICY_USAGE}`;
+${POLICY_USAGE}
+${DOCTOR_USAGE}`;
 
 const main = async (argv: string[]): Promise<number> => {
   const [command, sub, ...rest] = argv;
@@ -28,6 +31,8 @@ const main = async (argv: string[]): Promise<number> => {
       return 0;
     case 'policy':
       return policyCommand(sub, rest);
+    case 'doctor':
+      return doctorCommand([sub, ...rest].filter((a): a is string => a !== undefined));
     case 'audit':
       return sub === 'replay' ? replayCommand(rest) : auditCommand(sub, rest);
     default:

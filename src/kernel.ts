@@ -214,6 +214,8 @@ export const makeKernel = (options: KernelOptions) => {
   const idleWaiters = new Map<string, Set<() => void>>();
   let policy: Policy = makePolicy(options.policy, powers.sha256Hex, powers.canonicalJson);
   let auditFault: ErrorCode | undefined;
+  /** Agents whose operator chose a named weaker isolation level, and that level. */
+  const weakIsolation = new Map<string, string>();
   let shutDown = false;
 
   const assertOpen = () => {
@@ -226,6 +228,9 @@ export const makeKernel = (options: KernelOptions) => {
    */
   const record = async (rec: Record<string, unknown>): Promise<AuditRef> => {
     if (auditFault) throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log failed earlier; this runtime denies everything');
+    // An agent running under an explicitly weaker isolation level says so in every record about it.
+    const weak = typeof rec.agentId === 'string' ? weakIsolation.get(rec.agentId) : undefined;
+    if (weak !== undefined && rec.isolation === undefined) rec = { ...rec, isolation: weak };
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
@@ -1020,6 +1025,10 @@ export const makeKernel = (options: KernelOptions) => {
     revokeAgent,
     revokeAgentCapabilities,
     abortCallsOf,
+    /** From now on, every record about `agentId` names this (weaker) isolation level. */
+    markWeakIsolation: (agentId: string, level: string) => {
+      weakIsolation.set(agentId, level);
+    },
     delegate,
     execute,
     /** Decides without consuming or recording (forensics, benchmarks). The decision is a fresh frozen record. */

@@ -30,7 +30,9 @@ import {
 } from './node-powers.js';
 import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
 import { ActionRequest, ActionType, Capability, type Outcome } from './types.js';
-import { DEFAULT_VAT_LIMITS, makeVatHost, type AgentHandle, type VatHost, type VatLimits } from './vat-host.js';
+import { DEFAULT_VAT_LIMITS, makeVatHost, type AgentHandle, type VatHost, type VatIsolation, type VatLimits } from './vat-host.js';
+import { assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
+import { makeProcessVatStarter, probeIsolation } from './isolation/process-vat-node-powers.js';
 
 export interface RuntimeLimits {
   /** Largest number of bytes a single action may move. Default 16 MiB. */
@@ -78,6 +80,14 @@ export interface LaunchOptions {
   /** Plain data given to the agent as `input`. */
   readonly input?: unknown;
   readonly limits?: Partial<VatLimits>;
+  /**
+   * `worker` (default): a worker thread. `process`: a child process under OS
+   * containment (bubblewrap namespaces, seccomp, rlimits, Node's permission
+   * model); fails with ZT_ISOLATION_UNAVAILABLE where it cannot be
+   * established. `process-weak`: the same without bubblewrap, only when named;
+   * every record of the agent then says so. See docs/ISOLATION.md.
+   */
+  readonly isolation?: VatIsolation;
 }
 
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
@@ -100,6 +110,7 @@ export class SandboxRuntime {
   #defaults: VatLimits;
   #closed: Promise<void> | undefined;
   #moduleCache: ModuleCache = new Map();
+  #isolationProbe: Promise<IsolationProbe> | undefined;
 
   constructor(options: SandboxOptions = {}) {
     if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
@@ -133,9 +144,18 @@ export class SandboxRuntime {
         void this.#vats.terminate(agentId, 'halted by failure mode');
       },
     });
+    const workerPowers = makeNodeVatHostPowers();
+    let processStarter: ReturnType<typeof makeProcessVatStarter> | undefined;
     this.#vats = makeVatHost({
       kernel: this.#kernel,
-      powers: makeNodeVatHostPowers(),
+      powers: harden({
+        ...workerPowers,
+        startAgentWorker: ({ memoryMb, isolation = 'worker' }: { memoryMb: number; isolation?: VatIsolation }) => {
+          if (isolation === 'worker') return workerPowers.startAgentWorker({ memoryMb });
+          processStarter ??= makeProcessVatStarter();
+          return processStarter.start({ memoryMb, level: isolation });
+        },
+      }),
       failureModes: this.failureModes,
       poolSize: vatPoolSize,
       poolMemoryMb: this.#defaults.memoryMb,
@@ -242,6 +262,21 @@ export class SandboxRuntime {
       deadlineMs: positiveInt('limits.deadlineMs', options.limits?.deadlineMs, this.#defaults.deadlineMs),
       memoryMb: positiveInt('limits.memoryMb', options.limits?.memoryMb, this.#defaults.memoryMb),
     });
+    const isolation: VatIsolation = options.isolation ?? 'worker';
+    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', 'isolation must be worker, process or process-weak');
+    if (isolation !== 'worker') {
+      // Fail closed: the level is established or the launch is refused, naming what is missing.
+      this.#isolationProbe ??= probeIsolation();
+      try {
+        assertIsolationAvailable(await this.#isolationProbe, isolation);
+      } catch (err) {
+        await this.#kernel
+          .record({ type: 'agent.launch-failed', time: Date.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
+          .catch(() => undefined);
+        throw err;
+      }
+      if (isolation === 'process-weak') this.#kernel.markWeakIsolation(agentId, isolation);
+    }
     let bundle;
     try {
       bundle = await loadAgentBundle(makeNodeModulePowers(), module, this.#moduleCache);
@@ -254,7 +289,7 @@ export class SandboxRuntime {
         .catch(() => undefined);
       throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
     }
-    return this.#vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits });
+    return this.#vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits, isolation });
   }
 
   /** Read access to the audit log for the operator. */

@@ -43,8 +43,11 @@ export interface VatLimits {
 
 export const DEFAULT_VAT_LIMITS: VatLimits = harden({ deadlineMs: 30_000, memoryMb: 128 });
 
+export type VatIsolation = 'worker' | 'process' | 'process-weak';
+
 export interface VatHostPowers {
-  startAgentWorker(options: { memoryMb: number }): WorkerLike;
+  /** Starts a vat of the given isolation level (`worker` when absent). */
+  startAgentWorker(options: { memoryMb: number; isolation?: VatIsolation }): WorkerLike;
   now(): number;
   /** Content digest of a passable result, for the audit record. */
   digest(value: unknown): string;
@@ -127,9 +130,9 @@ export const makeVatHost = (opts: VatHostOptions) => {
   let slotCounter = 0;
   let closed = false;
 
-  const startSlot = (memoryMb: number, pooled: boolean): VatSlot => {
+  const startSlot = (memoryMb: number, pooled: boolean, isolation: VatIsolation = 'worker'): VatSlot => {
     slotCounter += 1;
-    const worker = powers.startAgentWorker({ memoryMb });
+    const worker = powers.startAgentWorker(isolation === 'worker' ? { memoryMb } : { memoryMb, isolation });
     let binding: RunBinding | undefined;
     let dead = false;
     let early: { code: ErrorCode; message: string } | undefined;
@@ -210,7 +213,8 @@ export const makeVatHost = (opts: VatHostOptions) => {
     }
   };
 
-  const takeSlot = (memoryMb: number): { slot: VatSlot; warm: boolean } => {
+  const takeSlot = (memoryMb: number, isolation: VatIsolation): { slot: VatSlot; warm: boolean } => {
+    if (isolation !== 'worker') return { slot: startSlot(memoryMb, false, isolation), warm: false };
     if (memoryMb === poolMemoryMb) {
       while (pool.length > 0) {
         const slot = pool.shift() as VatSlot;
@@ -230,14 +234,15 @@ export const makeVatHost = (opts: VatHostOptions) => {
     names?: Readonly<Record<string, string>>;
     input: unknown;
     limits: VatLimits;
+    isolation?: VatIsolation;
   }): AgentHandle => {
-    const { agentId, bundle, capabilityIds, names, input, limits } = spec;
+    const { agentId, bundle, capabilityIds, names, input, limits, isolation = 'worker' } = spec;
     if (closed) throw new ZtError('ZT_SHUT_DOWN');
     if (running.has(agentId)) throw new ZtError('ZT_AGENT_BUSY', `agent ${agentId} already has a running vat`);
     runCounter += 1;
     const runId = `${agentId}#${runCounter}`;
     const membrane = makeMembrane({ kernel, agentId, capabilityIds, ...(names ? { names } : {}) });
-    const { slot, warm } = takeSlot(limits.memoryMb);
+    const { slot, warm } = takeSlot(limits.memoryMb, isolation);
 
     let finished = false;
     let resolveResult!: (outcome: RunOutcome) => void;
@@ -326,7 +331,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
       capabilities: [...capabilityIds],
       ...(names ? { names: { ...names } } : {}),
       limits: { deadlineMs: limits.deadlineMs, memoryMb: limits.memoryMb },
-      isolation: 'worker',
+      isolation,
       warm,
     });
 

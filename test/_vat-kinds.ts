@@ -7,6 +7,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import { makeCapTP } from '@endo/captp';
 import { makeNodeVatHostPowers } from '../src/node-powers.js';
+import { makeProcessVatHostPowers } from '../src/isolation/process-vat-node-powers.js';
 import type { VatHostPowers, WorkerLike } from '../src/vat-host.js';
 import { buildRootObject, type KernelFacet } from '../vats/vat-agent.js';
 
@@ -53,4 +54,5 @@ const startLoopbackVat = (): WorkerLike => {
 export const VAT_KINDS: ReadonlyArray<{ name: string; powers: () => VatHostPowers }> = [
   { name: 'worker', powers: makeNodeVatHostPowers },
   { name: 'loopback', powers: () => ({ ...makeNodeVatHostPowers(), startAgentWorker: () => startLoopbackVat() }) },
+  { name: 'process', powers: () => makeProcessVatHostPowers() },
 ];

@@ -137,7 +137,7 @@ test.serial('[worker] escape: a worker-level escape connects to the kernel-side 
 // --- file system -----------------------------------------------------------
 
 const WRITE_TARGETS = (dir: string) => [join(dir, 'escaped.txt'), '/zt-escape', '/tmp/zt-escape', '/dev/shm/zt-escape', '/dev/zt-escape'];
-const distFile = new URL('../src/zt-escape', import.meta.url).pathname;
+const distFile = new URL('../vats/zt-escape', import.meta.url).pathname;
 
 test('[process] escape: writing any file fails (ERR_ACCESS_DENIED from Node permissions, on top of a read-only sandbox)', async t => {
   // The escaped code tries to write into the vat's own code, the sandbox
@@ -321,7 +321,8 @@ for (const kind of [...CONTAINED, 'process-weak'] as const) {
   });
 
   test(`[${kind}] escape: open files are bounded by RLIMIT_NOFILE (EMFILE)`, async t => {
-    const file = new URL('../../package.json', import.meta.url).pathname;
+    // The vat's own code, the one file the sandbox can read.
+    const file = new URL('../vats/process-main.bundle.mjs', import.meta.url).pathname;
     const r = await escape(kind, `${fs} const fds = []; try { for (let i = 0; i < 500; i++) fds.push(fs.openSync(${JSON.stringify(file)}, 'r')); return fds.length; } finally { fds.forEach(fd => fs.closeSync(fd)); }`);
     t.is(errorCode(r), 'EMFILE');
   });

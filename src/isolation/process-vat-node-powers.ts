@@ -60,31 +60,24 @@ const sharedLibraries = (execPath: string): string[] => {
   return libs;
 };
 
-/** The directory that holds the vat's packages (`ses`, `@endo/*`). */
-const packagesDir = (): string => {
-  const sesEntry = fileURLToPath(import.meta.resolve('ses'));
-  const at = sesEntry.lastIndexOf('/node_modules/');
-  return sesEntry.slice(0, at + '/node_modules'.length);
-};
-
 /**
  * The facts `planProcessVat` needs, read from this host. The vat code is
- * this package's compiled `src/` and `vats/` folders, its `package.json`
- * (Node reads `"type": "module"` from it) and the `ses` and `@endo`
- * packages — not the rest of `node_modules`, not the project's other files.
+ * one bundled file; nothing else of the project or of `node_modules` is
+ * visible inside the sandbox.
  */
 export const readProcessVatHost = (): ProcessVatHost => {
   const distDir = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
-  const projectDir = dirname(distDir);
-  const modules = packagesDir();
   const execPath = realpathSync(process.execPath);
   return harden({
     platform: process.platform,
     arch: process.arch,
     nodeVersion: process.version,
     execPath,
-    vatMain: join(distDir, 'vats', 'process-main.js'),
-    codePaths: harden([join(distDir, 'src'), join(distDir, 'vats'), join(projectDir, 'package.json'), join(modules, 'ses'), join(modules, '@endo')]),
+    // The process-vat entry bundled at build time (`npm run bundle`): one
+    // self-contained ES module (`.mjs`, so no package.json is needed), the
+    // only code file the sandbox can read.
+    vatMain: join(distDir, 'vats', 'process-main.bundle.mjs'),
+    codePaths: harden([join(distDir, 'vats', 'process-main.bundle.mjs')]),
     libraries: harden(sharedLibraries(execPath)),
     bwrap: findCommand('bwrap'),
     prlimit: findCommand('prlimit'),
