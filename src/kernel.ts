@@ -404,8 +404,7 @@ export const makeKernel = (options: KernelOptions) => {
     if (!narrowed) return refuse('ZT_WRONG_TARGET', 'a delegated target must be the original target or one path it covers');
     let decision: Decision | undefined;
     try {
-      const decideDelegation = (policy as Policy & { decideDelegation?: (d: unknown) => Decision }).decideDelegation;
-      decision = decideDelegation?.({ from, to, actionType: entry.spec.actionType, target });
+      decision = policy.decideDelegation({ from, to, actionType: entry.spec.actionType, target });
     } catch {
       return refuse('ZT_POLICY_ERROR', 'the policy could not decide the delegation');
     }

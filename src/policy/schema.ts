@@ -45,6 +45,12 @@ export const POLICY_JSON_SCHEMA = harden({
       items: { $ref: '#/definitions/taint' },
     },
     rules: { type: 'array', maxItems: 100000, items: { $ref: '#/definitions/rule' } },
+    delegations: {
+      type: 'array',
+      description: 'Which agents may give which other agents their own attenuated copy of a capability (E(cap).delegate(to)). Omitted: no delegation at all.',
+      maxItems: 10000,
+      items: { $ref: '#/definitions/delegation' },
+    },
   },
   definitions: {
     actionType: { enum: ['READ', 'WRITE', 'EXECUTE', 'NETWORK', 'TOOL'] },
@@ -69,6 +75,19 @@ export const POLICY_JSON_SCHEMA = harden({
         actions: { $ref: '#/definitions/actions' },
         targets: { $ref: '#/definitions/targets' },
         when: { $ref: '#/definitions/condition' },
+      },
+    },
+    delegation: {
+      type: 'object',
+      required: ['id', 'from', 'to'],
+      additionalProperties: false,
+      properties: {
+        id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$' },
+        description: { type: 'string', maxLength: 4096 },
+        from: { $ref: '#/definitions/agents' },
+        to: { $ref: '#/definitions/agents' },
+        actions: { $ref: '#/definitions/actions' },
+        targets: { $ref: '#/definitions/targets' },
       },
     },
     taint: {

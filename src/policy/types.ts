@@ -129,11 +129,31 @@ export interface TaintDeclaration {
   readonly targets?: readonly string[];
 }
 
+/** Permission for holders (`from`) to delegate capabilities to other agents (`to`). */
+export interface DelegationRule {
+  readonly id: string;
+  readonly description?: string;
+  readonly from: readonly string[];
+  readonly to: readonly string[];
+  readonly actions?: readonly ActionType[];
+  readonly targets?: readonly string[];
+}
+
+/** A delegation as the kernel asks about it. */
+export interface DelegationRequest {
+  readonly from: string;
+  readonly to: string;
+  readonly actionType: ActionType;
+  /** The delegated target (a pattern or a concrete target). */
+  readonly target: string;
+}
+
 export interface PolicyDocument {
   readonly version: 1;
   readonly description?: string;
   readonly taints?: readonly TaintDeclaration[];
   readonly rules: readonly PolicyRule[];
+  readonly delegations?: readonly DelegationRule[];
 }
 
 /**
@@ -241,6 +261,11 @@ export interface Policy {
   decideGrant(grant: GrantRequest): Decision;
   /** The taints an agent acquires when this request is executed. */
   taintsFor(request: DecisionRequest): readonly string[];
+  /**
+   * May `from` give `to` its own copy of a capability for this action and
+   * target? Only an explicit `delegations` entry permits; default deny.
+   */
+  decideDelegation(request: DelegationRequest): Decision;
   /** The decision with every rule's part in it; slower, for tooling. */
   explain(request: DecisionRequest): Explanation;
 }
