@@ -1024,6 +1024,13 @@ export const makeKernel = (options: KernelOptions) => {
     revokeAgent,
     revokeAgentCapabilities,
     abortCallsOf,
+    /**
+     * Brackets a whole call from a vat (checks, audit, effect, denial alike):
+     * while any is open, the agent is not idle, so quiescence detection
+     * cannot mistake a slow denial for an agent waiting on nothing.
+     */
+    beginCall: (agentId: string) => agentBusy(agentId, +1),
+    endCall: (agentId: string) => agentBusy(agentId, -1),
     /** From now on, every record about `agentId` names this (weaker) isolation level. */
     markWeakIsolation: (agentId: string, level: string) => {
       weakIsolation.set(agentId, level);

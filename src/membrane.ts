@@ -177,8 +177,18 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
     return harden(out);
   };
 
+  /** Every call from the vat, from arrival to answer, counts as in flight. */
   const invoke = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
     kernel.noteActivity(agentId);
+    kernel.beginCall(agentId);
+    try {
+      return await dispatch(capabilityId, method, params);
+    } finally {
+      kernel.endCall(agentId);
+    }
+  };
+
+  const dispatch = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
     if (cut) throw agentRefusal('ZT_TERMINATED');
     const record = kernel.getCapability(capabilityId);
     if (typeof method !== 'string' || !record) return refuse(capabilityId, String(method).slice(0, 64), 'ZT_NOT_IN_INTERFACE');

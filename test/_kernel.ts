@@ -17,12 +17,18 @@ import type { ActionType } from '../src/types.js';
 export const makeMemorySink = () => {
   const records: Array<Record<string, unknown>> = [];
   let failing = false;
-  const sink: KernelAuditSink & { records: typeof records; fail(on: boolean): void } = {
+  let delayMs = 0;
+  const sink: KernelAuditSink & { records: typeof records; fail(on: boolean): void; delay(ms: number): void } = {
     records,
     fail: (on: boolean) => {
       failing = on;
     },
+    /** Makes every append take `ms` (a slow disk). */
+    delay: (ms: number) => {
+      delayMs = ms;
+    },
     append: async record => {
+      if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs));
       if (failing) throw Error('disk full');
       const seq = records.length;
       records.push({ seq, ...record });

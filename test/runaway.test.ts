@@ -120,3 +120,18 @@ test('revocation mid-run: the agent\'s next call through a cached presence is re
   t.is(value.reads, allowedBefore.length - cut.length);
   t.false(records.slice(revokedAt).some(r => r.type === 'request' && r.decision === 'allow'));
 });
+
+test('a denial that is slow to record is not mistaken for an agent waiting on nothing', async t => {
+  // Regression: a denied call was not counted as in flight while its
+  // decision was being recorded, so a slow audit append looked like an
+  // agent with nothing pending (ZT_AGENT_UNSETTLED).
+  const world = makeVatWorld();
+  world.kernel.registerAgent('r');
+  world.kernel.issueCapability(new Capability({ id: 'notes', actionType: ActionType.READ, target: '/tmp/zt-notes', holder: 'r' }));
+  world.sink.delay(300);
+  const outcome = await (
+    await world.launch('r', fixtureAgent('reader'), { capabilities: ['notes'], input: { reads: [['notes', '/etc/passwd']] } })
+  ).result;
+  t.is(outcome.status, 'completed');
+  t.deepEqual(outcome.value, { 'notes:/etc/passwd': 'ZT_WRONG_TARGET' });
+});
