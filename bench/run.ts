@@ -181,7 +181,7 @@ const revocationLatency = async (count: number) => {
     const id = `slow-${i}`;
     kernel.issueCapability(new Capability({ id, actionType: ActionType.READ, target: '/slow', holder: 'bench' }));
     const pending = kernel.execute(new ActionRequest({ capabilityId: id, agentId: 'bench', actionType: ActionType.READ, target: '/slow' }), 'api');
-    while (kernel.agentActivity('bench')?.inFlight !== 1) await new Promise(resolve => setImmediate(resolve));
+    while ((kernel.agentActivity('bench')?.inFlight ?? 0) < 1) await new Promise(resolve => setImmediate(resolve));
     const start = performance.now();
     kernel.revokeCapability(id);
     const outcome = await pending;

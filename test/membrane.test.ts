@@ -10,6 +10,9 @@ import type { Effector } from '../src/effectors/types.js';
 import type { GrantingContext } from '../src/grants.js';
 import { ActionType, Capability } from '../src/types.js';
 
+/** Called when the slow effect has started (the call is then in flight in the kernel). */
+let slowStarted: (() => void) | undefined;
+
 /** A READ effector over a fake tree: `/dir` lists derived capabilities, `/slow` waits until aborted. */
 const fakeRead: Effector = async ctx => {
   if (ctx.target === '/dir') {
@@ -17,6 +20,7 @@ const fakeRead: Effector = async ctx => {
     return { entries: ['a', 'b'].map(name => ({ name, cap: grant({ actionType: ActionType.READ, target: `/dir/${name}` }) })) };
   }
   if (ctx.target === '/slow') {
+    slowStarted?.();
     return new Promise((_, reject) => {
       ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
     });
@@ -103,8 +107,11 @@ for (const kind of VAT_KINDS) {
 
   test(`[${kind.name}] revocation mid-call: a pending call is rejected with ZT_REVOKED`, async t => {
     const { run, kernel, sink } = setup([{ id: 'slow', target: '/slow' }]);
+    const started = new Promise<void>(resolve => {
+      slowStarted = resolve;
+    });
     const outcome = await run('slow-read', ['slow'], async () => {
-      while (kernel.agentActivity('probe')?.inFlight !== 1) await new Promise(resolve => setTimeout(resolve, 5));
+      await started;
       kernel.revokeCapability('slow', 'cut mid-call');
     });
     t.deepEqual(outcome.value, { ok: false, code: 'ZT_REVOKED' });
