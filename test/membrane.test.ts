@@ -10,17 +10,18 @@ import type { Effector } from '../src/effectors/types.js';
 import type { GrantingContext } from '../src/grants.js';
 import { ActionType, Capability } from '../src/types.js';
 
-/** Called when the slow effect has started (the call is then in flight in the kernel). */
-let slowStarted: (() => void) | undefined;
-
-/** A READ effector over a fake tree: `/dir` lists derived capabilities, `/slow` waits until aborted. */
-const fakeRead: Effector = async ctx => {
+/**
+ * A READ effector over a fake tree: `/dir` lists derived capabilities, `/slow`
+ * waits until aborted (calling `onSlowStart` when it begins: the call is then
+ * in flight in the kernel).
+ */
+const makeFakeRead = (hooks: { onSlowStart?: () => void }): Effector => async ctx => {
   if (ctx.target === '/dir') {
     const { grant } = ctx as typeof ctx & GrantingContext;
     return { entries: ['a', 'b'].map(name => ({ name, cap: grant({ actionType: ActionType.READ, target: `/dir/${name}` }) })) };
   }
   if (ctx.target === '/slow') {
-    slowStarted?.();
+    hooks.onSlowStart?.();
     return new Promise((_, reject) => {
       ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
     });
@@ -30,7 +31,8 @@ const fakeRead: Effector = async ctx => {
 
 for (const kind of VAT_KINDS) {
   const setup = (capabilities: Array<{ id: string; target: string }>) => {
-    const world = makeVatWorld({ effectors: { READ: fakeRead }, vatPowers: kind.powers });
+    const hooks: { onSlowStart?: () => void } = {};
+    const world = makeVatWorld({ effectors: { READ: makeFakeRead(hooks) }, vatPowers: kind.powers });
     world.kernel.registerAgent('probe');
     for (const { id, target } of capabilities) {
       world.kernel.issueCapability(new Capability({ id, actionType: ActionType.READ, target, holder: 'probe' }));
@@ -42,7 +44,7 @@ for (const kind of VAT_KINDS) {
       await world.kernel.flush();
       return outcome;
     };
-    return { ...world, run };
+    return { ...world, run, hooks };
   };
   const fileCap = [{ id: 'file', target: '/data/f.txt' }];
 
@@ -106,9 +108,9 @@ for (const kind of VAT_KINDS) {
   });
 
   test(`[${kind.name}] revocation mid-call: a pending call is rejected with ZT_REVOKED`, async t => {
-    const { run, kernel, sink } = setup([{ id: 'slow', target: '/slow' }]);
+    const { run, kernel, sink, hooks } = setup([{ id: 'slow', target: '/slow' }]);
     const started = new Promise<void>(resolve => {
-      slowStarted = resolve;
+      hooks.onSlowStart = resolve;
     });
     const outcome = await run('slow-read', ['slow'], async () => {
       await started;
