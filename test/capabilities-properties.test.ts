@@ -1,9 +1,10 @@
 /**
  * Properties over arbitrary interleavings of issue / invoke / derive /
- * revoke / expire across several agents (kernel level, in-memory audit):
+ * delegate / revoke / expire across several agents (kernel level, in-memory audit):
  * - no invocation succeeds after its capability's revocation returned, and
  *   calls in flight at that moment end with ZT_REVOKED;
- * - no agent ever uses a capability issued to another;
+ * - no agent ever uses a capability issued to another without an audited
+ *   delegation to it;
  * - revoking a parent revokes every descendant;
  * - every invocation yields exactly one decision record;
  * - the same sequence always yields the same decisions.
@@ -24,7 +25,11 @@ const commandArb = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('revoke' as const), cap: fc.nat(12) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 40 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delegate' as const), cap: fc.nat(12), from: fc.constantFrom(...AGENTS), to: fc.constantFrom(...AGENTS) }) },
 );
+
+/** Every agent may delegate to every other: the property checks the mechanism, not a particular rule. */
+const POLICY = { version: 1, rules: [{ id: 'all', effect: 'permit' }], delegations: [{ id: 'any', from: ['*'], to: ['*'] }] };
 
 type Command = typeof commandArb extends fc.Arbitrary<infer C> ? C : never;
 
@@ -46,7 +51,7 @@ const runSequence = async (commands: readonly Command[]) => {
     }
     return 'ok';
   };
-  const { kernel, sink } = makeTestKernel({ effectors: { READ: read }, now: () => clock });
+  const { kernel, sink } = makeTestKernel({ effectors: { READ: read }, now: () => clock, policy: POLICY });
   for (const agent of AGENTS) kernel.registerAgent(agent);
   const issued: string[] = [];
   const revokedAt = new Map<string, number>(); // cap id -> index of the command that revoked it
@@ -102,6 +107,19 @@ const runSequence = async (commands: readonly Command[]) => {
         }
         break;
       }
+      case 'delegate': {
+        const ids = allIds();
+        if (ids.length === 0) break;
+        const id = ids[cmd.cap % ids.length] as string;
+        try {
+          const copy = kernel.delegate({ from: cmd.from, capabilityId: id, to: cmd.to });
+          if (kernel.getCapability(id)?.holder !== cmd.from) problems.push(`${cmd.from} delegated ${id} it does not hold`);
+          if (copy.holder !== cmd.to || copy.parent !== id) problems.push(`delegated copy ${copy.id} is not bound to ${cmd.to} under ${id}`);
+        } catch {
+          // Refused (not the holder, revoked, to itself, …): nothing to check.
+        }
+        break;
+      }
       case 'tick':
         clock += cmd.ms;
         break;
@@ -123,6 +141,17 @@ const runSequence = async (commands: readonly Command[]) => {
   await kernel.flush();
   const decisions = sink.records.filter(r => r.type === 'request');
   if (decisions.length !== invocations) problems.push(`${invocations} invocations but ${decisions.length} decision records`);
+  // Every allowed use was by the holder named in an audited grant: issued, derived or delegated to that agent.
+  const granted = new Set(
+    sink.records
+      .filter(r => r.type === 'capability.issued' || r.type === 'capability.derived' || r.type === 'capability.delegated')
+      .map(r => `${String(r.capabilityId)}@${String(r.holder)}`),
+  );
+  for (const d of decisions) {
+    if (d.decision === 'allow' && !granted.has(`${String(d.capabilityId)}@${String(d.agentId)}`)) {
+      problems.push(`${String(d.agentId)} used ${String(d.capabilityId)} without an audited grant to it`);
+    }
+  }
   return { codes: decisions.map(r => String(r.code ?? r.decision)), problems };
 };
 
