@@ -22,6 +22,7 @@ import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/in
 import { runEffectorsBench } from './effectors-bench.js';
 import { runPolicyBench } from './policy-bench.js';
 import { runAuditBench } from './audit-bench.js';
+import { runIsolationBench } from './isolation-bench.js';
 
 const here = (file: string) => new URL(file, import.meta.url);
 const results: Record<string, unknown> = {};
@@ -294,6 +295,16 @@ const main = async () => {
   for (const row of await runAuditBench()) {
     results[`audit: ${row.name}`] = row;
     rows.push([`audit: ${row.name}`, `${row.value >= 100 ? Math.round(row.value) : row.value.toFixed(2)} ${row.unit}`, '', '', row.name.includes('durable appends') ? '≥ 100,000/s' : '']);
+  }
+  const isolation = await runIsolationBench();
+  for (const [name, st] of Object.entries(isolation.results)) {
+    results[`isolation: ${name}`] = st;
+    const unit = name.includes('(ms)') ? 'ms' : 'µs';
+    rows.push([`isolation: ${name.replace(/ \((ms|µs)\)$/, '')}`, fmt(st.p50, unit), fmt(st.p99, unit), String(st.n), '']);
+  }
+  for (const [name, ratio] of Object.entries(isolation.ratios)) {
+    results[`isolation: ${name}`] = ratio;
+    rows.push([`isolation: ${name}`, `${ratio.toFixed(2)}×`, '', '', `≤ ${isolation.goals[name as keyof typeof isolation.goals]}×`]);
   }
   for (const row of await runEffectorsBench()) {
     results[`effectors: ${row.name}`] = row;
