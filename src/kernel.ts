@@ -123,6 +123,8 @@ interface AgentEntry {
 export type RequestVia = 'api' | 'vat';
 
 const DIGEST_THRESHOLD = 256;
+/** Records kept while the audit log is down, to write when it is back. */
+const MAX_HELD_RECORDS = 10_000;
 /** setTimeout's largest delay; an expiry further away cannot be reached by one call. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -207,7 +209,8 @@ const bytesMoved = (request: ActionRequest, result: unknown): number => {
 };
 
 export const makeKernel = (options: KernelOptions) => {
-  const { powers, audit, effectors, failureModes, maxBytes, onHalt, grantValidators = {} } = options;
+  const { powers, effectors, failureModes, maxBytes, onHalt, grantValidators = {} } = options;
+  let audit = options.audit;
   const brands = makeGrantBrands();
   const agents = new Map<string, AgentEntry>();
   const caps = new Map<string, CapEntry>();
@@ -223,14 +226,31 @@ export const makeKernel = (options: KernelOptions) => {
   };
 
   /**
+   * While the audit log is down, what would have been recorded is kept here
+   * (bounded), led by the failure event itself, and written — marked
+   * `recordedLate` — when the log is back (`reattachAudit`). Nothing is lost
+   * unless the bound is exceeded; then the gap is recorded and the runtime
+   * keeps denying: a history with a hole is never resumed.
+   */
+  const heldWhileDown: Array<Record<string, unknown>> = [];
+  let heldOverflow = 0;
+  const hold = (rec: Record<string, unknown>) => {
+    if (heldWhileDown.length < MAX_HELD_RECORDS) heldWhileDown.push({ ...rec, recordedLate: true });
+    else heldOverflow += 1;
+  };
+
+  /**
    * Appends a record, bounded by `auditTimeoutMs`. Any failure latches the
-   * audit fault: a history with a hole is never resumed.
+   * audit fault: every later request is denied until the log is back.
    */
   const record = async (rec: Record<string, unknown>): Promise<AuditRef> => {
-    if (auditFault) throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log failed earlier; this runtime denies everything');
     // An agent running under an explicitly weaker isolation level says so in every record about it.
     const weak = typeof rec.agentId === 'string' ? weakIsolation.get(rec.agentId) : undefined;
     if (weak !== undefined && rec.isolation === undefined) rec = { ...rec, isolation: weak };
+    if (auditFault) {
+      hold(rec);
+      throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log is unavailable; this runtime denies everything until it is back');
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       return await Promise.race([
@@ -243,11 +263,41 @@ export const makeKernel = (options: KernelOptions) => {
         }),
       ]);
     } catch (err) {
-      auditFault = 'ZT_AUDIT_UNAVAILABLE';
-      throw err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
+      const error = err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
+      if (!auditFault) {
+        auditFault = 'ZT_AUDIT_UNAVAILABLE';
+        hold({ type: 'failure-mode', time: powers.now(), code: 'ZT_AUDIT_UNAVAILABLE', mode: failureModes.auditUnavailable, reason: error.message });
+      }
+      // The record may or may not have landed: it is kept, and written again (marked late) if the log comes back.
+      hold(rec);
+      throw error;
     } finally {
       clearTimeout(timer);
     }
+  };
+
+  /**
+   * The log is back (a new sink on the same store): writes what was held,
+   * in order, then resumes. If more was held than the bound allows, records
+   * the gap and stays closed. Returns whether the runtime resumed.
+   */
+  const reattachAudit = async (sink: KernelAuditSink): Promise<{ resumed: boolean; written: number; lost: number }> => {
+    audit = sink;
+    let written = 0;
+    // One at a time, in order; a record leaves the buffer only once it is durable.
+    while (heldWhileDown.length > 0) {
+      await sink.append(heldWhileDown[0] as Record<string, unknown>);
+      heldWhileDown.shift();
+      written += 1;
+    }
+    const lost = heldOverflow;
+    if (lost > 0) {
+      await sink.append({ type: 'failure-mode.gap', time: powers.now(), lost, recordedLate: true });
+      return harden({ resumed: false, written, lost });
+    }
+    await sink.append({ type: 'failure-mode.recovered', time: powers.now(), code: 'ZT_AUDIT_UNAVAILABLE', heldRecords: written });
+    auditFault = undefined;
+    return harden({ resumed: true, written, lost: 0 });
   };
 
   /**
@@ -1051,6 +1101,7 @@ export const makeKernel = (options: KernelOptions) => {
     setPolicy,
     getPolicyHash: () => policy.hash,
     record,
+    reattachAudit,
     recordLater,
     flush,
     shutdown,

@@ -14,7 +14,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { startAuditVat, type AuditSink } from './audit/audit-client.js';
+import { startAuditVat, type AuditSink, type AuditVatSink } from './audit/audit-client.js';
 import { canonicalJson } from './audit/canonical.js';
 import { loadAgentBundle, type ModuleCache } from './agent-modules.js';
 import { ZtError, codeOf } from './errors.js';
@@ -106,6 +106,7 @@ export class SandboxRuntime {
   #kernel: Kernel;
   #vats: VatHost;
   #audit: AuditSink;
+  #startAudit: () => AuditVatSink;
   #effectors: NodeEffectors;
   #defaults: VatLimits;
   #closed: Promise<void> | undefined;
@@ -129,9 +130,8 @@ export class SandboxRuntime {
     const policy = validatePolicyDocument(options.policy ?? CAPABILITY_CEILING_POLICY);
     // Validates the MCP configuration (throws before anything starts).
     this.#effectors = makeNodeEffectors(options.mcpServers === undefined ? {} : { mcpServers: options.mcpServers });
-    this.#audit =
-      options.auditSink ??
-      startAuditVat({ dir: `${this.storeDir}/audit`, durability, timeoutMs: this.failureModes.auditTimeoutMs });
+    this.#startAudit = () => startAuditVat({ dir: `${this.storeDir}/audit`, durability, timeoutMs: this.failureModes.auditTimeoutMs });
+    this.#audit = options.auditSink ?? this.#startAudit();
     this.#kernel = makeKernel({
       powers: makeNodeKernelPowers(),
       audit: this.#audit,
@@ -290,6 +290,27 @@ export class SandboxRuntime {
       throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
     }
     return this.#vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits, isolation });
+  }
+
+  /**
+   * After an audit outage (the runtime has been denying everything with
+   * ZT_AUDIT_UNAVAILABLE): reconnects to the store — a new audit vat on the
+   * same folder, or `sink` — writes what happened meanwhile (marked
+   * `recordedLate`), and resumes. If more happened than could be held, the
+   * gap is recorded and the runtime keeps denying.
+   */
+  async recoverAudit(sink?: AuditSink): Promise<{ resumed: boolean; written: number; lost: number }> {
+    await this.#audit.close().catch(() => undefined);
+    let next: AuditSink;
+    if (sink) {
+      next = sink;
+    } else {
+      const started = this.#startAudit();
+      await started.ready();
+      next = started;
+    }
+    this.#audit = next;
+    return this.#kernel.reattachAudit(next);
   }
 
   /** Read access to the audit log for the operator. */

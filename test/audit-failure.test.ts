@@ -235,3 +235,34 @@ test('an in-process log on a failed store refuses every later append', async t =
   await log.close();
   await t.throwsAsync(log.appendTexts(['{"a":2}']), UNAVAILABLE);
 });
+
+test.serial('full disk, then space comes back: recoverAudit writes what happened meanwhile (marked late) and resumes', async t => {
+  // Nothing lost: the refused request and the failure itself reach the log
+  // once it is back, and only then does the runtime act again.
+  const disk = await mountTinyDisk(t);
+  const storeDir = join(disk, 'store');
+  const { sandbox, data, read, write } = await setup(t, storeDir, { auditUnavailable: 'deny' });
+  t.is((await read()).status, 'succeeded');
+  await sandbox.audit.flush();
+  const filler = await fillDisk(disk);
+  let refused: Awaited<ReturnType<typeof write>> | undefined;
+  for (let n = 0; n < 500 && !refused; n += 1) {
+    const outcome = await write(n);
+    if (outcome.status !== 'succeeded') refused = outcome;
+  }
+  t.is(refused?.error?.code, 'ZT_AUDIT_UNAVAILABLE');
+  await rm(filler);
+  const recovered = await sandbox.recoverAudit();
+  t.true(recovered.resumed);
+  t.true(recovered.written >= 2, 'the failure event and the refused request');
+  t.is((await write(2000)).status, 'succeeded', 'the runtime acts again');
+  t.true(existsSync(join(data, 'out-2000.txt')));
+  await sandbox.shutdown();
+  const report = await verifyStore(join(storeDir, 'audit'));
+  t.true(report.size > 0);
+  const lines = (await readFile(join(storeDir, 'audit', RECORDS_FILE), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>);
+  const failure = lines.find(r => r.type === 'failure-mode');
+  t.like(failure, { recordedLate: true, code: 'ZT_AUDIT_UNAVAILABLE', mode: 'deny' });
+  t.truthy(lines.find(r => r.type === 'request' && r.requestId === refused?.requestId && r.recordedLate === true), 'the refused request is on record');
+  t.truthy(lines.find(r => r.type === 'failure-mode.recovered'));
+});

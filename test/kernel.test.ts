@@ -182,3 +182,29 @@ test('loading a new policy revokes the capabilities it would no longer grant, un
   t.regex(String(revoked?.reason), /no longer grants it/);
   t.is(sink.records.filter(r => r.type === 'policy.loaded').length, 3, 'the initial policy and the two loads');
 });
+
+test('audit outage: what happened while the log was down is written, marked late, once it is back; then the runtime resumes', async t => {
+  const { kernel, sink } = makeTestKernel({ effectors: { READ: async () => 'ok' } });
+  kernel.registerAgent('a');
+  kernel.issueCapability(new Capability({ id: 'c', actionType: ActionType.READ, target: '/x', holder: 'a' }));
+  await kernel.flush();
+  sink.fail(true);
+  const during = [await kernel.execute(req('c', 'a', '/x'), 'api'), await kernel.execute(req('c', 'a', '/x'), 'api')];
+  t.deepEqual(during.map(o => o.error?.code), ['ZT_AUDIT_UNAVAILABLE', 'ZT_AUDIT_UNAVAILABLE']);
+  const before = sink.records.length;
+  sink.fail(false);
+  const back = await kernel.reattachAudit(sink);
+  t.deepEqual(back, { resumed: true, written: 3, lost: 0 });
+  const late = sink.records.slice(before);
+  t.deepEqual(
+    late.map(r => [r.type, r.recordedLate ?? false]),
+    [
+      ['failure-mode', true],
+      ['request', true],
+      ['request', true],
+      ['failure-mode.recovered', false],
+    ],
+  );
+  t.is(late[0]?.mode, 'deny');
+  t.true((await kernel.execute(req('c', 'a', '/x'), 'api')).ok, 'resumed');
+});
