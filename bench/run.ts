@@ -100,6 +100,7 @@ const mediatedCall = async (count: number, durability: 'durable' | 'relaxed') =>
     effectors: { READ: noop },
     failureModes: resolveFailureModes({ auditTimeoutMs: 10_000 }),
     maxBytes: 1 << 20,
+    durability,
   });
   kernel.registerAgent('bench');
   kernel.issueCapability(new Capability({ id: 'noop', actionType: ActionType.READ, target: '/bench/noop', holder: 'bench' }));

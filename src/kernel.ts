@@ -59,6 +59,12 @@ export interface KernelOptions {
   readonly maxBytes: number;
   /** Called when a failure mode says the agent must be halted. */
   readonly onHalt?: (agentId: string, code: ErrorCode) => void;
+  /**
+   * `durable` (default): a decision record is acknowledged durable before its
+   * action starts. `relaxed`: the action starts while the record is on its
+   * way (the store marks every record it writes in this mode).
+   */
+  readonly durability?: 'durable' | 'relaxed';
 }
 
 export type CapabilityState = 'live' | 'revoked';
@@ -209,7 +215,7 @@ const bytesMoved = (request: ActionRequest, result: unknown): number => {
 };
 
 export const makeKernel = (options: KernelOptions) => {
-  const { powers, effectors, failureModes, maxBytes, onHalt, grantValidators = {} } = options;
+  const { powers, effectors, failureModes, maxBytes, onHalt, grantValidators = {}, durability = 'durable' } = options;
   let audit = options.audit;
   const brands = makeGrantBrands();
   const agents = new Map<string, AgentEntry>();
@@ -878,12 +884,21 @@ export const makeKernel = (options: KernelOptions) => {
     live.inFlight.add(call);
     agentBusy(request.agentId, +1);
     try {
-      let decisionRef: AuditRef;
-      try {
-        decisionRef = await record(requestRecord);
-      } catch {
-        if (failureModes.auditUnavailable === 'halt') halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
-        return outcomeOf(requestId, 'denied', {}, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+      let decisionRef: AuditRef | undefined;
+      // Durable (default): the decision is on disk before the action runs.
+      // Relaxed (opted into, and said in every record): the action starts
+      // while the decision is on its way; the result is still withheld
+      // unless both records are acknowledged.
+      const pendingDecision = record(requestRecord);
+      if (durability === 'durable') {
+        try {
+          decisionRef = await pendingDecision;
+        } catch {
+          if (failureModes.auditUnavailable === 'halt') halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
+          return outcomeOf(requestId, 'denied', {}, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+        }
+      } else {
+        pendingDecision.catch(() => undefined); // awaited below, before anything is returned
       }
       const effector = effectors[request.actionType];
       let status: Outcome['status'];
@@ -956,11 +971,15 @@ export const makeKernel = (options: KernelOptions) => {
       };
       let outcomeRef: AuditRef;
       try {
-        outcomeRef = await record(outcomeRecord);
+        // Sent right away (after the decision, in order); in relaxed mode both acknowledgements are awaited together.
+        const pendingOutcome = record(outcomeRecord);
+        pendingOutcome.catch(() => undefined); // awaited on the next line but one
+        decisionRef ??= await pendingDecision;
+        outcomeRef = await pendingOutcome;
       } catch {
         // The effect happened but could not be recorded: withhold its result.
         if (failureModes.auditUnavailable === 'halt') halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
-        return outcomeOf(requestId, 'failed', { decision: decisionRef }, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+        return outcomeOf(requestId, 'failed', decisionRef ? { decision: decisionRef } : {}, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
       }
       if (status === 'succeeded' && controller.signal.aborted) {
         // Revoked while the outcome was being recorded: the revocation record

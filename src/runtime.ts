@@ -139,6 +139,7 @@ export class SandboxRuntime {
       effectors: this.#effectors.effectors,
       grantValidators: this.#effectors.grantValidators,
       failureModes: this.failureModes,
+      durability,
       maxBytes,
       onHalt: agentId => {
         void this.#vats.terminate(agentId, 'halted by failure mode');

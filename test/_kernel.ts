@@ -49,6 +49,7 @@ export const makeTestKernel = (
     failureModes?: Partial<FailureModes>;
     effectors?: Partial<Record<ActionType, Effector>>;
     now?: () => number;
+    durability?: 'durable' | 'relaxed';
   } = {},
 ) => {
   const sink = makeMemorySink();
@@ -62,6 +63,7 @@ export const makeTestKernel = (
     effectors: { READ: makeReadEffector(files), WRITE: makeWriteEffector(files), ...opts.effectors },
     failureModes: resolveFailureModes(opts.failureModes),
     maxBytes: 1024 * 1024,
+    ...(opts.durability ? { durability: opts.durability } : {}),
     onHalt: agentId => {
       halted.push(agentId);
     },

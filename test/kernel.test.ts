@@ -208,3 +208,33 @@ test('audit outage: what happened while the log was down is written, marked late
   t.is(late[0]?.mode, 'deny');
   t.true((await kernel.execute(req('c', 'a', '/x'), 'api')).ok, 'resumed');
 });
+
+test('durable mode runs an action only after its decision is recorded; relaxed mode overlaps them but still withholds unrecorded results', async t => {
+  for (const durability of ['durable', 'relaxed'] as const) {
+    const events: string[] = [];
+    const { kernel, sink } = makeTestKernel({
+      durability,
+      effectors: {
+        READ: async () => {
+          events.push(`effect after ${sink.records.filter(r => r.type === 'request').length} decision record(s)`);
+          return 'ok';
+        },
+      },
+    });
+    kernel.registerAgent('a');
+    kernel.issueCapability(new Capability({ id: 'c', actionType: ActionType.READ, target: '/x', holder: 'a' }));
+    await kernel.flush();
+    sink.delay(50);
+    const outcome = await kernel.execute(req('c', 'a', '/x'), 'api');
+    t.true(outcome.ok, durability);
+    t.is(typeof outcome.audit.decision?.seq, 'number');
+    t.deepEqual(events, [durability === 'durable' ? 'effect after 1 decision record(s)' : 'effect after 0 decision record(s)'], durability);
+    // A decision that cannot be recorded: relaxed mode may have run the effect, but never returns its result.
+    sink.delay(0);
+    sink.fail(true);
+    const lost = await kernel.execute(req('c', 'a', '/x'), 'api');
+    t.false(lost.ok);
+    t.is(lost.error?.code, 'ZT_AUDIT_UNAVAILABLE');
+    t.is(lost.result, undefined);
+  }
+});
