@@ -106,6 +106,8 @@ interface CapEntry {
   state: CapabilityState;
   uses: number;
   bytes: number;
+  /** Bytes promised to calls in flight (byte budgets): concurrent calls cannot overspend. */
+  reservedBytes: number;
   /** Kernel-clock times of allowed uses inside the rate window (oldest first). */
   readonly useTimes: number[];
   /** The same, kept for the policy's rate windows. */
@@ -176,6 +178,12 @@ const argsAllowed = (rules: CompiledArgRules, args: Readonly<Record<string, unkn
     }
   }
   return true;
+};
+
+const withoutEffect = (constraints: CapabilityConstraints | undefined): Omit<CapabilityConstraints, 'effect'> => {
+  if (constraints === undefined || constraints === null || typeof constraints !== 'object') return {};
+  const { effect: _ignored, ...rest } = constraints;
+  return rest;
 };
 
 const isPolicy = (x: unknown): x is Policy =>
@@ -400,6 +408,7 @@ export const makeKernel = (options: KernelOptions) => {
       state: 'live',
       uses: 0,
       bytes: 0,
+      reservedBytes: 0,
       useTimes: [],
       policyUseTimes: [],
       inFlight: new Set(),
@@ -475,7 +484,12 @@ export const makeKernel = (options: KernelOptions) => {
         actionType: entry.spec.actionType,
         target,
         holder: to,
-        constraints: { ...(request.constraints ?? {}), ...(entry.spec.constraints.effect ? { effect: entry.spec.constraints.effect } : {}) },
+        // The effector settings are always the original's: a delegator can narrow
+        // limits (checked on the chain), never change what the effector allows.
+        constraints: {
+          ...withoutEffect(request.constraints),
+          ...(entry.spec.constraints.effect ? { effect: entry.spec.constraints.effect } : {}),
+        },
       });
     } catch (err) {
       return refuse(codeOf(err) ?? 'ZT_BAD_ARGUMENT', 'the delegated constraints are invalid');
@@ -574,7 +588,7 @@ export const makeKernel = (options: KernelOptions) => {
       while (times.length > 0 && (times[0] as number) <= now - rate.windowMs) times.shift();
       if (times.length >= rate.max) return 'ZT_RATE_LIMITED';
     }
-    if (bytesBudget !== undefined && entry.bytes >= bytesBudget) return 'ZT_BUDGET_EXHAUSTED';
+    if (bytesBudget !== undefined && entry.bytes + entry.reservedBytes >= bytesBudget) return 'ZT_BUDGET_EXHAUSTED';
     if (entry.spec.actionType !== req.actionType) return 'ZT_WRONG_ACTION';
     if (target === undefined || !entry.pattern.matches(target)) return 'ZT_WRONG_TARGET';
     if (!argsAllowed(entry.argRules, req.args)) return 'ZT_ARGUMENT_DENIED';
@@ -759,8 +773,12 @@ export const makeKernel = (options: KernelOptions) => {
    * the decision: the clock, the agent's labels and taints, the capability's
    * use counts and the rate windows the policy asked for.
    */
-  const contextFor = (agentId: string, entry: CapEntry, time: number): DecisionContext => {
+  const contextFor = (agentId: string, presented: CapEntry, time: number): DecisionContext => {
     const agent = agents.get(agentId);
+    // A delegated copy answers for its original: the root of its chain has
+    // counted every use of every copy, so limits cannot be reset by delegating.
+    const chain = presented.delegated ? chainOf(presented) : [presented];
+    const entry = chain[chain.length - 1] as CapEntry;
     const rates: Record<string, number> = {};
     const times = entry.policyUseTimes;
     const longest = policy.rateWindows.length > 0 ? (policy.rateWindows[policy.rateWindows.length - 1] as number) : 0;
@@ -817,7 +835,32 @@ export const makeKernel = (options: KernelOptions) => {
    * an outcome with a code.
    */
   const execute = async (request: ActionRequest, via: RequestVia): Promise<Outcome> => {
-    if (!(request instanceof ActionRequest)) request = new ActionRequest(request as never);
+    if (!(request instanceof ActionRequest)) {
+      try {
+        request = new ActionRequest(request as never);
+      } catch (err) {
+        // Malformed: denied like any other request, and recorded with what could be read of it.
+        const requestId = powers.makeRequestId();
+        const raw = (request ?? {}) as unknown as Record<string, unknown>;
+        const pick = (k: string) => (typeof raw[k] === 'string' ? String(raw[k]).slice(0, 256) : null);
+        const ref = await record({
+          type: 'request',
+          time: powers.now(),
+          requestId,
+          via,
+          agentId: pick('agentId'),
+          capabilityId: pick('capabilityId'),
+          actionType: pick('actionType'),
+          target: pick('target'),
+          decision: 'deny',
+          code: 'ZT_BAD_ARGUMENT',
+          decidedBy: 'kernel',
+          rules: [],
+          policyHash: policy.hash,
+        }).catch(() => undefined);
+        return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code: 'ZT_BAD_ARGUMENT', message: err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes.ZT_BAD_ARGUMENT });
+      }
+    }
     const requestId = powers.makeRequestId();
     const time = powers.now();
     const agent = agents.get(request.agentId);
@@ -906,6 +949,7 @@ export const makeKernel = (options: KernelOptions) => {
       let code: ErrorCode | undefined;
       let message: string | undefined;
       let effectCompleted = false;
+      const reservations: Array<[CapEntry, number]> = [];
       let expiryTimer: ReturnType<typeof setTimeout> | undefined;
       try {
         if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);
@@ -914,11 +958,21 @@ export const makeKernel = (options: KernelOptions) => {
         let budget = maxBytes;
         for (const link of chain) {
           const c = link.spec.constraints;
-          if (c.bytesBudget !== undefined) budgetLeft = Math.min(budgetLeft, c.bytesBudget - link.bytes);
+          if (c.bytesBudget !== undefined) budgetLeft = Math.min(budgetLeft, c.bytesBudget - link.bytes - link.reservedBytes);
           if (c.expiresAt !== undefined) expiresAt = Math.min(expiresAt, c.expiresAt);
           budget = Math.min(budget, c.maxBytes ?? Infinity);
         }
-        budget = Math.min(budget, budgetLeft);
+        budget = Math.max(0, Math.min(budget, budgetLeft));
+        // Reserve the bytes this call may move on every budgeted link until it ends.
+        for (const link of chain) {
+          if (link.spec.constraints.bytesBudget !== undefined) {
+            link.reservedBytes += budget;
+            reservations.push([link, budget]);
+          }
+        }
+        // Expired or revoked while the decision was being recorded: do not start.
+        if (powers.now() >= expiresAt) controller.abort(new ZtError('ZT_EXPIRED', 'the capability expired before the action started'));
+        controller.signal.throwIfAborted();
         const untilExpiry = Math.max(0, expiresAt - powers.now());
         if (untilExpiry <= MAX_TIMER_MS) {
           // Expiry reached mid-call behaves like revocation: the call is cut.
@@ -957,8 +1011,24 @@ export const makeKernel = (options: KernelOptions) => {
         }
         message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code];
         if (controller.signal.aborted) message = ErrorCodes[code];
+      } finally {
+        // The reservation gives way to the bytes actually moved (added above on success).
+        for (const [link, reserved] of reservations) link.reservedBytes -= reserved;
       }
       clearTimeout(expiryTimer);
+      // The result's digest is part of the record; a result that cannot be
+      // encoded canonically is withheld, never returned unrecorded.
+      let resultDigest: string | undefined;
+      if (status === 'succeeded') {
+        try {
+          resultDigest = powers.sha256Hex(powers.canonicalJson(result ?? null));
+        } catch {
+          status = 'failed';
+          code = 'ZT_EFFECT_FAILED';
+          message = 'the action returned data that cannot be recorded';
+          result = undefined;
+        }
+      }
       const outcomeRecord = {
         type: 'outcome',
         time: powers.now(),
@@ -967,7 +1037,7 @@ export const makeKernel = (options: KernelOptions) => {
         ...(code ? { code } : {}),
         ...(effectCompleted ? { effectCompleted } : {}),
         ...(status === 'succeeded' ? { bytes: live.bytes } : {}),
-        ...(status === 'succeeded' ? { resultDigest: powers.sha256Hex(powers.canonicalJson(result ?? null)) } : {}),
+        ...(resultDigest !== undefined ? { resultDigest } : {}),
       };
       let outcomeRef: AuditRef;
       try {

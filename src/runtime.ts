@@ -245,7 +245,7 @@ export class SandboxRuntime {
     const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
     if (names) {
       for (const name of Object.keys(names)) {
-        if (!/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name)) throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
+        if (!/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name) || name === '__proto__') throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
       }
     }
     for (const id of ids) {

@@ -15,7 +15,7 @@
 import { E } from '@endo/far';
 import { makeCapTP } from '@endo/captp';
 import { Far } from '@endo/far';
-import { ErrorCodes, ZtError, type ErrorCode } from './errors.js';
+import { ErrorCodes, ZtError, isErrorCode, type ErrorCode } from './errors.js';
 import type { AgentBundle } from './agent-modules.js';
 import type { FailureModes } from './failure-modes.js';
 import type { Kernel } from './kernel.js';
@@ -75,8 +75,28 @@ export interface AgentHandle {
 }
 
 type RunReport =
-  | { status: 'returned'; value: unknown }
+  | { status: 'returned'; value: unknown; digest?: string }
   | { status: 'failed'; code: ErrorCode; message: string };
+
+/**
+ * The vat's report is the agent's side of the membrane: a compromised vat
+ * could send anything. Only a well-formed report whose value the kernel can
+ * record (canonical JSON) is accepted; anything else is a failure with a code.
+ */
+const checkReport = (report: unknown, digest: (value: unknown) => string): RunReport => {
+  const r = report as { status?: unknown; value?: unknown; code?: unknown; message?: unknown } | null;
+  if (r !== null && typeof r === 'object' && r.status === 'failed' && isErrorCode(r.code) && typeof r.message === 'string') {
+    return { status: 'failed', code: r.code, message: r.message.slice(0, 1024) };
+  }
+  if (r !== null && typeof r === 'object' && r.status === 'returned') {
+    try {
+      return { status: 'returned', value: r.value, digest: digest(r.value) };
+    } catch {
+      return { status: 'failed', code: 'ZT_AGENT_RESULT_NOT_PASSABLE', message: 'the agent must return JSON data' };
+    }
+  }
+  return { status: 'failed', code: 'ZT_VAT_CRASHED', message: 'the vat sent a malformed report' };
+};
 
 const MAX_OUTPUT_BYTES = 64 * 1024;
 const QUIESCENCE_DELAY_MS = 10;
@@ -272,7 +292,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
         agentId,
         runId,
         status: failed ? 'failed' : 'completed',
-        ...(failed ? { code, message: report.message } : { resultDigest: powers.digest(report.value) }),
+        ...(failed ? { code, message: report.message } : { resultDigest: report.digest }),
         revoked,
         inFlightCut: cut,
       };
@@ -338,7 +358,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
     E(vatRoot)
       .run(harden({ entry: bundle.entry, modules: bundle.modules, caps: membrane.caps, input }))
       .then(
-        (report: RunReport) => finish(report),
+        (report: unknown) => finish(checkReport(report, powers.digest)),
         () => failWith('ZT_VAT_CRASHED', 'the vat failed to run the agent'),
       );
 

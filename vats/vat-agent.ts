@@ -57,15 +57,17 @@ const describeThrown = (err: unknown): string => {
   }
 };
 
+/** JSON data: what the kernel can record (canonical JSON) and hand on. `undefined` only as the whole result. */
 const isPlainData = (value: unknown, depth = 0): boolean => {
   if (depth > 64) return false;
   const style = passStyleOf(value);
   switch (style) {
     case 'undefined':
+      return depth === 0;
+    case 'number':
+      return Number.isFinite(value);
     case 'null':
     case 'boolean':
-    case 'number':
-    case 'bigint':
     case 'string':
       return true;
     case 'copyArray':
@@ -246,7 +248,7 @@ export const buildRootObject = (powers: AgentVatPowers) => {
         harden(value);
         if (!isPlainData(value)) throw Error('not plain data');
       } catch {
-        return fail('ZT_AGENT_RESULT_NOT_PASSABLE', 'the agent must return plain data (records, arrays, strings, numbers, booleans, null)');
+        return fail('ZT_AGENT_RESULT_NOT_PASSABLE', 'the agent must return JSON data (records, arrays, strings, finite numbers, booleans, null)');
       }
       return harden({ status: 'returned', value });
     } finally {
