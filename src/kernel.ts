@@ -456,8 +456,7 @@ export const makeKernel = (options: KernelOptions) => {
     if (!entry) return refuse('ZT_UNKNOWN_CAPABILITY', `no capability ${capabilityId}`);
     if (entry.spec.holder !== from) return refuse('ZT_WRONG_HOLDER', `capability ${capabilityId} is not held by ${from}`);
     if (entry.state !== 'live') return refuse('ZT_REVOKED', `capability ${capabilityId} has been revoked`);
-    if (typeof to !== 'string' || !agents.has(to)) return refuse('ZT_UNKNOWN_AGENT', 'the recipient is not a registered agent');
-    if (agents.get(to)?.state !== 'live') return refuse('ZT_AGENT_REVOKED', `agent ${to} has been revoked`);
+    if (typeof to !== 'string') return refuse('ZT_BAD_ARGUMENT', 'the recipient must be an agent id');
     if (to === from) return refuse('ZT_BAD_ARGUMENT', 'an agent cannot delegate to itself');
     const target = request.target ?? entry.spec.target;
     let narrowed: boolean;
@@ -476,6 +475,9 @@ export const makeKernel = (options: KernelOptions) => {
     if (!decision || !decision.allowed) {
       return refuse(decision?.code ?? 'ZT_POLICY_DENIED', `the policy does not permit ${from} to delegate ${entry.spec.actionType} on ${target} to ${to}`, decision?.rules ?? []);
     }
+    // Only after the policy named the recipient: an agent cannot probe which ids exist.
+    if (!agents.has(to)) return refuse('ZT_UNKNOWN_AGENT', 'the recipient is not a registered agent');
+    if (agents.get(to)?.state !== 'live') return refuse('ZT_AGENT_REVOKED', `agent ${to} has been revoked`);
     delegationCounter += 1;
     let cap: Capability;
     try {
