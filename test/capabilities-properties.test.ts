@@ -36,10 +36,13 @@ type Command = typeof commandArb extends fc.Arbitrary<infer C> ? C : never;
 /** Runs a command sequence; returns the decision codes in order, and checks invariants as it goes. */
 const runSequence = async (commands: readonly Command[]) => {
   let clock = 1_000;
+  let ended = false;
   const releases: Array<() => void> = [];
   const read: Effector = async ctx => {
     if (ctx.target === '/t/slow') {
       await new Promise<void>((resolve, reject) => {
+        // A slow call that starts after the sequence ended completes at once.
+        if (ended) resolve();
         releases.push(resolve);
         ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
       });
@@ -128,6 +131,7 @@ const runSequence = async (commands: readonly Command[]) => {
         break;
     }
   }
+  ended = true;
   for (const release of releases.splice(0)) release();
   for (const { cap, promise, startedBefore } of pending) {
     const outcome = await promise;
