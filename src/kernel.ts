@@ -69,6 +69,16 @@ export interface KernelOptions {
 
 export type CapabilityState = 'live' | 'revoked';
 
+/** What never changes about a capability: read on every mediated call without copying. */
+export interface CapabilityShape {
+  readonly id: string;
+  readonly holder: string;
+  readonly actionType: ActionType;
+  readonly target: string;
+  /** The target names exactly one concrete target (not a pattern). */
+  readonly exact: boolean;
+}
+
 /** A capability as the kernel tracks it. Queryable snapshots are hardened copies. */
 export interface CapabilityRecord {
   readonly id: string;
@@ -96,6 +106,8 @@ interface InFlight {
 interface CapEntry {
   readonly spec: Capability;
   readonly pattern: TargetPattern;
+  /** The immutable facts a caretaker needs on every call, frozen once at issue. */
+  readonly shape: CapabilityShape;
   readonly argRules: CompiledArgRules;
   readonly issuer: string;
   readonly issuedAt: number;
@@ -399,6 +411,7 @@ export const makeKernel = (options: KernelOptions) => {
     const entry: CapEntry = {
       spec: cap,
       pattern,
+      shape: Object.freeze({ id: cap.id, holder: cap.holder, actionType: cap.actionType, target: cap.target, exact: pattern.exact }),
       argRules,
       issuer,
       issuedAt: time,
@@ -499,6 +512,9 @@ export const makeKernel = (options: KernelOptions) => {
     // Recorded by `issue` as `capability.delegated` (issuer `delegated:<from>`, parent, holder).
     return issue(cap, `delegated:${from}`, entry);
   };
+
+  /** The frozen shape of a capability, without building a record (hot path). */
+  const capabilityShape = (id: string): CapabilityShape | undefined => caps.get(id)?.shape;
 
   const getCapability = (id: string): CapabilityRecord | undefined => {
     const e = caps.get(id);
@@ -1160,6 +1176,7 @@ export const makeKernel = (options: KernelOptions) => {
     registerAgent,
     issueCapability,
     getCapability,
+    capabilityShape,
     listCapabilities,
     revokeCapability,
     revokeAgent,

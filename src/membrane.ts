@@ -26,7 +26,6 @@ import { Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
 import { ErrorCodes, ZtError, agentRefusal, type ErrorCode } from './errors.js';
 import type { Kernel } from './kernel.js';
-import { compileTarget } from './targets.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
 const MAX_DEPTH = 16;
@@ -190,10 +189,11 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
 
   const dispatch = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
     if (cut) throw agentRefusal('ZT_TERMINATED');
-    const record = kernel.getCapability(capabilityId);
+    const record = kernel.capabilityShape(capabilityId);
     if (typeof method !== 'string' || !record) return refuse(capabilityId, String(method).slice(0, 64), 'ZT_NOT_IN_INTERFACE');
     if (method === 'describe') {
-      return harden({ id: record.id, actionType: record.actionType, target: record.target, state: record.state });
+      const state = kernel.getCapability(capabilityId)?.state;
+      return harden({ id: record.id, actionType: record.actionType, target: record.target, state });
     }
     if (method === 'delegate') return delegate(capabilityId, params);
     if (!CAPABILITY_INTERFACES[record.actionType].includes(method)) {
@@ -204,7 +204,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       if (!Array.isArray(params)) throw new ZtError('ZT_BAD_ARGUMENT', 'arguments must be a list');
       assertPlainData(params);
       // A pattern grant covers many targets: the agent must name one.
-      const grantTarget = compileTarget(record.actionType, record.target).exact ? record.target : undefined;
+      const grantTarget = record.exact ? record.target : undefined;
       request = toRequest(record.actionType, method, grantTarget, params);
     } catch (err) {
       return refuse(capabilityId, method, 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);

@@ -24,26 +24,6 @@ export const makeNodeKernelPowers = (): KernelPowers =>
     canonicalJson,
   });
 
-export const makeNodeFilePowers = (): FilePowers =>
-  harden({
-    open: async (path: string, flags: number, mode?: number) => (await open(path, flags, mode)) as unknown as FileHandleLike,
-    fdPath: (fd: number) => readlink(`/proc/self/fd/${fd}`),
-    rename: (from: string, to: string) => rename(from, to),
-    unlink: (path: string) => unlink(path),
-    randomSuffix: () => randomBytes(8).toString('hex'),
-    flags: harden({
-      O_RDONLY: constants.O_RDONLY,
-      O_WRONLY: constants.O_WRONLY,
-      O_CREAT: constants.O_CREAT,
-      O_EXCL: constants.O_EXCL,
-      O_NOFOLLOW: constants.O_NOFOLLOW,
-      O_NONBLOCK: constants.O_NONBLOCK,
-      O_CLOEXEC: (constants as Record<string, number>).O_CLOEXEC ?? 0o2000000,
-    }),
-    encode: (text: string, encoding: 'utf8' | 'base64') => Buffer.from(text, encoding),
-    decode: (bytes: Uint8Array, encoding: 'utf8' | 'base64') => Buffer.from(bytes).toString(encoding),
-  });
-
 export const makeNodeModulePowers = (): ModulePowers =>
   harden({
     realpath: (path: string) => realpath(path),

@@ -10,7 +10,8 @@ import { makeReadEffector, makeWriteEffector } from '../src/effectors/files.js';
 import type { Effector } from '../src/effectors/types.js';
 import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
 import { makeKernel, type KernelAuditSink } from '../src/kernel.js';
-import { makeNodeFilePowers, makeNodeKernelPowers } from '../src/node-powers.js';
+import { makeNodeFileEffectorPowers } from '../src/effectors/files-node-powers.js';
+import { makeNodeKernelPowers } from '../src/node-powers.js';
 import { CAPABILITY_CEILING_POLICY } from '../src/policy.js';
 import type { ActionType } from '../src/types.js';
 
@@ -53,7 +54,7 @@ export const makeTestKernel = (
   } = {},
 ) => {
   const sink = makeMemorySink();
-  const files = makeNodeFilePowers();
+  const files = makeNodeFileEffectorPowers();
   const base = makeNodeKernelPowers();
   const halted: string[] = [];
   const kernel = makeKernel({

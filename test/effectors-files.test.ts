@@ -4,10 +4,16 @@ import { join } from 'node:path';
 import { test } from './_prepare.js';
 import { codeOfRejection, makeCtx } from './_effectors.js';
 import { makeTempDir, makeTestKernel } from './_kernel.js';
-import { makeReadEffector, makeWriteEffector, validateReadGrant, validateWriteGrant } from '../src/effectors/files.js';
+import { makeReadEffector, makeWriteEffector, validateReadGrant, validateWriteGrant, type FilePowers } from '../src/effectors/files.js';
 import { makeNodeFileEffectorPowers } from '../src/effectors/files-node-powers.js';
-import { makeNodeFilePowers } from '../src/node-powers.js';
 import { ActionRequest, ActionType, Capability } from '../src/types.js';
+
+/** The same Node powers without O_PATH support, as an older adapter would offer: the fallback path of files.ts. */
+const legacyPowers = (): FilePowers => {
+  const { fdReopenPath: _reopen, readdir: _readdir, specialDevices: _devices, flags, ...rest } = makeNodeFileEffectorPowers();
+  const { O_PATH: _path, O_DIRECTORY: _dir, ...plainFlags } = flags;
+  return harden({ ...rest, flags: harden(plainFlags) });
+};
 
 const powers = makeNodeFileEffectorPowers();
 const read = makeReadEffector(powers);
@@ -82,7 +88,7 @@ test('symlinks: a link as the file or as a directory on the way is refused', asy
   t.false(existsSync(join(outside, 'planted.txt')));
   t.is(readFileSync(join(outside, 'secret.txt'), 'utf8'), 'TOP SECRET');
   // The same protection without O_PATH (the older adapter's powers).
-  const legacy = makeReadEffector(makeNodeFilePowers());
+  const legacy = makeReadEffector(legacyPowers());
   t.is(await codeOfRejection(legacy(makeCtx({ actionType: ActionType.READ, target: join(inside, 'dirlink', 'secret.txt'), pattern }).ctx)), 'ZT_ACCESS_DENIED');
 });
 
@@ -156,7 +162,7 @@ test('FIFO blocking: a named pipe as the target is refused at once, never opened
   const stat = (await readAt(fifo, { args: { op: 'stat' } })) as { type: string; size: number };
   t.is(stat.type, 'other', 'stat describes the FIFO without opening it');
   t.is(stat.size, 0);
-  const legacy = makeReadEffector(makeNodeFilePowers());
+  const legacy = makeReadEffector(legacyPowers());
   t.is(await codeOfRejection(legacy(makeCtx({ actionType: ActionType.READ, target: fifo }).ctx)), 'ZT_NOT_A_FILE');
 });
 
