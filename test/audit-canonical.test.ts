@@ -1,6 +1,12 @@
 import { test } from './_prepare.js';
 import { fc } from '@fast-check/ava';
-import { canonicalJson, isCanonicalJson } from '../src/audit/canonical.js';
+import {
+  canonicalJson,
+  canonicalJsonOfParsed,
+  insertMembers,
+  isCanonicalJson,
+  scanCanonicalObject,
+} from '../src/audit/canonical.js';
 
 const NOT_CANONICAL = { message: /^ZT_AUDIT_NOT_CANONICAL\b/ };
 
@@ -130,5 +136,145 @@ test('property: parse(canonical(x)) deep-equals x, canonical is idempotent and o
       t.is(canonicalJson(shuffleKeys(value, rand)), text);
     }),
     { numRuns: 300 },
+  );
+});
+
+/**
+ * The reference encoder the fast paths are held to: RFC 8785 written as
+ * plainly as possible, for JSON.parse output.
+ */
+const reference = (v: unknown): string => {
+  if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map(k => `${JSON.stringify(k)}:${reference((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+};
+
+// Strings over the characters that matter to the encoders: escapes,
+// controls, DEL, non-ASCII, surrogate pairs and (refused) lone surrogates.
+const trickyString = fc
+  .array(
+    fc.constantFrom('a', 'Z', '"', '\\', '/', '\b', '\t', '\n', '\f', '\r', '\u0000', '\u001f', '\u007f',
+      'é', '\u2028', '€', '\ud83d\ude00', '\ud800', '\udc00', '0', '-', '1e5'),
+    { maxLength: 6 },
+  )
+  .map(parts => parts.join(''));
+const trickyValue = fc.letrec(tie => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    trickyString,
+    fc.double(),
+    fc.integer(),
+    fc.constantFrom(0, -0, 1e21, 1e-7, 5e-324, 2 ** 53, -1, 0.1, true, false, null),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.oneof(trickyString, fc.constantFrom('10', '9', '__proto__', 'seq')), tie('value'), {
+      maxKeys: 5,
+    }),
+  ),
+})).value;
+
+const isWellFormedDeep = (v: unknown): boolean => {
+  if (typeof v === 'string') return !/[\ud800-\udfff]/.test(v.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''));
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(isWellFormedDeep);
+  if (v !== null && typeof v === 'object') {
+    return Object.keys(v).every(k => isWellFormedDeep(k) && isWellFormedDeep((v as Record<string, unknown>)[k]));
+  }
+  return true;
+};
+
+test('property: the fast encoders agree with the reference encoder, and refuse exactly what it cannot encode', t => {
+  fc.assert(
+    fc.property(trickyValue, value => {
+      if (isWellFormedDeep(value)) {
+        const expected = reference(value);
+        t.is(canonicalJson(value), expected);
+        if (value !== null && typeof value === 'object') {
+          // Through JSON text, as the audit log receives it.
+          const reparsed = JSON.parse(JSON.stringify(value)) as unknown;
+          t.is(canonicalJsonOfParsed(reparsed), expected);
+        }
+      } else {
+        t.throws(() => canonicalJson(value), NOT_CANONICAL);
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test('nesting deeper than the fast path is still encoded, and cycles refused', t => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 200; i += 1) deep = i % 2 ? [deep] : { k: deep };
+  t.is(canonicalJson(deep), reference(deep));
+  const a: unknown[] = [];
+  a.push([a]);
+  t.throws(() => canonicalJson(a), { message: /^ZT_AUDIT_NOT_CANONICAL: cycle/ });
+  t.is(canonicalJson({ __proto__: null, 10: 1, 9: 2, b: 3 }), '{"10":1,"9":2,"b":3}', 'index-like keys sort as strings');
+});
+
+test('scanCanonicalObject accepts canonical object texts and finds their members', t => {
+  const text = canonicalJson({ b: [1, { z: 'é"' }], a: 'x', '€': -1.5 });
+  const scan = scanCanonicalObject(text);
+  t.deepEqual(scan && [...scan.keys], ['a', 'b', '€']);
+  t.deepEqual(scan && scan.starts.map(s => text[s]), ['"', '"', '"']);
+  t.deepEqual(scanCanonicalObject('{}')?.keys, []);
+  const refused = [
+    '', '[]', '1', '"a"', '{"a":1} ', ' {"a":1}', '{"a": 1}', '{"b":1,"a":2}', '{"a":1,"a":2}',
+    '{"a":01}', '{"a":-0}', '{"a":1.0}', '{"a":1E5}', '{"a":1e5}', '{"a":+1}', '{"a":.5}',
+    '{"a":"\\u0041"}', '{"a":"\\u000A"}', '{"a":"\\u000a"}', '{"a":"\\u0008"}', '{"a":"\\u007f"}', '{"a":"\\/"}', '{"a":"\\ud800"}', '{"a":"\ud800"}',
+    '{"a":"\udc00x"}', '{"a":"\u0001"}', '{"a":tru}', '{"a":[1,]}', '{"a":{}', '{"a":1,}', '{a:1}',
+    '{"a":NaN}', '{"a":Infinity}', '{"a":1e400}',
+  ];
+  for (const bad of refused) t.is(scanCanonicalObject(bad), undefined, bad);
+});
+
+test('property: scanCanonicalObject never accepts a text that is not canonical (differential, mutated texts)', t => {
+  const objectValue = fc.dictionary(trickyString, trickyValue, { maxKeys: 6 }).filter(isWellFormedDeep);
+  fc.assert(
+    fc.property(
+      objectValue,
+      fc.nat(),
+      fc.constantFrom('', ' ', '"', '\\', ',', '0', '-', '.', 'e', 'E', '+', '{', '}', '[', ']', ':', 'u', '\ud800'),
+      fc.constantFrom('insert', 'replace', 'delete'),
+      (value, at, ch, edit) => {
+        const text = canonicalJson(value);
+        t.truthy(scanCanonicalObject(text), 'a canonical text is accepted');
+        const i = text.length === 0 ? 0 : at % text.length;
+        const mutated =
+          edit === 'insert'
+            ? text.slice(0, i) + ch + text.slice(i)
+            : edit === 'replace'
+              ? text.slice(0, i) + ch + text.slice(i + 1)
+              : text.slice(0, i) + text.slice(i + 1);
+        const scan = scanCanonicalObject(mutated);
+        if (scan) {
+          t.true(isCanonicalJson(mutated), `accepted ${JSON.stringify(mutated)}`);
+          t.deepEqual([...scan.keys], Object.keys(JSON.parse(mutated) as object).sort());
+        }
+      },
+    ),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: insertMembers keeps the text canonical and equal to encoding the extended object', t => {
+  const objectValue = fc.dictionary(trickyString.filter(k => k !== 'seq' && k !== 'durability'), trickyValue, {
+    maxKeys: 6,
+  }).filter(isWellFormedDeep);
+  fc.assert(
+    fc.property(objectValue, fc.nat(), fc.boolean(), (value, seq, relaxed) => {
+      const text = canonicalJson(value);
+      const scan = scanCanonicalObject(text)!;
+      const members: Array<[string, string]> = relaxed
+        ? [['durability', '"relaxed"'], ['seq', String(seq)]]
+        : [['seq', String(seq)]];
+      const extended = JSON.parse(text) as Record<string, unknown>;
+      extended.seq = seq;
+      if (relaxed) extended.durability = 'relaxed';
+      t.is(insertMembers(text, scan, members), reference(extended));
+    }),
+    { numRuns: 1000 },
   );
 });

@@ -17,7 +17,7 @@
  *   (ZT_AUDIT_UNAVAILABLE): no gap, no reordering, fail closed.
  */
 import { ztError, ZtError } from '../errors.js';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, canonicalJsonOfParsed, insertMembers, scanCanonicalObject } from './canonical.js';
 import {
   consistencyProof as makeConsistencyProof,
   HASH_SIZE,
@@ -58,9 +58,10 @@ export interface AuditLog {
   append(records: readonly object[]): Promise<AuditRef[]>;
   /**
    * The hot path: each text is the JSON of one record (as `canonicalJson`
-   * makes it on the kernel side). The log parses it, adds `seq`, and
-   * re-encodes it canonically, so what is stored never depends on how the
-   * caller encoded it. A text that is not a plain JSON object, or that sets
+   * makes it on the kernel side). A canonical text is checked in one scan
+   * and gets `seq` spliced in; any other JSON object text is parsed and
+   * re-encoded canonically. Either way what is stored never depends on how
+   * the caller encoded it. A text that is not a plain JSON object, or that sets
    * a reserved key, fails the whole batch with ZT_BAD_ARGUMENT.
    */
   appendTexts(texts: readonly string[]): Promise<AuditBatchRef>;
@@ -153,7 +154,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
       }
       let canonical: string | undefined;
       try {
-        canonical = canonicalJson(parsed);
+        canonical = canonicalJsonOfParsed(parsed);
       } catch {
         canonical = undefined;
       }
@@ -249,6 +250,22 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     const lines: string[] = new Array<string>(texts.length);
     for (let i = 0; i < texts.length; i += 1) {
       const text = texts[i];
+      const seq = firstSeq + i;
+      // Fast path: the text is already canonical (the kernel sends what
+      // `canonicalJson` made); check it in one scan and splice in `seq`.
+      const scan = typeof text === 'string' ? scanCanonicalObject(text) : undefined;
+      if (scan) {
+        if (scan.keys.includes('seq') || scan.keys.includes('durability')) {
+          throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
+        }
+        lines[i] = insertMembers(
+          text as string,
+          scan,
+          relaxed ? [['durability', '"relaxed"'], ['seq', String(seq)]] : [['seq', String(seq)]],
+        );
+        continue;
+      }
+      // Any other JSON object text: parse and re-encode it canonically.
       let parsed: unknown;
       try {
         parsed = typeof text === 'string' ? JSON.parse(text) : undefined;
@@ -263,9 +280,9 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
         throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
       }
       // A fresh object from JSON.parse: plain data, ours to extend.
-      record.seq = firstSeq + i;
+      record.seq = seq;
       if (relaxed) record.durability = 'relaxed';
-      lines[i] = canonicalJson(record);
+      lines[i] = canonicalJsonOfParsed(record);
     }
     const { first, leaves: batchLeaves } = await commit(firstSeq, lines);
     let leafHashes = '';

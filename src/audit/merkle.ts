@@ -49,10 +49,12 @@ export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => {
 harden(bytesEqual);
 
 const HEX = '0123456789abcdef';
+/** Two hex digits for each byte value: one concatenation per byte. */
+const BYTE_HEX: readonly string[] = Array.from({ length: 256 }, (_, b) => HEX[b >> 4]! + HEX[b & 15]!);
 
 export const toHex = (bytes: Uint8Array): string => {
   let out = '';
-  for (const b of bytes) out += HEX[b >> 4]! + HEX[b & 15]!;
+  for (let i = 0; i < bytes.length; i += 1) out += BYTE_HEX[bytes[i]!]!;
   return out;
 };
 harden(toHex);

@@ -26,27 +26,39 @@ import type { FileStorePowers, StoreFileHandle } from './file-store.js';
 
 // One-shot `crypto.hash` (Node >= 20.12) is about a third cheaper than a
 // `createHash` object for the short inputs a Merkle tree hashes.
-const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Uint8Array }).hash;
+const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'latin1') => string }).hash;
 
 /** A plain Uint8Array view of a Buffer: no copy, and no Buffer.prototype for harden to reach. */
 const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
 
+// Inputs of several parts (a prefix byte and a record, two child hashes) are
+// joined in one reused buffer: `crypto.hash` is synchronous, so nothing else
+// can touch it meanwhile.
+let scratch = new Uint8Array(4096);
+
 export const nodeSha256: Sha256 = (...parts) => {
-  if (oneShot) {
-    if (parts.length === 1) return plain(oneShot('sha256', parts[0]!, 'buffer'));
+  if (!oneShot) {
+    const h = createHash('sha256');
+    for (const part of parts) h.update(part);
+    return new Uint8Array(h.digest());
+  }
+  let data: Uint8Array;
+  if (parts.length === 1) {
+    data = parts[0]!;
+  } else {
     let total = 0;
     for (const part of parts) total += part.length;
-    const joined = new Uint8Array(total);
+    if (total > scratch.length) scratch = new Uint8Array(Math.max(total, 2 * scratch.length));
     let at = 0;
     for (const part of parts) {
-      joined.set(part, at);
+      scratch.set(part, at);
       at += part.length;
     }
-    return plain(oneShot('sha256', joined, 'buffer'));
+    data = scratch.subarray(0, total);
   }
-  const h = createHash('sha256');
-  for (const part of parts) h.update(part);
-  return new Uint8Array(h.digest());
+  // A 'latin1' digest string turned into bytes costs about half of asking
+  // for a Buffer digest (measured in BENCHMARKS.md's audit section).
+  return plain(Buffer.from(oneShot('sha256', data, 'latin1'), 'latin1'));
 };
 harden(nodeSha256);
 

@@ -21,7 +21,7 @@
  * Pure: bytes, SHA-256 and Ed25519 verification are passed in.
  */
 import { ztError } from '../errors.js';
-import { canonicalJson } from './canonical.js';
+import { canonicalJsonOfParsed } from './canonical.js';
 import { openCheckpoint } from './checkpoint.js';
 import type { Ed25519Verify } from './checkpoint.js';
 import { bytesEqual, makeMerkleAccumulator, makeMerkleHasher, toHex } from './merkle.js';
@@ -93,7 +93,7 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
     }
     let canonical: string | undefined;
     try {
-      canonical = canonicalJson(parsed);
+      canonical = canonicalJsonOfParsed(parsed);
     } catch {
       canonical = undefined;
     }
