@@ -126,7 +126,7 @@ const loadTest = async (sink: AuditSink, total: number) => {
     outstanding.push(Promise.all(pending));
     if (outstanding.length >= DEPTH) await outstanding.shift();
     // End the turn so this chunk leaves as one batch.
-    await null;
+    await Promise.resolve();
   }
   await Promise.all(outstanding);
   const seconds = (performance.now() - start) / 1000;
