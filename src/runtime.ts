@@ -326,6 +326,24 @@ export class SandboxRuntime {
     });
   }
 
+  /**
+   * Rotates the audit log's checkpoint signing key. The audit vat generates
+   * the successor (the kernel never sees a private key), records the
+   * rotation in the log, and commits a handover checkpoint signed by both
+   * keys to the store's key chain; later checkpoints are signed by the new
+   * key. Resolves with the new verifier key and the handover's tree head.
+   * Fails with ZT_BAD_ARGUMENT when the runtime was given an audit sink
+   * that cannot rotate keys, and ZT_AUDIT_UNAVAILABLE when the vat cannot.
+   */
+  async rotateAuditKey(): Promise<{ key: string; size: number; rootHash: string }> {
+    const sink = this.#audit as Partial<AuditVatSink>;
+    if (typeof sink.rotateKey !== 'function') {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'this runtime\'s audit sink has no checkpoint key to rotate');
+    }
+    await this.#kernel.flush();
+    return sink.rotateKey();
+  }
+
   /** Terminates every vat, records the shutdown and closes the audit log. Idempotent. */
   shutdown(): Promise<void> {
     if (!this.#closed) {

@@ -4,8 +4,9 @@
  * Perimeter: the first import locks the realm down. The vat opens the store
  * folder named in `workerData` (`{ dir, durability, checkpointIntervalMs }`)
  * and nothing else: no other file, no network. The folder holds the records,
- * the signed checkpoints and the Ed25519 checkpoint key (mode 0600), of which
- * this vat is the only holder. It talks to the kernel over exactly one CapTP
+ * the signed checkpoints, the checkpoint key chain and the current Ed25519
+ * checkpoint key (mode 0600), of which this vat is the only holder; it can
+ * rotate that key (`rotateKey`). It talks to the kernel over exactly one CapTP
  * connection on `parentPort`; its bootstrap object is the `AuditVat` root.
  *
  * If the store cannot be opened (unavailable, or ZT_AUDIT_CORRUPT on
@@ -20,14 +21,20 @@ import { buildAuditVatRoot } from '../src/audit/audit-vat-root.js';
 import { CHECKPOINTS_FILE, checkpointName, makeCheckpointer } from '../src/audit/checkpointer.js';
 import { openFileStore } from '../src/audit/file-store.js';
 import type { FileStore } from '../src/audit/file-store.js';
+import { canonicalJson } from '../src/audit/canonical.js';
+import { KEY_CHAIN_FILE, openChainCheckpoint, openKeyChain } from '../src/audit/keychain.js';
 import {
+  activateNextSigningKey,
+  createNextSigningKey,
+  discardNextSigningKey,
+  loadNextSigningKey,
   loadOrCreateSigningKey,
   makeNodeFileStorePowers,
   nodeEd25519Verify,
   nodeSha256,
 } from '../src/audit/node-powers.js';
 import { AUDIT_OPEN_FAILED } from '../src/audit/audit-vat-root.js';
-import { codeOf } from '../src/errors.js';
+import { codeOf, ztError } from '../src/errors.js';
 
 const port = parentPort;
 if (!port) throw Error('vat-audit must run in a worker thread');
@@ -38,18 +45,45 @@ const { dir, durability, checkpointIntervalMs = 60_000 } = (workerData ?? {}) as
   checkpointIntervalMs?: unknown;
 };
 
+const nameOf = (publicKey: Uint8Array) => checkpointName(nodeSha256, publicKey);
+
 const open = async () => {
   const powers = makeNodeFileStorePowers();
   const opened: FileStore[] = [];
+  const folder = dir as string;
   try {
     const store = await openFileStore(powers, {
-      dir: dir as string,
+      dir: folder,
       durability: durability as 'durable' | 'relaxed',
     });
     opened.push(store);
     const log = await makeAuditLog({ store, sha256: nodeSha256 });
-    const signer = await loadOrCreateSigningKey(dir as string, pub => checkpointName(nodeSha256, pub));
-    const cpStore = await openFileStore(powers, { dir: dir as string, fileName: CHECKPOINTS_FILE });
+    let signer = await loadOrCreateSigningKey(folder, nameOf);
+    const keyStore = await openFileStore(powers, { dir: folder, fileName: KEY_CHAIN_FILE });
+    opened.push(keyStore);
+    if (keyStore.size() === 0) await keyStore.appendBatch([canonicalJson({ vkey: signer.vkey })]);
+    const readChain = async () =>
+      openKeyChain(
+        nodeSha256,
+        nodeEd25519Verify,
+        (await keyStore.readRange(0, keyStore.size())).map(line => JSON.parse(line) as unknown),
+      );
+    let chain = await readChain();
+    // A rotation interrupted by a crash: finished if its handover is in the
+    // chain (the commit point), abandoned (and recorded so) otherwise.
+    const next = await loadNextSigningKey(folder, nameOf);
+    let abandoned: string | undefined;
+    if (next && chain.keys[chain.keys.length - 1]!.vkey === next.vkey) {
+      await activateNextSigningKey(folder, next);
+      signer = next;
+    } else if (next) {
+      await discardNextSigningKey(folder);
+      abandoned = next.vkey;
+    }
+    if (chain.keys[chain.keys.length - 1]!.vkey !== signer.vkey) {
+      throw ztError('ZT_AUDIT_CORRUPT', 'the checkpoint key is not the last key of the key chain');
+    }
+    const cpStore = await openFileStore(powers, { dir: folder, fileName: CHECKPOINTS_FILE });
     opened.push(cpStore);
     const checkpointer = await makeCheckpointer({
       log,
@@ -57,11 +91,57 @@ const open = async () => {
       signer,
       sha256: nodeSha256,
       verify: nodeEd25519Verify,
-      origin: signer.name,
+      origin: chain.origin,
+      openNote: note => openChainCheckpoint(nodeSha256, nodeEd25519Verify, chain, note),
       intervalMs: typeof checkpointIntervalMs === 'number' ? checkpointIntervalMs : 60_000,
       setTimer: powers.setTimer,
     });
-    return { log, checkpointer };
+    // Recorded once the history is known to match its latest checkpoint.
+    if (abandoned !== undefined) {
+      await log.append([{ type: 'audit.key-rotation-abandoned', time: Date.now(), key: abandoned }]);
+    }
+
+    let rotating: Promise<unknown> = Promise.resolve();
+    /**
+     * Rotates the checkpoint key: successor generated and saved; the
+     * rotation recorded in the log; a handover signed by both keys made
+     * durable in the chain (the commit point); then the successor takes
+     * over. Before the commit point a failure abandons the successor (and
+     * records that); after it, the log closes (fail closed) and the next
+     * start finishes the rotation.
+     */
+    const rotateKey = () => {
+      const run = rotating.then(async () => {
+        const successor = await createNextSigningKey(folder, nameOf);
+        let committed = false;
+        try {
+          await log.append([
+            { type: 'audit.key-rotation', time: Date.now(), previousKey: signer.vkey, key: successor.vkey },
+          ]);
+          const handover = await checkpointer.rotate(successor, successor.vkey, async note => {
+            await keyStore.appendBatch([canonicalJson({ handover: note })]);
+            committed = true;
+            await activateNextSigningKey(folder, successor);
+          });
+          signer = successor;
+          chain = await readChain();
+          return harden({ key: successor.vkey, size: handover.size, rootHash: handover.rootHash });
+        } catch (err) {
+          if (committed) {
+            await log.close().catch(() => {});
+            throw ztError('ZT_AUDIT_UNAVAILABLE', 'the key rotation committed but did not complete; the log is closed until restart');
+          }
+          await discardNextSigningKey(folder).catch(() => {});
+          await log
+            .append([{ type: 'audit.key-rotation-abandoned', time: Date.now(), key: successor.vkey }])
+            .catch(() => {});
+          throw err;
+        }
+      });
+      rotating = run.catch(() => {});
+      return run;
+    };
+    return { log, checkpointer, rotateKey };
   } catch (err) {
     for (const s of opened) await s.close().catch(() => {});
     throw err;
@@ -69,10 +149,11 @@ const open = async () => {
 };
 
 try {
-  const { log, checkpointer } = await open();
+  const { log, checkpointer, rotateKey } = await open();
   const root = buildAuditVatRoot({
     log,
     checkpoint: checkpointer.checkpoint,
+    rotateKey,
     beforeClose: checkpointer.close,
   });
   const { dispatch } = makeCapTP('audit', message => port.postMessage(message), root, {

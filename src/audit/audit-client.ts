@@ -24,7 +24,7 @@ import { canonicalJson } from './canonical.js';
 import { RESERVED_KEYS } from './audit-log.js';
 import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
 import { AUDIT_OPEN_FAILED } from './audit-vat-root.js';
-import type { AuditCheckpoint, AuditVatRoot } from './audit-vat-root.js';
+import type { AuditCheckpoint, AuditKeyRotation, AuditVatRoot } from './audit-vat-root.js';
 import type { Durability } from './file-store.js';
 
 export type { AuditRef } from './audit-log.js';
@@ -45,6 +45,8 @@ export interface AuditVatSink extends AuditSink {
   inclusionProof(index: number, treeSize: number): Promise<string[]>;
   consistencyProof(size1: number, size2: number): Promise<string[]>;
   checkpoint(): Promise<AuditCheckpoint>;
+  /** Rotates the checkpoint signing key (see `vat-audit`); the rotation is recorded in the log. */
+  rotateKey(): Promise<AuditKeyRotation>;
 }
 
 /** What `startAuditVat` needs of a worker; `node:worker_threads` Worker fits. */
@@ -377,6 +379,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     consistencyProof: (size1: number, size2: number) =>
       call(v => E(v).consistencyProof(size1, size2), 'consistencyProof'),
     checkpoint: () => call(v => E(v).checkpoint(), 'checkpoint'),
+    rotateKey: () => call(v => E(v).rotateKey(), 'rotateKey'),
     close,
   });
 };

@@ -36,13 +36,25 @@ export interface AuditVatRoot {
   inclusionProof(index: number, treeSize: number): string[];
   consistencyProof(size1: number, size2: number): string[];
   checkpoint(): Promise<AuditCheckpoint>;
+  rotateKey(): Promise<AuditKeyRotation>;
   close(): Promise<void>;
+}
+
+/** The result of a checkpoint key rotation. */
+export interface AuditKeyRotation {
+  /** The new verifier key. */
+  key: string;
+  /** Size and root of the log at the handover, signed by both keys. */
+  size: number;
+  rootHash: string;
 }
 
 export interface AuditVatRootOptions {
   log: AuditLog;
   /** Makes (and persists) a checkpoint of durable records; default: unsigned head. */
   checkpoint?: () => Promise<AuditCheckpoint>;
+  /** Rotates the checkpoint key; without it `rotateKey` is refused. */
+  rotateKey?: () => Promise<AuditKeyRotation>;
   /** Runs after the log closes (e.g. a final signed checkpoint). */
   beforeClose?: () => Promise<void>;
 }
@@ -87,6 +99,10 @@ export const buildAuditVatRoot = (options: AuditVatRootOptions) => {
     inclusionProof: guarded((index: number, treeSize: number) => log.inclusionProof(index, treeSize)),
     consistencyProof: guarded((size1: number, size2: number) => log.consistencyProof(size1, size2)),
     checkpoint: guarded(() => checkpoint()),
+    rotateKey: guarded(() => {
+      if (!options.rotateKey) throw ztError('ZT_BAD_ARGUMENT', 'this audit log has no checkpoint key to rotate');
+      return options.rotateKey();
+    }),
     close: guarded(() => {
       closing ??= (async () => {
         try {

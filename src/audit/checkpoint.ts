@@ -90,19 +90,58 @@ export const checkpointText = ({ origin, size, rootHash }: CheckpointBody): stri
   `${origin}\n${size}\n${toBase64(rootHash)}\n`;
 harden(checkpointText);
 
-export const signCheckpoint = (sha256: Sha256, signer: NoteSigner, body: CheckpointBody): string => {
-  if (!isKeyName(signer.name) || body.origin === '' || body.origin.includes('\n')) {
-    throw RangeError('bad checkpoint origin or key name');
+/**
+ * Signs a note text (ending in '\n') with each signer in turn: one
+ * signature line per signer, in the given order.
+ */
+export const signNote = (sha256: Sha256, signers: readonly NoteSigner[], text: string): string => {
+  if (!text.endsWith('\n') || text.includes('\n\n')) throw RangeError('bad note text');
+  let sigLines = '';
+  for (const signer of signers) {
+    if (!isKeyName(signer.name)) throw RangeError('bad key name');
+    const sig = signer.sign(new TextEncoder().encode(text));
+    const id = noteKeyId(sha256, signer.name, signer.publicKey);
+    const blob = new Uint8Array(id.length + sig.length);
+    blob.set(id);
+    blob.set(sig, id.length);
+    sigLines += `${EM_DASH} ${signer.name} ${toBase64(blob)}\n`;
   }
-  const text = checkpointText(body);
-  const sig = signer.sign(new TextEncoder().encode(text));
-  const id = noteKeyId(sha256, signer.name, signer.publicKey);
-  const blob = new Uint8Array(id.length + sig.length);
-  blob.set(id);
-  blob.set(sig, id.length);
-  return `${text}\n${EM_DASH} ${signer.name} ${toBase64(blob)}\n`;
+  return `${text}\n${sigLines}`;
+};
+harden(signNote);
+
+export const signCheckpoint = (
+  sha256: Sha256,
+  signer: NoteSigner | readonly NoteSigner[],
+  body: CheckpointBody,
+  extensions: readonly string[] = [],
+): string => {
+  if (body.origin === '' || body.origin.includes('\n') || extensions.some(e => e === '' || e.includes('\n'))) {
+    throw RangeError('bad checkpoint origin or extension line');
+  }
+  const signers = Array.isArray(signer) ? (signer as readonly NoteSigner[]) : [signer as NoteSigner];
+  return signNote(sha256, signers, checkpointText(body) + extensions.map(e => `${e}\n`).join(''));
 };
 harden(signCheckpoint);
+
+/**
+ * Reads a checkpoint note's body without checking any signature: to learn
+ * which size (and so which key) it claims before verifying it. Undefined
+ * if malformed. Extension lines (after the third) are returned as they are.
+ */
+export const peekCheckpoint = (note: string): (CheckpointBody & { extensions: string[] }) | undefined => {
+  const split = note.lastIndexOf('\n\n');
+  if (split < 0 || !note.endsWith('\n')) return undefined;
+  const lines = note.slice(0, split).split('\n');
+  if (lines.length < 3) return undefined;
+  const [origin, sizeText, rootText, ...extensions] = lines as [string, string, string, ...string[]];
+  if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) return undefined;
+  const size = Number(sizeText);
+  const rootHash = fromBase64(rootText);
+  if (!Number.isSafeInteger(size) || !rootHash || rootHash.length !== HASH_SIZE || origin === '') return undefined;
+  return { origin, size, rootHash, extensions };
+};
+harden(peekCheckpoint);
 
 /**
  * Verifies a signed checkpoint against one trusted key and parses it.

@@ -13,7 +13,8 @@
 import { ztError } from '../errors.js';
 import { canonicalJson } from './canonical.js';
 import { openCheckpoint, signCheckpoint } from './checkpoint.js';
-import type { Ed25519Verify, NoteSigner } from './checkpoint.js';
+import type { CheckpointBody, Ed25519Verify, NoteSigner } from './checkpoint.js';
+import { ROTATION_EXTENSION } from './keychain.js';
 import type { AuditLog, AuditStore } from './audit-log.js';
 import type { AuditCheckpoint } from './audit-vat-root.js';
 import { fromHex, toHex } from './merkle.js';
@@ -36,25 +37,42 @@ export interface CheckpointerOptions {
   origin: string;
   /** 0 disables the timer; checkpoints are then made on demand and on close. */
   intervalMs?: number;
+  /**
+   * Verifies a stored note (on start): by default against `signer`'s key;
+   * with a key chain, against whichever key signed at the note's size.
+   */
+  openNote?: (note: string) => CheckpointBody | undefined;
   setTimer?: (fn: () => void, ms: number) => () => void;
 }
 
 export interface Checkpointer {
   checkpoint(): Promise<AuditCheckpoint>;
+  /**
+   * Hands signing over to `next`: makes a checkpoint of the durable log
+   * signed by the current key and by `next`, announcing `next` in the
+   * extension line `ztaas-key-rotation <nextVkey>`; passes it to `commit`
+   * (which makes the handover durable in the key chain); then stores it as
+   * a checkpoint and signs every later checkpoint with `next`. Runs in turn
+   * with checkpoints, so no checkpoint is signed by the wrong key. If
+   * `commit` fails, the current key stays.
+   */
+  rotate(next: NoteSigner, nextVkey: string, commit: (handover: string) => Promise<void>): Promise<AuditCheckpoint>;
   /** Makes a final checkpoint, stops the timer and closes the checkpoint store. */
   close(): Promise<void>;
 }
 
 export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Checkpointer> => {
-  const { log, store, signer, sha256, verify, origin, intervalMs = 0, setTimer } = options;
+  const { log, store, sha256, verify, origin, intervalMs = 0, setTimer } = options;
+  let signer = options.signer;
   const key = { name: signer.name, publicKey: signer.publicKey };
+  const openNote = options.openNote ?? ((note: string) => openCheckpoint(sha256, verify, key, note));
 
   let last: AuditCheckpoint | undefined;
   const stored = store.size();
   if (stored > 0) {
     const [line] = await store.readRange(stored - 1, 1);
     const note = (JSON.parse(line!) as { note?: unknown }).note;
-    const body = typeof note === 'string' ? openCheckpoint(sha256, verify, key, note) : undefined;
+    const body = typeof note === 'string' ? openNote(note) : undefined;
     if (!body || body.origin !== origin) {
       throw ztError('ZT_AUDIT_CORRUPT', `checkpoint ${stored - 1} does not verify`, { checkpoint: stored - 1 });
     }
@@ -88,6 +106,28 @@ export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Ch
     return run;
   };
 
+  const rotate = (
+    next: NoteSigner,
+    nextVkey: string,
+    commit: (handover: string) => Promise<void>,
+  ): Promise<AuditCheckpoint> => {
+    const run = chain.then(async () => {
+      const size = log.size();
+      const rootHash = log.rootHash();
+      await log.sync();
+      const note = signCheckpoint(sha256, [signer, next], { origin, size, rootHash: fromHex(rootHash)! }, [
+        `${ROTATION_EXTENSION} ${nextVkey}`,
+      ]);
+      await commit(note);
+      signer = next;
+      await store.appendBatch([canonicalJson({ note })]);
+      last = harden({ size, rootHash, note });
+      return last;
+    });
+    chain = run.catch(() => {});
+    return run;
+  };
+
   let cancel: (() => void) | undefined;
   let stopped = false;
   const arm = () => {
@@ -101,6 +141,7 @@ export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Ch
 
   return harden({
     checkpoint,
+    rotate,
     close: async () => {
       stopped = true;
       cancel?.();

@@ -194,6 +194,93 @@ const writeFileAtomically = async (dir: string, name: string, text: string, mode
   await syncDir(dir);
 };
 
+type NodeSigner = NoteSigner & { vkey: string };
+
+const signerFromPem = (pem: string, name: (publicKey: Uint8Array) => string): NodeSigner => {
+  const privateKey = createPrivateKey(pem);
+  if (privateKey.asymmetricKeyType !== 'ed25519') {
+    throw ztError('ZT_AUDIT_UNAVAILABLE', 'the checkpoint key is not an Ed25519 key');
+  }
+  const publicKey = rawPublicKey(createPublicKey(privateKey));
+  const keyName = name(publicKey);
+  const vkey = verifierKey(nodeSha256, keyName, publicKey);
+  return harden({
+    name: keyName,
+    publicKey,
+    vkey,
+    sign: (message: Uint8Array) => new Uint8Array(sign(null, message, privateKey)),
+  });
+};
+
+/** Reads a private key file, refusing one that others can read. Undefined if absent. */
+const readPrivateKeyFile = async (path: string): Promise<string | undefined> => {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(path, constants.O_RDONLY);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const { mode } = await fh.stat();
+    if ((mode & 0o077) !== 0) {
+      throw ztError('ZT_AUDIT_UNAVAILABLE', `${path} is readable by others; expected mode 0600`);
+    }
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
+  }
+};
+
+/** The successor key of a rotation in progress, kept beside the current one. */
+export const NEXT_CHECKPOINT_KEY_FILE = 'checkpoint-key.next.pem';
+
+/**
+ * Key rotation, step 1: generates the successor key into its own file
+ * (mode 0600, written whole, fsynced). Refuses if one is already there.
+ */
+export const createNextSigningKey = async (
+  dir: string,
+  name: (publicKey: Uint8Array) => string,
+): Promise<NodeSigner> => {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+  const fh = await fsp.open(join(dir, NEXT_CHECKPOINT_KEY_FILE), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await fh.writeFile(pem);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await syncDir(dir);
+  return signerFromPem(pem, name);
+};
+
+/** The successor key left by an unfinished rotation, if any. */
+export const loadNextSigningKey = async (
+  dir: string,
+  name: (publicKey: Uint8Array) => string,
+): Promise<NodeSigner | undefined> => {
+  const pem = await readPrivateKeyFile(join(dir, NEXT_CHECKPOINT_KEY_FILE));
+  return pem === undefined ? undefined : signerFromPem(pem, name);
+};
+
+/**
+ * Key rotation, last step: the successor replaces the current key (an
+ * atomic rename) and its verifier key is published beside it.
+ */
+export const activateNextSigningKey = async (dir: string, next: NodeSigner): Promise<void> => {
+  await fsp.rename(join(dir, NEXT_CHECKPOINT_KEY_FILE), join(dir, CHECKPOINT_KEY_FILE));
+  await syncDir(dir);
+  await writeFileAtomically(dir, CHECKPOINT_VKEY_FILE, `${next.vkey}\n`, 0o644);
+};
+
+/** Drops the successor key of a rotation that never committed. */
+export const discardNextSigningKey = async (dir: string): Promise<void> => {
+  await fsp.unlink(join(dir, NEXT_CHECKPOINT_KEY_FILE));
+  await syncDir(dir);
+};
+
 /**
  * Loads the store's Ed25519 signing key, creating it (mode 0600, O_EXCL) on
  * first use, and writes the public verifier key beside it. The private key
@@ -202,22 +289,10 @@ const writeFileAtomically = async (dir: string, name: string, text: string, mode
 export const loadOrCreateSigningKey = async (
   dir: string,
   name: (publicKey: Uint8Array) => string,
-): Promise<NoteSigner & { vkey: string }> => {
+): Promise<NodeSigner> => {
   const path = join(dir, CHECKPOINT_KEY_FILE);
-  let pem: string;
-  try {
-    const fh = await fsp.open(path, constants.O_RDONLY);
-    try {
-      const { mode } = await fh.stat();
-      if ((mode & 0o077) !== 0) {
-        throw ztError('ZT_AUDIT_UNAVAILABLE', 'the checkpoint key is readable by others; expected mode 0600');
-      }
-      pem = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+  let pem = await readPrivateKeyFile(path);
+  if (pem === undefined) {
     const { privateKey } = generateKeyPairSync('ed25519');
     pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
     // Written whole under a temporary name, then linked into place: a crash
@@ -241,19 +316,8 @@ export const loadOrCreateSigningKey = async (
     }
     await syncDir(dir);
   }
-  const privateKey = createPrivateKey(pem);
-  if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw ztError('ZT_AUDIT_UNAVAILABLE', 'the checkpoint key is not an Ed25519 key');
-  }
-  const publicKey = rawPublicKey(createPublicKey(privateKey));
-  const keyName = name(publicKey);
-  const vkey = verifierKey(nodeSha256, keyName, publicKey);
-  await writeFileAtomically(dir, CHECKPOINT_VKEY_FILE, `${vkey}\n`, 0o644);
-  return harden({
-    name: keyName,
-    publicKey,
-    vkey,
-    sign: (message: Uint8Array) => new Uint8Array(sign(null, message, privateKey)),
-  });
+  const signer = signerFromPem(pem, name);
+  await writeFileAtomically(dir, CHECKPOINT_VKEY_FILE, `${signer.vkey}\n`, 0o644);
+  return signer;
 };
 harden(loadOrCreateSigningKey);

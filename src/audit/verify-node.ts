@@ -3,8 +3,9 @@
  * the records file, the checkpoint file and the verifier key of one store
  * folder; reads nothing else.
  *
- * The verifier key in the folder is only as trustworthy as the folder: an
- * auditor should pass the key obtained out of band (`{ vkey }`).
+ * The keys in the folder are only as trustworthy as the folder: an auditor
+ * should pass the log's first verifier key obtained out of band (`{ vkey }`);
+ * later keys are then trusted only through the handovers that introduce them.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { RECORDS_FILE } from './file-store.js';
 import { CHECKPOINT_VKEY_FILE, nodeEd25519Verify, nodeSha256 } from './node-powers.js';
 import { verifyAuditContents } from './verify.js';
 import type { VerifyReport } from './verify.js';
+import { KEY_CHAIN_FILE, openKeyChain } from './keychain.js';
+import type { KeyChain } from './keychain.js';
 
 const readOptional = async (path: string): Promise<Buffer | undefined> => {
   try {
@@ -25,7 +28,43 @@ const readOptional = async (path: string): Promise<Buffer | undefined> => {
   }
 };
 
-export const verifyStore = async (dir: string, options: { vkey?: string } = {}): Promise<VerifyReport> => {
+/**
+ * The store's key chain, verified. With `trustedVkey` (obtained out of
+ * band) the chain must start with it. A store without a chain file (its key
+ * never rotated, written before key chains) gets a one-key chain from the
+ * trusted key or, failing that, the verifier key file in the folder.
+ * Undefined when the store has no key at all.
+ */
+export const readKeyChain = async (dir: string, trustedVkey?: string): Promise<KeyChain | undefined> => {
+  const chainText = (await readOptional(join(dir, KEY_CHAIN_FILE)))?.toString('utf8');
+  if (chainText !== undefined && chainText !== '') {
+    const lines = chainText.split('\n');
+    lines.pop(); // after the last '\n', or a torn line that the vat would cut off
+    const parsed = lines.map((line, n) => {
+      try {
+        return JSON.parse(line) as unknown;
+      } catch {
+        throw ztError('ZT_AUDIT_CORRUPT', `key chain line ${n} is not JSON`, { line: n });
+      }
+    });
+    return openKeyChain(nodeSha256, nodeEd25519Verify, parsed, trustedVkey);
+  }
+  const vkeyText = trustedVkey ?? (await readOptional(join(dir, CHECKPOINT_VKEY_FILE)))?.toString('utf8');
+  if (vkeyText === undefined) return undefined;
+  const key = parseVerifierKey(nodeSha256, vkeyText);
+  if (!key) throw ztError('ZT_BAD_ARGUMENT', 'the verifier key is malformed');
+  return harden({ origin: key.name, keys: [{ vkey: vkeyText.trim(), key, fromSize: 0 }], handovers: [] });
+};
+harden(readKeyChain);
+
+export interface VerifyStoreOptions {
+  /** The log's first verifier key, obtained out of band. */
+  vkey?: string;
+  /** Checkpoint notes published elsewhere that the records must match. */
+  externalCheckpoints?: readonly string[];
+}
+
+export const verifyStore = async (dir: string, options: VerifyStoreOptions = {}): Promise<VerifyReport> => {
   const records = (await readOptional(join(dir, RECORDS_FILE))) ?? Buffer.alloc(0);
   const cpText = (await readOptional(join(dir, CHECKPOINTS_FILE)))?.toString('utf8') ?? '';
   if (cpText !== '' && !cpText.endsWith('\n')) {
@@ -46,16 +85,12 @@ export const verifyStore = async (dir: string, options: { vkey?: string } = {}):
       }
       return note;
     });
-  const vkeyText = options.vkey ?? (await readOptional(join(dir, CHECKPOINT_VKEY_FILE)))?.toString('utf8');
-  let key: { name: string; publicKey: Uint8Array } | undefined;
-  if (vkeyText !== undefined) {
-    key = parseVerifierKey(nodeSha256, vkeyText);
-    if (!key) throw ztError('ZT_BAD_ARGUMENT', 'the verifier key is malformed');
-  }
+  const chain = await readKeyChain(dir, options.vkey);
   return verifyAuditContents({
     records: new Uint8Array(records),
     checkpointNotes,
-    ...(key ? { key } : {}),
+    ...(chain ? { chain } : {}),
+    externalNotes: options.externalCheckpoints ?? [],
     sha256: nodeSha256,
     verify: nodeEd25519Verify,
   });

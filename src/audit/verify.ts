@@ -22,8 +22,9 @@
  */
 import { ztError } from '../errors.js';
 import { canonicalJsonOfParsed } from './canonical.js';
-import { openCheckpoint } from './checkpoint.js';
 import type { Ed25519Verify } from './checkpoint.js';
+import { openChainCheckpoint } from './keychain.js';
+import type { KeyChain } from './keychain.js';
 import { bytesEqual, makeMerkleAccumulator, makeMerkleHasher, toHex } from './merkle.js';
 import type { Sha256 } from './merkle.js';
 
@@ -32,10 +33,17 @@ export interface VerifyInput {
   records: Uint8Array;
   /** The `note` of each line of the checkpoint file, in file order. */
   checkpointNotes: readonly string[];
-  /** The trusted signing key; required when there are checkpoints. */
+  /** The trusted signing key of a log whose key never rotated. */
   key?: { name: string; publicKey: Uint8Array };
+  /** The verified key chain (`openKeyChain`); takes precedence over `key`. */
+  chain?: KeyChain;
   /** Expected checkpoint origin; defaults to the key name. */
   origin?: string;
+  /**
+   * Checkpoints obtained elsewhere (published, witnessed): each must be
+   * signed by this log's keys, and the records must reproduce its root.
+   */
+  externalNotes?: readonly string[];
   sha256: Sha256;
   verify: Ed25519Verify;
 }
@@ -44,27 +52,51 @@ export interface VerifyReport {
   size: number;
   rootHash: string;
   checkpoints: number;
+  /** Key rotations verified (handovers in the key chain). */
+  rotations: number;
+  /** External checkpoints the records were found to match. */
+  external: number;
 }
 
 const corrupt = (message: string, details: Record<string, unknown>) =>
   ztError('ZT_AUDIT_CORRUPT', message, details);
 
 export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
-  const { records, checkpointNotes, key, sha256, verify } = input;
+  const { records, checkpointNotes, key, sha256, verify, externalNotes = [] } = input;
   const hasher = makeMerkleHasher(sha256);
-  const origin = input.origin ?? key?.name;
+  const chain: KeyChain | undefined =
+    input.chain ??
+    (key
+      ? { origin: input.origin ?? key.name, keys: [{ vkey: '', key, fromSize: 0 }], handovers: [] }
+      : undefined);
 
   // Open every checkpoint first: which tree sizes we need roots for.
-  if (checkpointNotes.length > 0 && !key) {
+  if ((checkpointNotes.length > 0 || externalNotes.length > 0) && !chain) {
     throw ztError('ZT_BAD_ARGUMENT', 'checkpoints exist but no verifier key was given');
   }
+  const openNote = (note: string) =>
+    chain && (input.origin === undefined || input.origin === chain.origin)
+      ? openChainCheckpoint(sha256, verify, chain, note)
+      : undefined;
   const checkpoints = checkpointNotes.map((note, k) => {
-    const body = key ? openCheckpoint(sha256, verify, key, note) : undefined;
-    if (!body || body.origin !== origin) {
+    const body = openNote(note);
+    if (!body) {
       throw corrupt(`checkpoint ${k} has a bad signature or origin`, { checkpoint: k });
     }
     return body;
   });
+  const external = externalNotes.map((note, k) => {
+    const body = openNote(note);
+    if (!body) {
+      throw corrupt(`external checkpoint ${k} is not signed by this log's keys (bad signature, origin or key for its size)`, {
+        external: k,
+      });
+    }
+    return body;
+  });
+  const handovers = chain?.handovers ?? [];
+  // Each rotation must be recorded in the log before its handover.
+  const rotationRecords = new Map<string, number>();
   // Checkpoints are appended as the log grows: one covering fewer records
   // than an earlier one means the checkpoint file was edited or rolled back.
   checkpoints.forEach((c, k) => {
@@ -72,7 +104,9 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
       throw corrupt(`checkpoint ${k} covers fewer records than checkpoint ${k - 1}`, { checkpoint: k });
     }
   });
-  const wanted = new Map<number, Uint8Array | undefined>(checkpoints.map(c => [c.size, undefined]));
+  const wanted = new Map<number, Uint8Array | undefined>(
+    [...checkpoints, ...handovers, ...external].map(c => [c.size, undefined]),
+  );
 
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const accumulator = makeMerkleAccumulator(hasher);
@@ -103,27 +137,51 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
         ? (parsed as { seq?: unknown }).seq
         : undefined;
     if (seq !== index) throw corrupt(`record ${index} is out of sequence (seq ${String(seq)})`, { index });
+    const { type, key: rotatedTo } = parsed as { type?: unknown; key?: unknown };
+    if (type === 'audit.key-rotation' && typeof rotatedTo === 'string' && !rotationRecords.has(rotatedTo)) {
+      rotationRecords.set(rotatedTo, index);
+    }
     accumulator.append(hasher.hashLeaf(bytes));
     index += 1;
     if (wanted.has(index)) wanted.set(index, accumulator.root());
     start = end + 1;
   }
 
-  // Check checkpoints in size order; a mismatch is blamed on the records
-  // after the largest smaller checkpoint that matched.
+  // Check every signed tree head in size order (stored checkpoints, key
+  // handovers, external checkpoints); a mismatch is blamed on the records
+  // after the largest smaller head that matched.
+  const heads = [
+    ...checkpoints.map(c => ({ ...c, what: 'the checkpoint' })),
+    ...handovers.map(c => ({ ...c, what: 'the key handover' })),
+    ...external.map(c => ({ ...c, what: 'the external checkpoint' })),
+  ].sort((a, b) => a.size - b.size);
   let vouched = 0;
-  for (const c of [...checkpoints].sort((a, b) => a.size - b.size)) {
+  for (const c of heads) {
     if (c.size > index) {
-      throw corrupt(`records from index ${index} are missing (a checkpoint covers ${c.size})`, { index });
+      throw corrupt(`records from index ${index} are missing (${c.what} covers ${c.size})`, { index });
     }
     if (!bytesEqual(wanted.get(c.size)!, c.rootHash)) {
       throw corrupt(
-        `records ${vouched}..${c.size - 1} do not match the checkpoint at size ${c.size}; first bad record at or after index ${vouched}`,
+        `records ${vouched}..${c.size - 1} do not match ${c.what} at size ${c.size}; first bad record at or after index ${vouched}`,
         { index: vouched, checkpointSize: c.size },
       );
     }
     vouched = c.size;
   }
-  return harden({ size: index, rootHash: toHex(accumulator.root()), checkpoints: checkpoints.length });
+  (chain?.keys ?? []).slice(1).forEach((k, n) => {
+    const at = rotationRecords.get(k.vkey);
+    if (at === undefined || at >= k.fromSize) {
+      throw corrupt(`key rotation ${n + 1} is not recorded in the log before its handover at size ${k.fromSize}`, {
+        rotation: n + 1,
+      });
+    }
+  });
+  return harden({
+    size: index,
+    rootHash: toHex(accumulator.root()),
+    checkpoints: checkpoints.length,
+    rotations: handovers.length,
+    external: external.length,
+  });
 };
 harden(verifyAuditContents);

@@ -4,8 +4,9 @@
  * log for writing, never reads the private checkpoint key, and never
  * repairs anything: a torn or damaged file is reported, not fixed.
  *
- *   verify       recompute every leaf and root, check every checkpoint
- *   key          the verifier key (signed-note `vkey` form)
+ *   verify       recompute every leaf and root, check every checkpoint, the
+ *                key chain, and checkpoints published elsewhere (--checkpoint)
+ *   key          the verifier key (signed-note `vkey` form); --chain: all keys
  *   checkpoint   the latest (or a given size's) signed checkpoint
  *   prove        an inclusion proof in C2SP `tlog-proof` form
  *   leaf         the exact bytes of one record (what its leaf hash covers)
@@ -18,17 +19,19 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openCheckpoint, parseVerifierKey, toBase64 } from '../audit/checkpoint.js';
+import { parseVerifierKey, toBase64 } from '../audit/checkpoint.js';
+import { openChainCheckpoint } from '../audit/keychain.js';
+import type { KeyChain } from '../audit/keychain.js';
 import type { CheckpointBody } from '../audit/checkpoint.js';
 import { CHECKPOINTS_FILE } from '../audit/checkpointer.js';
 import { RECORDS_FILE } from '../audit/file-store.js';
 import { inclusionProof, makeMerkleHasher, merkleRoot, toHex, verifyInclusion, bytesEqual } from '../audit/merkle.js';
 import { CHECKPOINT_VKEY_FILE, nodeEd25519Verify, nodeSha256 } from '../audit/node-powers.js';
-import { verifyStore } from '../audit/verify-node.js';
+import { readKeyChain, verifyStore } from '../audit/verify-node.js';
 import { codeOf, ZtError } from '../errors.js';
 
-export const AUDIT_USAGE = `  ztaas audit verify     [--store DIR] [--vkey FILE] [--json]
-  ztaas audit key        [--store DIR]
+export const AUDIT_USAGE = `  ztaas audit verify     [--store DIR] [--vkey FILE] [--checkpoint FILE]... [--json]
+  ztaas audit key        [--store DIR] [--chain]
   ztaas audit checkpoint [--store DIR] [--size N]
   ztaas audit prove      --index N [--size M] [--store DIR]
   ztaas audit leaf       --index N [--store DIR] [--hash]
@@ -118,14 +121,21 @@ const readCheckpointNotes = async (dir: string): Promise<string[]> => {
   });
 };
 
-/** The signed checkpoint of `size` records (default: the latest), verified against the store's key. */
+/** The store's verified key chain; ZT_NOT_FOUND when it has no key. */
+const keyChainOf = async (dir: string, trustedVkey?: string): Promise<KeyChain> => {
+  const chain = await readKeyChain(dir, trustedVkey);
+  if (!chain) throw new ZtError('ZT_NOT_FOUND', `no verifier key at ${join(dir, CHECKPOINT_VKEY_FILE)}`);
+  return chain;
+};
+
+/** The signed checkpoint of `size` records (default: the latest), verified against the store's key chain. */
 const pickCheckpoint = async (dir: string, size: number | undefined): Promise<{ note: string; body: CheckpointBody }> => {
   const notes = await readCheckpointNotes(dir);
   if (notes.length === 0) throw new ZtError('ZT_NOT_FOUND', 'the store has no signed checkpoint yet');
-  const { key } = await readVkey(dir);
+  const chain = await keyChainOf(dir);
   const opened = notes.map((note, k) => {
-    const body = openCheckpoint(nodeSha256, nodeEd25519Verify, key, note);
-    if (!body || body.origin !== key.name) {
+    const body = openChainCheckpoint(nodeSha256, nodeEd25519Verify, chain, note);
+    if (!body) {
       throw new ZtError('ZT_AUDIT_CORRUPT', `checkpoint ${k} has a bad signature or origin`);
     }
     return { note, body };
@@ -172,6 +182,7 @@ const auditVerify = async (args: string[]): Promise<number> => {
     options: {
       store: { type: 'string', default: '.ztaas' },
       vkey: { type: 'string' },
+      checkpoint: { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -181,9 +192,15 @@ const auditVerify = async (args: string[]): Promise<number> => {
     throw new ZtError('ZT_NOT_FOUND', `no audit log at ${join(dir, RECORDS_FILE)}`);
   }
   const vkey = values.vkey === undefined ? undefined : (await readVkey(dir, values.vkey)).text;
+  const externalCheckpoints: string[] = [];
+  for (const file of values.checkpoint ?? []) {
+    const data = await readOrNull(resolve(file));
+    if (!data) throw new ZtError('ZT_NOT_FOUND', `no checkpoint at ${resolve(file)}`);
+    externalCheckpoints.push(data.toString('utf8'));
+  }
   let report;
   try {
-    report = await verifyStore(dir, vkey === undefined ? {} : { vkey });
+    report = await verifyStore(dir, { ...(vkey === undefined ? {} : { vkey }), externalCheckpoints });
   } catch (err) {
     if (codeOf(err) !== 'ZT_AUDIT_CORRUPT') throw err;
     const index = (err as ZtError).details?.index;
@@ -200,24 +217,28 @@ const auditVerify = async (args: string[]): Promise<number> => {
     write(`${JSON.stringify({ ok: true, ...report, coveredBySignedCheckpoint: covered })}\n`);
     return 0;
   }
-  write(`OK: ${report.size} records, root ${report.rootHash}, ${report.checkpoints} signed checkpoints verified\n`);
+  write(
+    `OK: ${report.size} records, root ${report.rootHash}, ${report.checkpoints} signed checkpoints verified` +
+      `${report.rotations > 0 ? `, ${report.rotations} key rotations` : ''}` +
+      `${report.external > 0 ? `, ${report.external} external checkpoints matched` : ''}\n`,
+  );
   if (report.checkpoints === 0) {
     write('warning: no signed checkpoint vouches for these records yet\n');
   } else if (covered < report.size) {
     write(`note: records ${covered}..${report.size - 1} are not yet covered by a signed checkpoint\n`);
   }
   if (vkey === undefined) {
-    write('note: checked against the key in the store folder; pass --vkey with a key obtained separately to rule out a replaced key\n');
+    write('note: checked against the keys in the store folder; pass --vkey with the log\'s first key (ztaas audit key --chain, first line) obtained separately to rule out replaced keys\n');
   }
   return 0;
 };
 
 /** The largest size any (already verified) checkpoint covers. */
 const latestSize = async (dir: string, vkey?: string): Promise<number> => {
-  const key = vkey === undefined ? (await readVkey(dir)).key : parseVerifierKey(nodeSha256, vkey)!;
+  const chain = await keyChainOf(dir, vkey);
   let max = 0;
   for (const note of await readCheckpointNotes(dir)) {
-    const body = openCheckpoint(nodeSha256, nodeEd25519Verify, key, note);
+    const body = openChainCheckpoint(nodeSha256, nodeEd25519Verify, chain, note);
     if (body && body.size > max) max = body.size;
   }
   return max;
@@ -231,9 +252,21 @@ const storeOnly = (args: string[], extra: Record<string, { type: 'string' | 'boo
     store: string;
   } & Record<string, string | boolean | undefined>;
 
+/**
+ * `key`: the current verifier key. `key --chain`: every key the log has had,
+ * oldest (the log's identity, to publish and pin) first, one per line.
+ */
 const auditKey = async (args: string[]) => {
-  const values = storeOnly(args);
-  write(`${(await readVkey(auditDir(values.store))).text}\n`);
+  const values = storeOnly(args, { chain: { type: 'boolean' } });
+  const dir = auditDir(values.store);
+  const chain = await readKeyChain(dir);
+  if (!chain) throw new ZtError('ZT_NOT_FOUND', `no verifier key at ${join(dir, CHECKPOINT_VKEY_FILE)}`);
+  const { keys } = chain;
+  if (values.chain) {
+    write(keys.map(k => `${k.vkey}\n`).join(''));
+    return;
+  }
+  write(`${keys[keys.length - 1]!.vkey}\n`);
 };
 
 const auditCheckpoint = async (args: string[]) => {

@@ -1,0 +1,126 @@
+/**
+ * The checkpoint key chain: which Ed25519 key signs a log's checkpoints at
+ * which tree sizes, across key rotations.
+ *
+ * The chain file (`checkpoint-keys.jsonl`, canonical JSON lines) starts
+ * with the log's first key, `{"vkey":…}`; its name is the log's origin and
+ * never changes. Each rotation adds `{"handover":…}`: a checkpoint of the
+ * log at size S in the C2SP signed-note format with one extension line,
+ * `ztaas-key-rotation <new vkey>`, signed by the outgoing key and by the
+ * incoming one. The outgoing key vouches for its successor, the successor
+ * proves it holds its private key, and both commit to the same root at S:
+ *
+ * - the key that was current before the handover signs checkpoints of size
+ *   at most S; its successor signs checkpoints of size at least S;
+ * - a handover is itself a valid checkpoint (standard tools verify it with
+ *   either key and ignore the extension line).
+ *
+ * Threat: whoever steals a retired key can sign notes for sizes up to its
+ * handover, but cannot rewrite those records: the handover pins the root at
+ * S under the successor's signature too, and verification recomputes every
+ * root from the records. Trust is anchored in the first key, obtained out
+ * of band; every later key is reached only through verified handovers.
+ *
+ * Pure: SHA-256 and Ed25519 verification are passed in.
+ */
+import { ztError } from '../errors.js';
+import { openCheckpoint, parseVerifierKey, peekCheckpoint } from './checkpoint.js';
+import type { CheckpointBody, Ed25519Verify } from './checkpoint.js';
+import type { Sha256 } from './merkle.js';
+
+export const KEY_CHAIN_FILE = 'checkpoint-keys.jsonl';
+export const ROTATION_EXTENSION = 'ztaas-key-rotation';
+
+export interface ChainKey {
+  vkey: string;
+  key: { name: string; publicKey: Uint8Array };
+  /** Smallest checkpoint size this key may sign. */
+  fromSize: number;
+  /** Largest checkpoint size this key may sign; undefined for the current key. */
+  toSize?: number;
+  /** The handover that introduced this key (absent for the first key). */
+  handover?: string;
+}
+
+export interface KeyChain {
+  /** The log's origin: the first key's name. */
+  origin: string;
+  /** Oldest first; the last is the current key. */
+  keys: ChainKey[];
+  /** Each handover's checkpoint body (size and root the rotation pinned). */
+  handovers: CheckpointBody[];
+}
+
+const corrupt = (message: string, details?: Record<string, unknown>) =>
+  ztError('ZT_AUDIT_CORRUPT', message, details);
+
+/**
+ * Parses and verifies a chain from its lines (each a parsed JSON object).
+ * When `trusted` (a vkey obtained out of band) is given, the chain must
+ * start with it. Throws ZT_AUDIT_CORRUPT naming the first bad line.
+ */
+export const openKeyChain = (
+  sha256: Sha256,
+  verify: Ed25519Verify,
+  lines: readonly unknown[],
+  trusted?: string,
+): KeyChain => {
+  if (lines.length === 0) throw corrupt('the key chain is empty');
+  const first = lines[0] as { vkey?: unknown };
+  const firstKey = typeof first?.vkey === 'string' ? parseVerifierKey(sha256, first.vkey) : undefined;
+  if (!firstKey) throw corrupt('key chain line 0 is not a verifier key', { line: 0 });
+  if (trusted !== undefined && trusted.trim() !== (first.vkey as string)) {
+    throw corrupt('the key chain does not start with the trusted verifier key', { line: 0 });
+  }
+  const origin = firstKey.name;
+  const keys: ChainKey[] = [{ vkey: first.vkey as string, key: firstKey, fromSize: 0 }];
+  const handovers: CheckpointBody[] = [];
+  for (let n = 1; n < lines.length; n += 1) {
+    const note = (lines[n] as { handover?: unknown })?.handover;
+    const peeked = typeof note === 'string' ? peekCheckpoint(note) : undefined;
+    const announced = peeked?.extensions.find(e => e.startsWith(`${ROTATION_EXTENSION} `));
+    const nextVkey = announced?.slice(ROTATION_EXTENSION.length + 1);
+    const nextKey = nextVkey === undefined ? undefined : parseVerifierKey(sha256, nextVkey);
+    if (!peeked || !nextKey || nextVkey === undefined) {
+      throw corrupt(`key chain line ${n} is not a key handover`, { line: n });
+    }
+    const previous = keys[keys.length - 1]!;
+    const byPrevious = openCheckpoint(sha256, verify, previous.key, note as string);
+    const byNext = openCheckpoint(sha256, verify, nextKey, note as string);
+    if (!byPrevious || !byNext || peeked.origin !== origin) {
+      throw corrupt(`key chain line ${n}: the handover is not signed by both keys for this log`, { line: n });
+    }
+    if (peeked.size < previous.fromSize) {
+      throw corrupt(`key chain line ${n}: the handover goes back in the log`, { line: n });
+    }
+    if (keys.some(k => k.vkey === nextVkey)) {
+      throw corrupt(`key chain line ${n}: the key was used before`, { line: n });
+    }
+    previous.toSize = peeked.size;
+    keys.push({ vkey: nextVkey, key: nextKey, fromSize: peeked.size, handover: note as string });
+    handovers.push({ origin: peeked.origin, size: peeked.size, rootHash: peeked.rootHash });
+  }
+  return harden({ origin, keys, handovers });
+};
+harden(openKeyChain);
+
+/**
+ * Verifies a checkpoint note against the chain: signed by a key whose range
+ * includes the size it claims, with the log's origin. Undefined otherwise.
+ */
+export const openChainCheckpoint = (
+  sha256: Sha256,
+  verify: Ed25519Verify,
+  chain: KeyChain,
+  note: string,
+): CheckpointBody | undefined => {
+  const peeked = peekCheckpoint(note);
+  if (!peeked || peeked.origin !== chain.origin) return undefined;
+  for (const k of chain.keys) {
+    if (peeked.size < k.fromSize || (k.toSize !== undefined && peeked.size > k.toSize)) continue;
+    const body = openCheckpoint(sha256, verify, k.key, note);
+    if (body) return body;
+  }
+  return undefined;
+};
+harden(openChainCheckpoint);
