@@ -1,7 +1,10 @@
 import { test } from './_prepare.js';
+import { fc } from '@fast-check/ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeAuditLog } from '../src/audit/audit-log.js';
+import type { AuditStore } from '../src/audit/audit-log.js';
+import { canonicalJson } from '../src/audit/canonical.js';
 import { openFileStore, RECORDS_FILE } from '../src/audit/file-store.js';
 import type { Durability } from '../src/audit/file-store.js';
 import {
@@ -123,6 +126,78 @@ test('reserved keys, non-records and non-canonical values are refused without a 
   t.is(log.size(), 0, 'a refused batch leaves no record');
   t.deepEqual((await log.append([{ ok: 1 }]))[0]!.seq, 0);
   await log.close();
+});
+
+/** An in-memory store: the stored lines are the test's to inspect. */
+const memoryStore = (durability: Durability): AuditStore & { lines: string[] } => {
+  const lines: string[] = [];
+  return {
+    durability,
+    lines,
+    size: () => lines.length,
+    appendBatch: async batch => {
+      const first = lines.length;
+      lines.push(...batch);
+      return first;
+    },
+    appendEncoded: async bytes => {
+      const first = lines.length;
+      lines.push(...new TextDecoder().decode(bytes).slice(0, -1).split('\n'));
+      return first;
+    },
+    readRange: async (from, count) => lines.slice(from, from + count),
+    sync: async () => undefined,
+    close: async () => undefined,
+  };
+};
+
+const jsonRecord = fc.dictionary(
+  fc.oneof(fc.string(), fc.constantFrom('seq0', 'sep', 'durable', 'durabilityX', 'é', '\u0001', 'z', '__proto__')).filter(k => k !== 'seq' && k !== 'durability'),
+  fc.jsonValue({ maxDepth: 3 }).map(v => JSON.parse(JSON.stringify(v)) as unknown),
+  { maxKeys: 6 },
+);
+
+test('property: joined batches are stored as the canonical record with seq (and the relaxed mark), by either path', async t => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(jsonRecord, fc.boolean()), { minLength: 1, maxLength: 8 }),
+      fc.constantFrom<Durability>('durable', 'relaxed'),
+      async (batch, durability) => {
+        const store = memoryStore(durability);
+        const log = await makeAuditLog({ store, sha256: nodeSha256 });
+        // Canonical texts take the scan; others (JSON.stringify order) the parsing path.
+        const texts = batch.map(([value, canonical]) => (canonical ? canonicalJson(value) : JSON.stringify(value)));
+        const ref = await log.appendJoined(texts.join('\n'));
+        t.is(ref.first, 0);
+        const expected = batch.map(([value], seq) =>
+          canonicalJson({ ...Object.fromEntries(Object.entries(value)), seq, ...(durability === 'relaxed' ? { durability } : {}) }),
+        );
+        t.deepEqual(store.lines, expected);
+        t.is(
+          ref.leafHashes,
+          expected.map(line => Buffer.from(hasher.hashLeaf(new TextEncoder().encode(line))).toString('hex')).join(''),
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('joined batches: reserved keys, empty or non-object lines and lone surrogates refuse the whole batch', async t => {
+  const store = memoryStore('durable');
+  const log = await makeAuditLog({ store, sha256: nodeSha256 });
+  const BAD = { message: /^ZT_BAD_ARGUMENT\b/ };
+  await t.throwsAsync(log.appendJoined('{"a":1}\n{"seq":3}'), BAD);
+  await t.throwsAsync(log.appendJoined('{"durability":"durable"}'), BAD);
+  await t.throwsAsync(log.appendJoined('{ "seq" : 3 }'), BAD, 'on the parsing path too');
+  await t.throwsAsync(log.appendJoined('{"a":1}\n'), BAD, 'an empty last line');
+  await t.throwsAsync(log.appendJoined('[1]'), BAD);
+  await t.throwsAsync(log.appendJoined(''), BAD);
+  await t.throwsAsync(log.appendJoined('{"a":"\ud800"}'), { message: /^ZT_AUDIT_NOT_CANONICAL\b/ });
+  await t.throwsAsync(log.appendTexts(['{"a":\n1}']), BAD, 'a text spanning lines');
+  t.deepEqual(store.lines, [], 'nothing stored');
+  await log.appendJoined('{"a":1}\n{"b":"é","a":[]}');
+  t.deepEqual(store.lines, ['{"a":1,"seq":0}', '{"a":[],"b":"é","seq":1}']);
 });
 
 test('bad proof and read arguments are ZT_BAD_ARGUMENT', async t => {

@@ -8,6 +8,8 @@
  * checkpoint key (mode 0600), of which this vat is the only holder; it can
  * rotate that key (`rotateKey`). It talks to the kernel over exactly one CapTP
  * connection on `parentPort`; its bootstrap object is the `AuditVat` root.
+ * Appends, the hot path, travel beside CapTP on the same port as plain
+ * `AUDIT_APPEND` / `AUDIT_APPENDED` messages.
  *
  * If the store cannot be opened (unavailable, or ZT_AUDIT_CORRUPT on
  * recovery) the vat reports `{ type: AUDIT_OPEN_FAILED, message }` and
@@ -33,7 +35,7 @@ import {
   nodeEd25519Verify,
   nodeSha256,
 } from '../src/audit/node-powers.js';
-import { AUDIT_OPEN_FAILED } from '../src/audit/audit-vat-root.js';
+import { AUDIT_APPEND, AUDIT_APPENDED, AUDIT_OPEN_FAILED } from '../src/audit/audit-vat-root.js';
 import { codeOf, ztError } from '../src/errors.js';
 
 const port = parentPort;
@@ -160,6 +162,25 @@ try {
     onReject: () => undefined,
   });
   port.on('message', message => {
+    const m = message as { type?: unknown; id?: unknown; joined?: unknown };
+    if (m && m.type === AUDIT_APPEND) {
+      // The append hot path, beside CapTP: one message in, one answer out.
+      // (If even the answer cannot be posted, the kernel's timeout fails closed.)
+      void log
+        .appendJoined(m.joined as string)
+        .then(
+        ref => port.postMessage({ type: AUDIT_APPENDED, id: m.id, first: ref.first, leafHashes: ref.leafHashes }),
+        (err: unknown) =>
+          port.postMessage({
+            type: AUDIT_APPENDED,
+            id: m.id,
+            code: codeOf(err) ?? 'ZT_AUDIT_UNAVAILABLE',
+            message: err instanceof Error ? err.message : String(err),
+          }),
+        )
+        .catch(() => {});
+      return;
+    }
     dispatch(message as Record<string, unknown>);
   });
 } catch (err) {

@@ -13,7 +13,7 @@
  * called, so a caller cannot change a record after handing it over, and one
  * caller's malformed record (ZT_AUDIT_NOT_CANONICAL, ZT_BAD_ARGUMENT) fails
  * only its own append. All records appended in one turn go to the vat in
- * one CapTP call, and so into one group commit.
+ * one message, and so into one group commit.
  */
 import { Worker } from 'node:worker_threads';
 import type { ResourceLimits, WorkerOptions } from 'node:worker_threads';
@@ -23,7 +23,7 @@ import type { ErrorCode } from '../errors.js';
 import { canonicalJson } from './canonical.js';
 import { RESERVED_KEYS } from './audit-log.js';
 import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
-import { AUDIT_OPEN_FAILED } from './audit-vat-root.js';
+import { AUDIT_APPEND, AUDIT_APPENDED, AUDIT_OPEN_FAILED } from './audit-vat-root.js';
 import type { AuditCheckpoint, AuditKeyRotation, AuditVatRoot } from './audit-vat-root.js';
 import type { Durability } from './file-store.js';
 
@@ -196,7 +196,7 @@ const makeBatchingAppender = (
 export const makeInProcessAuditSink = (log: AuditLog): AuditSink => {
   let closed: Promise<void> | undefined;
   const { append, drain } = makeBatchingAppender(
-    texts => log.appendTexts(texts),
+    texts => log.appendJoined(texts.join('\n')),
     () => {
       if (closed) throw unavailable('the audit sink is closed');
     },
@@ -255,9 +255,15 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   let closing: Promise<void> | undefined;
   const deathWatchers = new Set<(err: ZtError) => void>();
 
+  // Raw appends awaiting the vat's answer, by id.
+  const rawPending = new Map<number, { resolve: (ref: AuditBatchRef) => void; reject: (err: unknown) => void }>();
+  let nextAppendId = 0;
+
   const die = (err: ZtError): void => {
     if (dead) return;
     dead = err;
+    for (const waiter of rawPending.values()) waiter.reject(err);
+    rawPending.clear();
     captp.abort(err);
     for (const watcher of deathWatchers) watcher(err);
     deathWatchers.clear();
@@ -279,6 +285,20 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
 
   worker.on('message', message => {
     const m = message as { type?: unknown; code?: unknown; message?: unknown };
+    if (m && m.type === AUDIT_APPENDED) {
+      const reply = m as { id?: unknown; first?: unknown; leafHashes?: unknown; code?: unknown; message?: unknown };
+      const waiter = rawPending.get(reply.id as number);
+      if (!waiter) return;
+      rawPending.delete(reply.id as number);
+      if (reply.code === undefined) {
+        waiter.resolve({ first: reply.first as number, leafHashes: reply.leafHashes as string });
+      } else {
+        // The batch failed in the vat: its own code (e.g. ZT_BAD_ARGUMENT), or unavailable.
+        const code = isErrorCode(reply.code) ? reply.code : 'ZT_AUDIT_UNAVAILABLE';
+        waiter.reject(ztError(code, String(reply.message).replace(/^ZT_[A-Z_]+: /, '')));
+      }
+      return;
+    }
     if (m && m.type === AUDIT_OPEN_FAILED) {
       const code = isErrorCode(m.code) ? m.code : 'ZT_AUDIT_UNAVAILABLE';
       // The vat's message already starts with `CODE: `.
@@ -341,8 +361,27 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     });
   };
 
+  /**
+   * Appends bypass CapTP: one `postMessage` carries the joined texts as a
+   * plain string (CapTP would JSON-encode it once more and parse it on the
+   * other side), and the vat answers with one message. Same port, so they
+   * stay in order with CapTP calls such as `close`.
+   */
+  const rawAppend = (joined: string): Promise<AuditBatchRef> =>
+    new Promise<AuditBatchRef>((resolve, reject) => {
+      const id = nextAppendId;
+      nextAppendId += 1;
+      rawPending.set(id, { resolve, reject });
+      try {
+        worker.postMessage({ type: AUDIT_APPEND, id, joined });
+      } catch (err) {
+        rawPending.delete(id);
+        reject(unavailable('cannot reach the audit vat', err));
+      }
+    });
+
   const { append, drain } = makeBatchingAppender(
-    texts => call(v => E(v).appendTexts(texts.join('\n')), 'append'),
+    texts => call(() => rawAppend(texts.join('\n')), 'append'),
     () => {
       if (dead) throw dead;
       if (closing) throw unavailable('the audit sink is closed');

@@ -17,7 +17,8 @@
  *   (ZT_AUDIT_UNAVAILABLE): no gap, no reordering, fail closed.
  */
 import { ztError, ZtError } from '../errors.js';
-import { canonicalJson, canonicalJsonOfParsed, insertMembers, scanCanonicalObject } from './canonical.js';
+import { canonicalJson, canonicalJsonOfParsed } from './canonical.js';
+import { compareKeyToName, scanCanonicalObjectBytes } from './canonical-scan.js';
 import {
   consistencyProof as makeConsistencyProof,
   HASH_SIZE,
@@ -57,14 +58,21 @@ export interface AuditBatchRef {
 export interface AuditLog {
   append(records: readonly object[]): Promise<AuditRef[]>;
   /**
-   * The hot path: each text is the JSON of one record (as `canonicalJson`
+   * Each text is the JSON of one record on one line (as `canonicalJson`
    * makes it on the kernel side). A canonical text is checked in one scan
    * and gets `seq` spliced in; any other JSON object text is parsed and
    * re-encoded canonically. Either way what is stored never depends on how
-   * the caller encoded it. A text that is not a plain JSON object, or that sets
-   * a reserved key, fails the whole batch with ZT_BAD_ARGUMENT.
+   * the caller encoded it. A text that is not a one-line JSON object, or
+   * that sets a reserved key, fails the whole batch with ZT_BAD_ARGUMENT.
    */
   appendTexts(texts: readonly string[]): Promise<AuditBatchRef>;
+  /**
+   * The same for texts joined by '\n' (canonical JSON never holds a raw
+   * newline): one string per batch, as the kernel sends it. Encoded to
+   * UTF-8 once; each record is checked by one scan of its bytes and gets
+   * `seq` spliced in, or takes the parsing path if the scan turns it down.
+   */
+  appendJoined(joined: string): Promise<AuditBatchRef>;
   /** Number of acknowledged records. */
   size(): number;
   /** Merkle root of the acknowledged records, lowercase hex. */
@@ -90,6 +98,16 @@ export interface AuditLogOptions {
 }
 
 export const RESERVED_KEYS = harden(['seq', 'durability']);
+const SEQ = Symbol('seq');
+const asciiBytes = (text: string) => Uint8Array.from(text, c => c.charCodeAt(0));
+const SEQ_NAME = asciiBytes('seq');
+const DURABILITY_NAME = asciiBytes('durability');
+/** Members the log adds, in sorted order: [name bytes, encoded member or SEQ]. */
+const DURABLE_MEMBERS: ReadonlyArray<readonly [Uint8Array, string | typeof SEQ]> = [[SEQ_NAME, SEQ]];
+const RELAXED_MEMBERS: ReadonlyArray<readonly [Uint8Array, string | typeof SEQ]> = [
+  [DURABILITY_NAME, '"durability":"relaxed"'],
+  [SEQ_NAME, SEQ],
+];
 const REBUILD_CHUNK = 4096;
 const CACHE_MIN_HEIGHT = 8;
 const LEAVES_PER_CHUNK = 4096;
@@ -139,6 +157,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
   };
   const leaves = makeLeafTable();
   const relaxed = store.durability === 'relaxed';
+  const decoder = new TextDecoder('utf-8', { fatal: true });
 
   // Rebuild the tree from what is stored, checking every line.
   const stored = store.size();
@@ -183,19 +202,69 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     }
   };
 
-  /** Final lines of one batch → durable, in the tree; the leaf hashes, packed. */
-  const commit = async (firstSeq: number, lines: string[]): Promise<{ first: number; leaves: Uint8Array[] }> => {
-    // One encoder call per batch; each leaf hashes its line's bytes in place.
-    const bytes = encoder.encode(`${lines.join('\n')}\n`);
-    const batchLeaves: Uint8Array[] = [];
-    for (let from = 0; from < bytes.length; ) {
-      const end = bytes.indexOf(0x0a, from);
-      batchLeaves.push(hasher.hashLeaf(bytes.subarray(from, end)));
-      from = end + 1;
+  /**
+   * A batch's stored bytes, built in place: byte 0 is a spare slot so each
+   * leaf can be hashed as SHA-256(0x00 ‖ line) without copying the line
+   * (the byte before each line is set to 0x00 while it is hashed).
+   */
+  const makeBatchBuffer = (capacity: number) => {
+    let out = new Uint8Array(Math.max(64, capacity + 1));
+    let pos = 1;
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const ensure = (n: number) => {
+      if (pos + n <= out.length) return;
+      const bigger = new Uint8Array(Math.max(out.length * 2, pos + n));
+      bigger.set(out.subarray(0, pos));
+      out = bigger;
+    };
+    return {
+      copy(src: Uint8Array, from: number, to: number) {
+        ensure(to - from);
+        out.set(src.subarray(from, to), pos);
+        pos += to - from;
+      },
+      ascii(text: string) {
+        ensure(text.length);
+        for (let i = 0; i < text.length; i += 1) out[pos + i] = text.charCodeAt(i);
+        pos += text.length;
+      },
+      utf8(text: string) {
+        const bytes = encoder.encode(text);
+        this.copy(bytes, 0, bytes.length);
+      },
+      beginLine() {
+        starts.push(pos);
+      },
+      endLine() {
+        ends.push(pos);
+        ensure(1);
+        out[pos] = 0x0a;
+        pos += 1;
+      },
+      finish() {
+        return { out, starts, ends, bytes: out.subarray(1, pos) };
+      },
+    };
+  };
+
+  /** A built batch → durable, in the tree; its leaf hashes. */
+  const commitBatch = async (
+    firstSeq: number,
+    batch: { out: Uint8Array; starts: number[]; ends: number[]; bytes: Uint8Array },
+  ): Promise<{ first: number; leaves: Uint8Array[] }> => {
+    const { out, starts, ends, bytes } = batch;
+    const batchLeaves: Uint8Array[] = new Array<Uint8Array>(starts.length);
+    for (let i = 0; i < starts.length; i += 1) {
+      const slot = starts[i]! - 1;
+      const saved = out[slot]!;
+      out[slot] = 0x00;
+      batchLeaves[i] = sha256(out.subarray(slot, ends[i]));
+      out[slot] = saved;
     }
     let first: number;
     try {
-      first = store.appendEncoded ? await store.appendEncoded(bytes) : await store.appendBatch(lines);
+      first = store.appendEncoded ? await store.appendEncoded(bytes) : await store.appendBatch(decodeLines(bytes));
     } catch (err) {
       const error =
         err instanceof ZtError && err.code !== 'ZT_BAD_ARGUMENT'
@@ -214,13 +283,15 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     return { first, leaves: batchLeaves };
   };
 
+  const decodeLines = (bytes: Uint8Array): string[] => new TextDecoder().decode(bytes).slice(0, -1).split('\n');
+
   const append = async (records: readonly object[]): Promise<AuditRef[]> => {
     if (failure) throw failure;
     if (!Array.isArray(records) || records.length === 0) {
       throw ztError('ZT_BAD_ARGUMENT', 'append needs a non-empty array of records');
     }
     const firstSeq = store.size();
-    const lines: string[] = [];
+    const batch = makeBatchBuffer(records.length * 256);
     records.forEach((record, i) => {
       if (!isPlainRecord(record)) {
         throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not a plain object`);
@@ -235,10 +306,97 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
       const full = Object.defineProperties({}, Object.getOwnPropertyDescriptors(record));
       const extra: Record<string, unknown> = { seq: firstSeq + i };
       if (relaxed) extra.durability = 'relaxed';
-      lines.push(canonicalJson(Object.assign(full, extra)));
+      batch.beginLine();
+      batch.utf8(canonicalJson(Object.assign(full, extra)));
+      batch.endLine();
     });
-    const { first, leaves: batchLeaves } = await commit(firstSeq, lines);
+    const { first, leaves: batchLeaves } = await commitBatch(firstSeq, batch.finish());
     return harden(batchLeaves.map((leaf, i) => ({ seq: first + i, leafHash: toHex(leaf) })));
+  };
+
+  /**
+   * One record of a joined batch that the scan did not accept: parsed,
+   * checked and re-encoded canonically with its `seq` (the authoritative
+   * path; refuses what is not a JSON object or sets a reserved key).
+   */
+  const slowLine = (text: string, i: number, seq: number): string => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isPlainRecord(parsed)) {
+      throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not a JSON object`);
+    }
+    const record = parsed as Record<string, unknown>;
+    if (Object.hasOwn(record, 'seq') || Object.hasOwn(record, 'durability')) {
+      throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
+    }
+    // A fresh object from JSON.parse: plain data, ours to extend.
+    record.seq = seq;
+    if (relaxed) record.durability = 'relaxed';
+    return canonicalJsonOfParsed(record);
+  };
+
+  const appendJoined = async (joined: string): Promise<AuditBatchRef> => {
+    if (failure) throw failure;
+    if (typeof joined !== 'string' || joined === '') {
+      throw ztError('ZT_BAD_ARGUMENT', 'appendJoined needs a non-empty string of record texts');
+    }
+    const firstSeq = store.size();
+    // UTF-8 of a well-formed string round-trips; a lone surrogate would be
+    // replaced by U+FFFD, so such a batch takes the parsing path throughout
+    // (where canonical encoding refuses it).
+    const scannable = (joined as unknown as { isWellFormed(): boolean }).isWellFormed();
+    const input = encoder.encode(joined);
+    const texts = scannable ? undefined : joined.split('\n');
+    const batch = makeBatchBuffer(input.length + 64 * 1024);
+    let i = 0;
+    for (let from = 0; from <= input.length; i += 1) {
+      let to = input.indexOf(0x0a, from);
+      if (to === -1) to = input.length;
+      const seq = firstSeq + i;
+      batch.beginLine();
+      const scan = scannable ? scanCanonicalObjectBytes(input, from, to) : undefined;
+      if (scan) {
+        // Splice the reserved members in at their sorted places.
+        const { keyStarts } = scan;
+        for (let r = 0; r < keyStarts.length; r += 1) {
+          if (compareKeyToName(input, scan, r, SEQ_NAME) === 0 || compareKeyToName(input, scan, r, DURABILITY_NAME) === 0) {
+            throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
+          }
+        }
+        let k = 0;
+        let at = from; // next input byte to copy
+        let wrote = false;
+        for (const [name, value] of relaxed ? RELAXED_MEMBERS : DURABLE_MEMBERS) {
+          while (k < keyStarts.length && compareKeyToName(input, scan, k, name) < 0) k += 1;
+          const member = value === SEQ ? `"seq":${seq}` : value;
+          if (k < keyStarts.length) {
+            // Before member k: the separator before it stays in front.
+            batch.copy(input, at, keyStarts[k]!);
+            batch.ascii(`${member},`);
+            at = keyStarts[k]!;
+          } else {
+            // After every member: just before the closing brace.
+            batch.copy(input, at, to - 1);
+            batch.ascii(keyStarts.length > 0 || wrote ? `,${member}` : member);
+            at = to - 1;
+          }
+          wrote = true;
+        }
+        batch.copy(input, at, to);
+      } else {
+        batch.utf8(slowLine(texts ? texts[i]! : decoder.decode(input.subarray(from, to)), i, seq));
+      }
+      batch.endLine();
+      from = to + 1;
+    }
+    const { first, leaves: batchLeaves } = await commitBatch(firstSeq, batch.finish());
+    let leafHashes = '';
+    for (const leaf of batchLeaves) leafHashes += toHex(leaf);
+    return harden({ first, leafHashes });
   };
 
   const appendTexts = async (texts: readonly string[]): Promise<AuditBatchRef> => {
@@ -246,48 +404,12 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     if (!Array.isArray(texts) || texts.length === 0) {
       throw ztError('ZT_BAD_ARGUMENT', 'appendTexts needs a non-empty array of record texts');
     }
-    const firstSeq = store.size();
-    const lines: string[] = new Array<string>(texts.length);
-    for (let i = 0; i < texts.length; i += 1) {
-      const text = texts[i];
-      const seq = firstSeq + i;
-      // Fast path: the text is already canonical (the kernel sends what
-      // `canonicalJson` made); check it in one scan and splice in `seq`.
-      const scan = typeof text === 'string' ? scanCanonicalObject(text) : undefined;
-      if (scan) {
-        if (scan.keys.includes('seq') || scan.keys.includes('durability')) {
-          throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
-        }
-        lines[i] = insertMembers(
-          text as string,
-          scan,
-          relaxed ? [['durability', '"relaxed"'], ['seq', String(seq)]] : [['seq', String(seq)]],
-        );
-        continue;
+    texts.forEach((text, i) => {
+      if (typeof text !== 'string' || text.includes('\n')) {
+        throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not a one-line JSON object text`);
       }
-      // Any other JSON object text: parse and re-encode it canonically.
-      let parsed: unknown;
-      try {
-        parsed = typeof text === 'string' ? JSON.parse(text) : undefined;
-      } catch {
-        parsed = undefined;
-      }
-      if (!isPlainRecord(parsed)) {
-        throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not a JSON object`);
-      }
-      const record = parsed as Record<string, unknown>;
-      if (Object.hasOwn(record, 'seq') || Object.hasOwn(record, 'durability')) {
-        throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch sets a reserved key`);
-      }
-      // A fresh object from JSON.parse: plain data, ours to extend.
-      record.seq = seq;
-      if (relaxed) record.durability = 'relaxed';
-      lines[i] = canonicalJsonOfParsed(record);
-    }
-    const { first, leaves: batchLeaves } = await commit(firstSeq, lines);
-    let leafHashes = '';
-    for (const leaf of batchLeaves) leafHashes += toHex(leaf);
-    return harden({ first, leafHashes });
+    });
+    return appendJoined(texts.join('\n'));
   };
 
   const assertTreeSize = (treeSize: number): void => {
@@ -339,6 +461,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
   return harden({
     append,
     appendTexts,
+    appendJoined,
     size: () => accumulator.size(),
     rootHash: () => toHex(accumulator.root()),
     rootHashAt,

@@ -11,8 +11,12 @@ import { codeOf } from '../errors.js';
 import { ztError } from '../errors.js';
 import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
 
-/** Type of the one non-CapTP message: the vat could not open its store. */
+/** Message types beside CapTP on the vat's port: the vat could not open its store. */
 export const AUDIT_OPEN_FAILED = 'ZTAAS_AUDIT_OPEN_FAILED';
+/** Kernel → vat `{ type, id, joined }`: append the '\n'-joined record texts. */
+export const AUDIT_APPEND = 'ZTAAS_AUDIT_APPEND';
+/** Vat → kernel `{ type, id, first, leafHashes }`, or `{ type, id, code, message }` on failure. */
+export const AUDIT_APPENDED = 'ZTAAS_AUDIT_APPENDED';
 
 /** A checkpoint of the log: a tree head, and its signed note if any. */
 export interface AuditCheckpoint {
@@ -91,7 +95,7 @@ export const buildAuditVatRoot = (options: AuditVatRootOptions) => {
       if (typeof joined !== 'string' || joined === '') {
         throw ztError('ZT_BAD_ARGUMENT', 'appendTexts needs a non-empty string');
       }
-      return log.appendTexts(joined.split('\n'));
+      return log.appendJoined(joined);
     }),
     read: guarded((fromSeq: number, count: number) => log.read(fromSeq, count)),
     size: guarded(() => log.size()),
