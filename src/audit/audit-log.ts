@@ -98,15 +98,16 @@ export interface AuditLogOptions {
 }
 
 export const RESERVED_KEYS = harden(['seq', 'durability']);
-const SEQ = Symbol('seq');
 const asciiBytes = (text: string) => Uint8Array.from(text, c => c.charCodeAt(0));
 const SEQ_NAME = asciiBytes('seq');
 const DURABILITY_NAME = asciiBytes('durability');
-/** Members the log adds, in sorted order: [name bytes, encoded member or SEQ]. */
-const DURABLE_MEMBERS: ReadonlyArray<readonly [Uint8Array, string | typeof SEQ]> = [[SEQ_NAME, SEQ]];
-const RELAXED_MEMBERS: ReadonlyArray<readonly [Uint8Array, string | typeof SEQ]> = [
-  [DURABILITY_NAME, '"durability":"relaxed"'],
-  [SEQ_NAME, SEQ],
+/** `"seq":`, to which the record's number is appended. */
+const SEQ_MEMBER = asciiBytes('"seq":');
+/** Members the log adds, in sorted order: [name, encoded member (or its prefix, for seq)]. */
+const DURABLE_MEMBERS: ReadonlyArray<readonly [Uint8Array, Uint8Array]> = [[SEQ_NAME, SEQ_MEMBER]];
+const RELAXED_MEMBERS: ReadonlyArray<readonly [Uint8Array, Uint8Array]> = [
+  [DURABILITY_NAME, asciiBytes('"durability":"relaxed"')],
+  [SEQ_NAME, SEQ_MEMBER],
 ];
 const REBUILD_CHUNK = 4096;
 const CACHE_MIN_HEIGHT = 8;
@@ -224,10 +225,17 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
         out.set(src.subarray(from, to), pos);
         pos += to - from;
       },
-      ascii(text: string) {
-        ensure(text.length);
-        for (let i = 0; i < text.length; i += 1) out[pos + i] = text.charCodeAt(i);
-        pos += text.length;
+      /** A member the log adds: `,`? then `"name":value` then `,`? (`value` undefined: `seq`). */
+      member(encoded: Uint8Array, seq: number | undefined, lead: boolean, trail: boolean) {
+        ensure(encoded.length + 24);
+        if (lead) out[pos++] = 0x2c;
+        out.set(encoded, pos);
+        pos += encoded.length;
+        if (seq !== undefined) {
+          const digits = String(seq);
+          for (let i = 0; i < digits.length; i += 1) out[pos++] = digits.charCodeAt(i);
+        }
+        if (trail) out[pos++] = 0x2c;
       },
       utf8(text: string) {
         const bytes = encoder.encode(text);
@@ -372,16 +380,16 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
         let wrote = false;
         for (const [name, value] of relaxed ? RELAXED_MEMBERS : DURABLE_MEMBERS) {
           while (k < keyStarts.length && compareKeyToName(input, scan, k, name) < 0) k += 1;
-          const member = value === SEQ ? `"seq":${seq}` : value;
+          const memberSeq = value === SEQ_MEMBER ? seq : undefined;
           if (k < keyStarts.length) {
             // Before member k: the separator before it stays in front.
             batch.copy(input, at, keyStarts[k]!);
-            batch.ascii(`${member},`);
+            batch.member(value, memberSeq, false, true);
             at = keyStarts[k]!;
           } else {
             // After every member: just before the closing brace.
             batch.copy(input, at, to - 1);
-            batch.ascii(keyStarts.length > 0 || wrote ? `,${member}` : member);
+            batch.member(value, memberSeq, keyStarts.length > 0 || wrote, false);
             at = to - 1;
           }
           wrote = true;
