@@ -3,13 +3,13 @@
  *
  * Invariant: whatever crosses CapTP to the kernel is plain passable data
  * (numbers, hex strings, copies of records) or an error whose message starts
- * with a ZT_ code; no store internals, no host objects. `append` returns
- * only after the log reports the batch durable.
+ * with a ZT_ code; no store internals, no host objects. Appends do not go
+ * through this root: they travel beside CapTP as `AUDIT_APPEND` messages
+ * (see `vat-audit`), answered only once the log reports the batch durable.
  */
 import { Far } from '@endo/far';
-import { codeOf } from '../errors.js';
-import { ztError } from '../errors.js';
-import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
+import { codeOf, ztError } from '../errors.js';
+import type { AuditLog } from './audit-log.js';
 
 /** Message types beside CapTP on the vat's port: the vat could not open its store. */
 export const AUDIT_OPEN_FAILED = 'ZTAAS_AUDIT_OPEN_FAILED';
@@ -27,13 +27,6 @@ export interface AuditCheckpoint {
 }
 
 export interface AuditVatRoot {
-  append(records: object[]): Promise<AuditRef[]>;
-  /**
-   * The hot path: record texts joined by '\n' (canonical JSON never holds a
-   * raw newline), one string per batch, so CapTP marshals one string rather
-   * than thousands of objects. Answers in compact form.
-   */
-  appendTexts(joined: string): Promise<AuditBatchRef>;
   read(fromSeq: number, count: number): Promise<Array<Record<string, unknown>>>;
   size(): number;
   rootHash(): string;
@@ -90,13 +83,6 @@ export const buildAuditVatRoot = (options: AuditVatRootOptions) => {
     });
   let closing: Promise<void> | undefined;
   return Far('AuditVat', {
-    append: guarded((records: object[]) => log.append(records)),
-    appendTexts: guarded((joined: string) => {
-      if (typeof joined !== 'string' || joined === '') {
-        throw ztError('ZT_BAD_ARGUMENT', 'appendTexts needs a non-empty string');
-      }
-      return log.appendJoined(joined);
-    }),
     read: guarded((fromSeq: number, count: number) => log.read(fromSeq, count)),
     size: guarded(() => log.size()),
     rootHash: guarded(() => log.rootHash()),
