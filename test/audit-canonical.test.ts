@@ -3,6 +3,19 @@ import { fc } from '@fast-check/ava';
 import { canonicalJson, canonicalJsonOfParsed, isCanonicalJson } from '../src/audit/canonical.js';
 import { compareKeyToName, scanCanonicalObjectBytes } from '../src/audit/canonical-scan.js';
 
+/**
+ * Like fc.dictionary, but objects are built with Object.fromEntries (own
+ * data properties), since assigning a key such as `constructor` to a plain
+ * object fails once Object.prototype is frozen by lockdown.
+ */
+const dictionary = <T>(
+  key: fc.Arbitrary<string>,
+  value: fc.Arbitrary<T>,
+  options: { maxKeys?: number } = {},
+): fc.Arbitrary<Record<string, T>> =>
+  fc.array(fc.tuple(key, value), { maxLength: options.maxKeys ?? 5 }).map(entries => Object.fromEntries(entries));
+
+
 const utf8 = (text: string) => new TextEncoder().encode(text);
 /** The byte scanner on a whole text; its top-level keys, decoded. */
 const scanText = (text: string): string[] | undefined => {
@@ -173,7 +186,7 @@ const trickyValue = fc.letrec(tie => ({
     fc.integer(),
     fc.constantFrom(0, -0, 1e21, 1e-7, 5e-324, 2 ** 53, -1, 0.1, true, false, null),
     fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(fc.oneof(trickyString, fc.constantFrom('10', '9', '__proto__', 'seq')), tie('value'), {
+    dictionary(fc.oneof(trickyString, fc.constantFrom('10', '9', '__proto__', 'seq', 'constructor', 'hasOwnProperty', 'toString')), tie('value'), {
       maxKeys: 5,
     }),
   ),
@@ -206,6 +219,12 @@ test('property: the fast encoders agree with the reference encoder, and refuse e
     }),
     { numRuns: 1000 },
   );
+});
+
+test('keys named like Object.prototype members are ordinary keys', t => {
+  const value = JSON.parse('{"toString":1,"constructor":{"hasOwnProperty":true},"__proto__":[2],"valueOf":"v"}') as unknown;
+  t.is(canonicalJson(value), '{"__proto__":[2],"constructor":{"hasOwnProperty":true},"toString":1,"valueOf":"v"}');
+  t.is(canonicalJson({ constructor: 'c', isPrototypeOf: null }), '{"constructor":"c","isPrototypeOf":null}');
 });
 
 test('nesting deeper than the fast path is still encoded, and cycles refused', t => {
@@ -253,7 +272,7 @@ test('compareKeyToName orders top-level keys against ASCII names as UTF-16 does'
 });
 
 test('property: the byte scan never accepts a text that is not canonical (differential, mutated texts)', t => {
-  const objectValue = fc.dictionary(trickyString, trickyValue, { maxKeys: 6 }).filter(isWellFormedDeep);
+  const objectValue = dictionary(trickyString, trickyValue, { maxKeys: 6 }).filter(isWellFormedDeep);
   fc.assert(
     fc.property(
       objectValue,

@@ -16,6 +16,19 @@ import {
 import { makeNodeFileStorePowers, nodeSha256 } from '../src/audit/node-powers.js';
 import { instrumentedPowers, tempDir } from './_audit-fs.js';
 
+/**
+ * Like fc.dictionary, but objects are built with Object.fromEntries (own
+ * data properties), since assigning a key such as `constructor` to a plain
+ * object fails once Object.prototype is frozen by lockdown.
+ */
+const dictionary = <T>(
+  key: fc.Arbitrary<string>,
+  value: fc.Arbitrary<T>,
+  options: { maxKeys?: number } = {},
+): fc.Arbitrary<Record<string, T>> =>
+  fc.array(fc.tuple(key, value), { maxLength: options.maxKeys ?? 5 }).map(entries => Object.fromEntries(entries));
+
+
 const hasher = makeMerkleHasher(nodeSha256);
 const hex = (s: string) => fromHex(s)!;
 
@@ -151,8 +164,8 @@ const memoryStore = (durability: Durability): AuditStore & { lines: string[] } =
   };
 };
 
-const jsonRecord = fc.dictionary(
-  fc.oneof(fc.string(), fc.constantFrom('seq0', 'sep', 'durable', 'durabilityX', 'é', '\u0001', 'z', '__proto__')).filter(k => k !== 'seq' && k !== 'durability'),
+const jsonRecord = dictionary(
+  fc.oneof(fc.string(), fc.constantFrom('seq0', 'sep', 'durable', 'durabilityX', 'é', '\u0001', 'z', '__proto__', 'constructor', 'toString')).filter(k => k !== 'seq' && k !== 'durability'),
   fc.jsonValue({ maxDepth: 3 }).map(v => JSON.parse(JSON.stringify(v)) as unknown),
   { maxKeys: 6 },
 );

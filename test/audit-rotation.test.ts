@@ -109,10 +109,14 @@ test('a rotation is recorded, handed over with both signatures, and verified fro
   const report = await verifyStore(dir, { vkey: firstVkey });
   t.like(report, { size: 101, rotations: 1 });
 
-  // The chain must start at the trusted key: the new key alone is not an anchor.
-  await t.throwsAsync(verifyStore(dir, { vkey: rotation.key }), {
+  // Any key of the chain can anchor the check (the newest one held is best);
+  // a key that is not in the chain cannot.
+  t.like(await verifyStore(dir, { vkey: rotation.key }), { size: 101, rotations: 1 });
+  const strangerDir = await tempDir(t);
+  const stranger = await loadOrCreateSigningKey(strangerDir, nameOf);
+  await t.throwsAsync(verifyStore(dir, { vkey: stranger.vkey }), {
     ...CORRUPT,
-    message: /does not start with the trusted verifier key/,
+    message: /does not contain the trusted verifier key/,
   });
 
   // The CLI follows the chain too.
@@ -189,7 +193,38 @@ test('forgeries with a stolen retired key are detected', async t => {
   await writeFile(join(dir2, KEY_CHAIN_FILE), chainText);
   await writeFile(join(dir2, CHECKPOINTS_FILE), checkpoints);
 
-  // 4. History before the handover rewritten and every old checkpoint re-signed
+  // 4. The chain cut back to the retired key, a record rewritten, a
+  //    checkpoint re-signed with the retired key. Anchored in the retired
+  //    key, this passes: whoever holds a key can forge a history from it,
+  //    which is why the anchor must be the newest key held. Anchored in the
+  //    successor, it is refused.
+  {
+    const records = (await readFile(join(dir2, RECORDS_FILE), 'utf8')).split('\n');
+    const forged = records.slice(0, 40);
+    const edited = JSON.parse(forged[7]!) as Record<string, unknown>;
+    edited.target = '/etc/shadow';
+    forged[7] = canonicalJson(edited);
+    const forgedDir = await tempDir(t);
+    await writeFile(join(forgedDir, RECORDS_FILE), `${forged.join('\n')}\n`);
+    const forgedRoot = (await verifyStore(forgedDir)).rootHash;
+    const forgedNote = signCheckpoint(nodeSha256, thief, { origin, size: 40, rootHash: fromHex(forgedRoot)! });
+    await writeFile(join(forgedDir, CHECKPOINTS_FILE), `${canonicalJson({ note: forgedNote })}\n`);
+    await writeFile(join(forgedDir, KEY_CHAIN_FILE), `${chainLines[0]}\n`);
+    t.like(await verifyStore(forgedDir, { vkey: firstVkey2 }), { size: 40 });
+    await t.throwsAsync(verifyStore(forgedDir, { vkey: rotation2.key }), {
+      ...CORRUPT,
+      message: /does not contain the trusted verifier key/,
+    });
+    // A handover from the retired key to one of the thief's, signed by both:
+    // still not the successor the auditor holds.
+    await writeFile(join(forgedDir, KEY_CHAIN_FILE), `${chainLines[0]}\n${canonicalJson({ handover: bothSigned })}\n`);
+    await t.throwsAsync(verifyStore(forgedDir, { vkey: rotation2.key }), {
+      ...CORRUPT,
+      message: /does not contain the trusted verifier key/,
+    });
+  }
+
+  // 5. History before the handover rewritten and every old checkpoint re-signed
   //    with the retired key: the handover, co-signed by the new key, pins the root.
   const records = (await readFile(join(dir2, RECORDS_FILE), 'utf8')).split('\n');
   const edited = JSON.parse(records[5]!) as Record<string, unknown>;
@@ -240,6 +275,26 @@ test('a rotation that never reached its commit point is abandoned and recorded o
   t.is(abandoned.length, 1);
   t.is(abandoned[0]!.key, successor.vkey);
   t.like(await verifyStore(dir, { vkey: firstVkey }), { rotations: 0, size: 11 });
+});
+
+test('a torn successor key (crash while writing it) is dropped and recorded on restart', async t => {
+  const dir = await auditFolder(t);
+  const sink = startAuditVat({ dir, checkpointIntervalMs: 0 });
+  await sink.ready();
+  await appendSome(sink, 0, 3);
+  await sink.close();
+  const firstVkey = (await readFile(join(dir, 'checkpoint-key.vkey'), 'utf8')).trim();
+  await writeFile(join(dir, `${NEXT_CHECKPOINT_KEY_FILE}.tmp`), '-----BEGIN PRIVATE KEY-----\nMC4C', { mode: 0o600 });
+  await writeFile(join(dir, NEXT_CHECKPOINT_KEY_FILE), '-----BEGIN PRIVATE KEY-----\nMC4C', { mode: 0o600 });
+  const again = startAuditVat({ dir, checkpointIntervalMs: 0 });
+  await again.ready();
+  // A rotation can start again: the leftover temporary file is replaced.
+  const rotation = await again.rotateKey();
+  await again.close();
+  const records = await lines(join(dir, RECORDS_FILE));
+  t.like(records.find(r => r.type === 'audit.key-rotation-abandoned'), { key: 'unreadable' });
+  t.like(await verifyStore(dir, { vkey: rotation.key }), { rotations: 1 });
+  t.truthy(firstVkey);
 });
 
 test('verify --checkpoint: the records must reproduce a checkpoint published earlier', async t => {

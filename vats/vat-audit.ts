@@ -73,8 +73,17 @@ const open = async () => {
     let chain = await readChain();
     // A rotation interrupted by a crash: finished if its handover is in the
     // chain (the commit point), abandoned (and recorded so) otherwise.
-    const next = await loadNextSigningKey(folder, nameOf);
+    let next: Awaited<ReturnType<typeof loadNextSigningKey>>;
     let abandoned: string | undefined;
+    try {
+      next = await loadNextSigningKey(folder, nameOf);
+    } catch (err) {
+      // An unreadable successor never signed a handover, so it cannot be
+      // the chain's last key; it is dropped (and that is recorded).
+      if (chain.keys[chain.keys.length - 1]!.vkey !== signer.vkey) throw err;
+      await discardNextSigningKey(folder);
+      abandoned = 'unreadable';
+    }
     if (next && chain.keys[chain.keys.length - 1]!.vkey === next.vkey) {
       await activateNextSigningKey(folder, next);
       signer = next;
@@ -115,23 +124,29 @@ const open = async () => {
     const rotateKey = () => {
       const run = rotating.then(async () => {
         const successor = await createNextSigningKey(folder, nameOf);
-        let committed = false;
+        // 'prepared': nothing committed, the successor can go. 'committing':
+        // the handover write may or may not have landed. 'committed': it did.
+        let phase: 'prepared' | 'committing' | 'committed' = 'prepared';
         try {
           await log.append([
             { type: 'audit.key-rotation', time: Date.now(), previousKey: signer.vkey, key: successor.vkey },
           ]);
           const handover = await checkpointer.rotate(successor, successor.vkey, async note => {
+            phase = 'committing';
             await keyStore.appendBatch([canonicalJson({ handover: note })]);
-            committed = true;
+            phase = 'committed';
             await activateNextSigningKey(folder, successor);
           });
           signer = successor;
           chain = await readChain();
           return harden({ key: successor.vkey, size: handover.size, rootHash: handover.rootHash });
         } catch (err) {
-          if (committed) {
+          if (phase !== 'prepared') {
+            // Unknown or committed: keep the successor and stop (fail
+            // closed); the next start reads the chain and finishes or
+            // abandons the rotation.
             await log.close().catch(() => {});
-            throw ztError('ZT_AUDIT_UNAVAILABLE', 'the key rotation committed but did not complete; the log is closed until restart');
+            throw ztError('ZT_AUDIT_UNAVAILABLE', 'the key rotation did not complete; the log is closed until restart');
           }
           await discardNextSigningKey(folder).catch(() => {});
           await log

@@ -246,11 +246,18 @@ const encodeFast = (v: unknown, depth: number): string => {
  * are inserted in canonical order. `JSON.stringify` of such a copy is the
  * canonical text, written natively as one flat string. Objects with a key
  * that the engine would not keep in insertion order (an array index) or that
- * assignment would misread (`__proto__`) throw OUTSIDE_ORDER, and the
+ * assignment would not make an own property (`__proto__`, `constructor` and
+ * the other names of `Object.prototype`) throw OUTSIDE_ORDER, and the
  * concatenating encoder takes over.
  */
 const OUTSIDE_ORDER = harden({ outsideOrder: true });
 const INDEX_LIKE = /^(?:0|[1-9][0-9]*)$/;
+/**
+ * Names `Object.prototype` has (`__proto__`, `constructor`,
+ * `hasOwnProperty`…): assigning them on a fresh `{}` would reach the
+ * (frozen, after lockdown) prototype instead of making an own property.
+ */
+const INHERITED_NAMES = new Set<string>(getOwnPropertyNames(objectPrototype));
 /** Key names already found well-formed and kept in insertion order (bounded). */
 const orderedKeys = new Set<string>();
 
@@ -288,7 +295,7 @@ const copySorted = (v: unknown, depth: number): unknown => {
       for (let i = 0; i < names.length; i += 1) {
         const name = names[i]!;
         if (!orderedKeys.has(name)) {
-          if (name === '__proto__' || INDEX_LIKE.test(name)) throw OUTSIDE_ORDER;
+          if (INHERITED_NAMES.has(name) || INDEX_LIKE.test(name)) throw OUTSIDE_ORDER;
           if (!(name as unknown as WellFormed).isWellFormed()) throw OUTSIDE;
           if (orderedKeys.size < KEY_CACHE_LIMIT) orderedKeys.add(name);
         }

@@ -16,10 +16,15 @@
  *   either key and ignore the extension line).
  *
  * Threat: whoever steals a retired key can sign notes for sizes up to its
- * handover, but cannot rewrite those records: the handover pins the root at
- * S under the successor's signature too, and verification recomputes every
- * root from the records. Trust is anchored in the first key, obtained out
- * of band; every later key is reached only through verified handovers.
+ * handover; and since they also control the folder, they can cut the chain
+ * back to that key, or write a handover from it to a key of their own,
+ * and rewrite the records behind it. What stops them is the anchor: the
+ * verifier trusts a key obtained out of band (`trusted`), and the chain
+ * must contain it. Records up to the anchor's own handover are pinned by
+ * the root the anchor signed there; later keys are reached only through
+ * handovers the anchor (or its verified successors) signed. So anchor in
+ * the newest key you hold from a trusted source: a key that may have been
+ * stolen is no anchor at all (anyone holding it can forge a chain from it).
  *
  * Pure: SHA-256 and Ed25519 verification are passed in.
  */
@@ -57,7 +62,7 @@ const corrupt = (message: string, details?: Record<string, unknown>) =>
 /**
  * Parses and verifies a chain from its lines (each a parsed JSON object).
  * When `trusted` (a vkey obtained out of band) is given, the chain must
- * start with it. Throws ZT_AUDIT_CORRUPT naming the first bad line.
+ * contain it. Throws ZT_AUDIT_CORRUPT naming the first bad line.
  */
 export const openKeyChain = (
   sha256: Sha256,
@@ -69,9 +74,6 @@ export const openKeyChain = (
   const first = lines[0] as { vkey?: unknown };
   const firstKey = typeof first?.vkey === 'string' ? parseVerifierKey(sha256, first.vkey) : undefined;
   if (!firstKey) throw corrupt('key chain line 0 is not a verifier key', { line: 0 });
-  if (trusted !== undefined && trusted.trim() !== (first.vkey as string)) {
-    throw corrupt('the key chain does not start with the trusted verifier key', { line: 0 });
-  }
   const origin = firstKey.name;
   const keys: ChainKey[] = [{ vkey: first.vkey as string, key: firstKey, fromSize: 0 }];
   const handovers: CheckpointBody[] = [];
@@ -99,6 +101,9 @@ export const openKeyChain = (
     previous.toSize = peeked.size;
     keys.push({ vkey: nextVkey, key: nextKey, fromSize: peeked.size, handover: note as string });
     handovers.push({ origin: peeked.origin, size: peeked.size, rootHash: peeked.rootHash });
+  }
+  if (trusted !== undefined && !keys.some(k => k.vkey === trusted.trim())) {
+    throw corrupt('the key chain does not contain the trusted verifier key');
   }
   return harden({ origin, keys, handovers });
 };

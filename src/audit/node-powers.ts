@@ -237,21 +237,32 @@ export const NEXT_CHECKPOINT_KEY_FILE = 'checkpoint-key.next.pem';
 
 /**
  * Key rotation, step 1: generates the successor key into its own file
- * (mode 0600, written whole, fsynced). Refuses if one is already there.
+ * (mode 0600): written whole under a temporary name, fsynced, then renamed,
+ * so a crash never leaves a partial key. Refuses if one is already there.
  */
 export const createNextSigningKey = async (
   dir: string,
   name: (publicKey: Uint8Array) => string,
 ): Promise<NodeSigner> => {
+  const path = join(dir, NEXT_CHECKPOINT_KEY_FILE);
+  const exists = await fsp.stat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
+  );
+  if (exists) throw ztError('ZT_AUDIT_UNAVAILABLE', 'a key rotation is already in progress');
   const { privateKey } = generateKeyPairSync('ed25519');
   const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-  const fh = await fsp.open(join(dir, NEXT_CHECKPOINT_KEY_FILE), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  // A leftover temporary file from a crash is simply replaced.
+  const tmp = `${path}.tmp`;
+  await fsp.rm(tmp, { force: true });
+  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     await fh.writeFile(pem);
     await fh.sync();
   } finally {
     await fh.close();
   }
+  await fsp.rename(tmp, path);
   await syncDir(dir);
   return signerFromPem(pem, name);
 };

@@ -4,8 +4,8 @@
  * folder; reads nothing else.
  *
  * The keys in the folder are only as trustworthy as the folder: an auditor
- * should pass the log's first verifier key obtained out of band (`{ vkey }`);
- * later keys are then trusted only through the handovers that introduce them.
+ * should pass a verifier key obtained out of band (`{ vkey }`), the newest
+ * one they hold; the chain must contain it (see `keychain.ts` on anchors).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ const readOptional = async (path: string): Promise<Buffer | undefined> => {
 
 /**
  * The store's key chain, verified. With `trustedVkey` (obtained out of
- * band) the chain must start with it. A store without a chain file (its key
+ * band) the chain must contain it. A store without a chain file (its key
  * never rotated, written before key chains) gets a one-key chain from the
  * trusted key or, failing that, the verifier key file in the folder.
  * Undefined when the store has no key at all.
@@ -58,7 +58,7 @@ export const readKeyChain = async (dir: string, trustedVkey?: string): Promise<K
 harden(readKeyChain);
 
 export interface VerifyStoreOptions {
-  /** The log's first verifier key, obtained out of band. */
+  /** A verifier key of the log obtained out of band (the newest you hold); the chain must contain it. */
   vkey?: string;
   /** Checkpoint notes published elsewhere that the records must match. */
   externalCheckpoints?: readonly string[];

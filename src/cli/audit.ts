@@ -228,7 +228,7 @@ const auditVerify = async (args: string[]): Promise<number> => {
     write(`note: records ${covered}..${report.size - 1} are not yet covered by a signed checkpoint\n`);
   }
   if (vkey === undefined) {
-    write('note: checked against the keys in the store folder; pass --vkey with the log\'s first key (ztaas audit key --chain, first line) obtained separately to rule out replaced keys\n');
+    write('note: checked against the keys in the store folder; pass --vkey with the newest key of this log you obtained separately (ztaas audit key, published after each rotation) to rule out replaced keys\n');
   }
   return 0;
 };
