@@ -17,12 +17,14 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ActionRequest, ActionType, Capability, SandboxRuntime, codeOf } from '../src/index.js';
 import { runSeedExample } from './seed.js';
+import { verifyStore } from '../src/audit/verify-node.js';
 
 const agentsDir = fileURLToPath(new URL('../../examples/agents/', import.meta.url));
 const root = join(process.cwd(), '.ztaas', 'demo');
 const dataDir = join(root, 'data');
 
 let failures = 0;
+let rotatedKey: string | undefined;
 const check = (label: string, ok: boolean, detail = '') => {
   if (!ok) failures += 1;
   console.log(`  ${ok ? '✔' : '✘'} ${label}${detail ? ` — ${detail}` : ''}`);
@@ -168,9 +170,22 @@ try {
   console.log(`  root hash ${await sandbox.audit.rootHash()}`);
   console.log(`  ${[...byType].map(([type, n]) => `${type}: ${n}`).join(', ')}`);
   console.log(`  store: ${join(root, 'store')}`);
+  const rotated = await sandbox.rotateAuditKey();
+  rotatedKey = rotated.key;
+  check('the checkpoint key rotated, with a handover signed by both keys', rotated.size > 0, `handover at ${rotated.size} records`);
 } finally {
   await sandbox.shutdown();
   statusServer.close();
+}
+
+if (rotatedKey !== undefined) {
+  // What an auditor does with the folder and the key published after the rotation.
+  const report = await verifyStore(join(root, 'store', 'audit'), { vkey: rotatedKey });
+  check(
+    'the whole log verifies, anchored in the new key',
+    report.rotations === 1 && report.checkpoints > 0,
+    `${report.size} records, ${report.checkpoints} signed checkpoints, root ${report.rootHash.slice(0, 16)}…`,
+  );
 }
 
 console.log(failures === 0 ? '\nAll confinement checks held.' : `\n${failures} check(s) failed.`);
