@@ -123,3 +123,20 @@ export const loadAgentBundle = async (powers: ModulePowers, modulePath: string, 
   return harden({ entry, modules: harden(modules), folder });
 };
 harden(loadAgentBundle);
+
+let prewarmBundle: AgentBundle | undefined;
+
+/**
+ * A trivial agent (`main` returns its input), compiled once: pooled vats
+ * run it before they are needed so the module-loading and run paths of a
+ * fresh worker are compiled and warm when a real agent arrives.
+ */
+export const getPrewarmBundle = (): AgentBundle => {
+  if (!prewarmBundle) {
+    const entry = `${AGENT_ROOT_URL}index.js`;
+    const source = new ModuleSource('export default async function main({ input }) { return input; }\n', entry);
+    prewarmBundle = harden({ entry, modules: harden({ [entry]: toRecord(source) }), folder: '(prewarm)' });
+  }
+  return prewarmBundle;
+};
+harden(getPrewarmBundle);

@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { startAuditVat, type AuditSink, type AuditVatSink } from './audit/audit-client.js';
 import { canonicalJson } from './audit/canonical.js';
-import { loadAgentBundle, type ModuleCache } from './agent-modules.js';
+import { getPrewarmBundle, loadAgentBundle, type ModuleCache } from './agent-modules.js';
 import { ZtError, codeOf } from './errors.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import { makeNodeEffectors, type NodeEffectors } from './effectors/node-effectors.js';
@@ -160,6 +160,7 @@ export class SandboxRuntime {
       failureModes: this.failureModes,
       poolSize: vatPoolSize,
       poolMemoryMb: this.#defaults.memoryMb,
+      ...(vatPoolSize > 0 ? { prewarmBundle: getPrewarmBundle() } : {}),
     });
     Object.freeze(this);
   }

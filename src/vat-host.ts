@@ -110,6 +110,7 @@ const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_
  */
 interface AgentVatRoot {
   run(spec: { entry: string; modules: unknown; caps: unknown; input: unknown }): Promise<RunReport>;
+  prewarm(spec: { entry: string; modules: unknown; caps: unknown; input: unknown }): Promise<RunReport>;
   probe(): Promise<{ settled: boolean }>;
 }
 
@@ -140,10 +141,12 @@ export interface VatHostOptions {
   readonly poolSize?: number;
   /** Heap limit of pooled vats; a launch with another limit starts a fresh vat. */
   readonly poolMemoryMb?: number;
+  /** A trivial agent each pooled vat runs once before it is needed (warms its run path). */
+  readonly prewarmBundle?: Pick<AgentBundle, 'entry' | 'modules'>;
 }
 
 export const makeVatHost = (opts: VatHostOptions) => {
-  const { kernel, powers, failureModes, poolSize = 0, poolMemoryMb = DEFAULT_VAT_LIMITS.memoryMb } = opts;
+  const { kernel, powers, failureModes, poolSize = 0, poolMemoryMb = DEFAULT_VAT_LIMITS.memoryMb, prewarmBundle } = opts;
   const running = new Map<string, AgentHandle>();
   const pool: VatSlot[] = [];
   let runCounter = 0;
@@ -228,7 +231,16 @@ export const makeVatHost = (opts: VatHostOptions) => {
         if (!ok) {
           const i = pool.indexOf(slot);
           if (i >= 0) pool.splice(i, 1);
+          return;
         }
+        // Warm the new vat's run path with a trivial agent. A launch that
+        // takes the slot meanwhile queues behind it; its outcome does not
+        // matter (a vat that fails it fails its real run the same way).
+        if (!prewarmBundle) return;
+        const { entry, modules } = prewarmBundle;
+        void E(slot.vatRoot)
+          .prewarm(harden({ entry, modules, caps: {}, input: null }))
+          .catch(() => undefined);
       });
     }
   };
@@ -239,7 +251,10 @@ export const makeVatHost = (opts: VatHostOptions) => {
       while (pool.length > 0) {
         const slot = pool.shift() as VatSlot;
         if (!slot.isDead()) {
-          refill();
+          // Starting a worker blocks this thread for a few milliseconds, so
+          // the pool is refilled when a run ends, or right after this turn
+          // if no spare vat is left.
+          if (pool.length === 0) powers.setTimeout(refill, 0);
           return { slot, warm: true };
         }
       }
@@ -310,6 +325,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
             ...(ref ? { audit: ref } : {}),
           });
           resolveResult(outcome);
+          if (poolSize > 0) powers.setTimeout(refill, 0);
         });
     };
     const failWith = (code: ErrorCode, message: string = ErrorCodes[code]) => finish({ status: 'failed', code, message });

@@ -204,12 +204,25 @@ export const buildRootObject = (powers: AgentVatPowers) => {
   const run = async (spec: RunSpec): Promise<RunReport> => {
     if (started) return fail('ZT_AGENT_BUSY', 'this vat already ran an agent');
     started = true;
-    const report = await runAgent(spec);
+    const report = await runAgent(spec, true);
     await Promise.all([...pendingLogs]);
     return report;
   };
 
-  const runAgent = async ({ entry, modules, caps, input }: RunSpec): Promise<RunReport> => {
+  let prewarmed = false;
+  /**
+   * Runs a kernel-supplied trivial agent in a throwaway Compartment before
+   * any real agent, so a pooled vat's module-loading and run paths are
+   * compiled when its agent arrives. Once, and never after a real run.
+   */
+  const prewarm = async (spec: RunSpec): Promise<RunReport> => {
+    if (started || prewarmed) return fail('ZT_AGENT_BUSY', 'this vat cannot be prewarmed now');
+    prewarmed = true;
+    return runAgent(spec, false);
+  };
+
+  /** `track`: whether this is the vat's real run (quiescence probes watch it). */
+  const runAgent = async ({ entry, modules, caps, input }: RunSpec, track: boolean): Promise<RunReport> => {
     try {
       const compartment = new Compartment({
         __options__: true,
@@ -252,12 +265,13 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       }
       return harden({ status: 'returned', value });
     } finally {
-      settled = true;
+      if (track) settled = true;
     }
   };
 
   return Far('AgentVat', {
     run,
+    prewarm,
     /**
      * Answers after the current macrotask, when every microtask the agent
      * queued has run: `settled: false` then means the agent is waiting.
