@@ -307,3 +307,35 @@ test('property: the byte scan never accepts a text that is not canonical (differ
     { numRuns: 3000 },
   );
 });
+
+test('property: the byte scan accepts only valid UTF-8 of canonical texts (byte-level mutations)', t => {
+  const objectValue = dictionary(trickyString, trickyValue, { maxKeys: 5 }).filter(isWellFormedDeep);
+  const fatal = new TextDecoder('utf-8', { fatal: true });
+  fc.assert(
+    fc.property(objectValue, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('insert', 'replace'), (value, at, byte, edit) => {
+      const bytes = utf8(canonicalJson(value));
+      const i = at % bytes.length;
+      const mutated =
+        edit === 'insert'
+          ? Uint8Array.from([...bytes.subarray(0, i), byte, ...bytes.subarray(i)])
+          : Uint8Array.from(bytes, (b, k) => (k === i ? byte : b));
+      if (scanCanonicalObjectBytes(mutated, 0, mutated.length)) {
+        let text: string | undefined;
+        try {
+          text = fatal.decode(mutated);
+        } catch {
+          text = undefined;
+        }
+        t.true(text !== undefined && isCanonicalJson(text), `accepted ${JSON.stringify([...mutated])}`);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  // Invalid sequences inside a string: overlong, surrogate, truncated, too large, stray continuation.
+  for (const seq of [[0xc0, 0xaf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0xf4, 0x90, 0x80, 0x80], [0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]]) {
+    const bytes = Uint8Array.from([...utf8('{"a":"x'), ...seq, ...utf8('"}')]);
+    t.is(scanCanonicalObjectBytes(bytes, 0, bytes.length), undefined, JSON.stringify(seq));
+  }
+  const valid = utf8('{"a":"é€😀"}');
+  t.truthy(scanCanonicalObjectBytes(valid, 0, valid.length));
+});

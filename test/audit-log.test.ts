@@ -207,10 +207,14 @@ test('joined batches: reserved keys, empty or non-object lines and lone surrogat
   await t.throwsAsync(log.appendJoined('[1]'), BAD);
   await t.throwsAsync(log.appendJoined(''), BAD);
   await t.throwsAsync(log.appendJoined('{"a":"\ud800"}'), { message: /^ZT_AUDIT_NOT_CANONICAL\b/ });
+  await t.throwsAsync(log.appendJoined('{"a":"\\ud800"}'), { message: /^ZT_AUDIT_NOT_CANONICAL\b/ }, 'escaped, on the parsing path');
+  await t.throwsAsync(log.appendBytes(Uint8Array.of(0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d)), BAD, 'not UTF-8');
+  await t.throwsAsync(log.appendBytes(new Uint8Array(0)), BAD);
   await t.throwsAsync(log.appendTexts(['{"a":\n1}']), BAD, 'a text spanning lines');
   t.deepEqual(store.lines, [], 'nothing stored');
   await log.appendJoined('{"a":1}\n{"b":"é","a":[]}');
-  t.deepEqual(store.lines, ['{"a":1,"seq":0}', '{"a":[],"b":"é","seq":1}']);
+  await log.appendBytes(new TextEncoder().encode('{"c":true}\n'));
+  t.deepEqual(store.lines, ['{"a":1,"seq":0}', '{"a":[],"b":"é","seq":1}', '{"c":true,"seq":2}']);
 });
 
 test('bad proof and read arguments are ZT_BAD_ARGUMENT', async t => {

@@ -73,6 +73,12 @@ export interface AuditLog {
    * `seq` spliced in, or takes the parsing path if the scan turns it down.
    */
   appendJoined(joined: string): Promise<AuditBatchRef>;
+  /**
+   * The same for the UTF-8 bytes of such lines (the last '\n' optional), as
+   * the kernel's batch writer produces them: nothing is trusted, the bytes
+   * are checked (UTF-8 included) record by record.
+   */
+  appendBytes(bytes: Uint8Array): Promise<AuditBatchRef>;
   /** Number of acknowledged records. */
   size(): number;
   /** Merkle root of the acknowledged records, lowercase hex. */
@@ -347,26 +353,22 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     return canonicalJsonOfParsed(record);
   };
 
-  const appendJoined = async (joined: string): Promise<AuditBatchRef> => {
+  const appendBytes = async (input: Uint8Array): Promise<AuditBatchRef> => {
     if (failure) throw failure;
-    if (typeof joined !== 'string' || joined === '') {
-      throw ztError('ZT_BAD_ARGUMENT', 'appendJoined needs a non-empty string of record texts');
+    if (!(input instanceof Uint8Array) || input.length === 0) {
+      throw ztError('ZT_BAD_ARGUMENT', 'appendBytes needs non-empty UTF-8 record lines');
     }
+    // One trailing newline ends the last record; it does not start another.
+    const stop = input[input.length - 1] === 0x0a ? input.length - 1 : input.length;
     const firstSeq = store.size();
-    // UTF-8 of a well-formed string round-trips; a lone surrogate would be
-    // replaced by U+FFFD, so such a batch takes the parsing path throughout
-    // (where canonical encoding refuses it).
-    const scannable = (joined as unknown as { isWellFormed(): boolean }).isWellFormed();
-    const input = encoder.encode(joined);
-    const texts = scannable ? undefined : joined.split('\n');
-    const batch = makeBatchBuffer(input.length + 64 * 1024);
+    const batch = makeBatchBuffer(stop + 64 * 1024);
     let i = 0;
-    for (let from = 0; from <= input.length; i += 1) {
+    for (let from = 0; from <= stop; i += 1) {
       let to = input.indexOf(0x0a, from);
-      if (to === -1) to = input.length;
+      if (to === -1 || to > stop) to = stop;
       const seq = firstSeq + i;
       batch.beginLine();
-      const scan = scannable ? scanCanonicalObjectBytes(input, from, to) : undefined;
+      const scan = scanCanonicalObjectBytes(input, from, to);
       if (scan) {
         // Splice the reserved members in at their sorted places.
         const { keyStarts } = scan;
@@ -396,7 +398,13 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
         }
         batch.copy(input, at, to);
       } else {
-        batch.utf8(slowLine(texts ? texts[i]! : decoder.decode(input.subarray(from, to)), i, seq));
+        let text: string;
+        try {
+          text = decoder.decode(input.subarray(from, to));
+        } catch {
+          throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not UTF-8`);
+        }
+        batch.utf8(slowLine(text, i, seq));
       }
       batch.endLine();
       from = to + 1;
@@ -407,13 +415,26 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     return harden({ first, leafHashes });
   };
 
+  const appendJoined = async (joined: string): Promise<AuditBatchRef> => {
+    if (failure) throw failure;
+    if (typeof joined !== 'string' || joined === '') {
+      throw ztError('ZT_BAD_ARGUMENT', 'appendJoined needs a non-empty string of record texts');
+    }
+    if (joined.endsWith('\n')) throw ztError('ZT_BAD_ARGUMENT', 'the last record of the batch is empty');
+    // A lone surrogate is not Unicode text: no record holding one is canonical.
+    if (!(joined as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      throw ztError('ZT_AUDIT_NOT_CANONICAL', 'a record of the batch holds a lone surrogate');
+    }
+    return appendBytes(encoder.encode(joined));
+  };
+
   const appendTexts = async (texts: readonly string[]): Promise<AuditBatchRef> => {
     if (failure) throw failure;
     if (!Array.isArray(texts) || texts.length === 0) {
       throw ztError('ZT_BAD_ARGUMENT', 'appendTexts needs a non-empty array of record texts');
     }
     texts.forEach((text, i) => {
-      if (typeof text !== 'string' || text.includes('\n')) {
+      if (typeof text !== 'string' || text === '' || text.includes('\n')) {
         throw ztError('ZT_BAD_ARGUMENT', `record ${i} of the batch is not a one-line JSON object text`);
       }
     });
@@ -470,6 +491,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     append,
     appendTexts,
     appendJoined,
+    appendBytes,
     size: () => accumulator.size(),
     rootHash: () => toHex(accumulator.root()),
     rootHashAt,

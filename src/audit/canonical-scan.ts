@@ -14,9 +14,9 @@
  * escaped top-level key); the caller then takes the parsing path, which
  * decides authoritatively.
  *
- * Precondition: the bytes are UTF-8 from a well-formed string (TextEncoder
- * output of a string for which `isWellFormed()` holds), so multi-byte
- * sequences need no checking here.
+ * Any bytes may be given: multi-byte sequences are checked to be valid
+ * UTF-8 (shortest form, no surrogates, at most U+10FFFF), so an accepted
+ * text always decodes to the string it stands for.
  */
 
 /** Top-level members of an accepted object: byte offsets of each key's quotes. */
@@ -41,6 +41,32 @@ let end = 0;
 /** Whether the string just scanned had an escape or a non-ASCII byte. */
 let special = false;
 
+const isContinuation = (x: number | undefined) => x !== undefined && x >= 0x80 && x <= 0xbf;
+
+/**
+ * Length of the valid UTF-8 sequence starting at `j` (before `end`), or -1:
+ * no overlong forms, no surrogates (U+D800..DFFF), nothing above U+10FFFF.
+ */
+const utf8Length = (j: number): number => {
+  const c = b[j]!;
+  if (c >= 0xc2 && c <= 0xdf) return j + 2 <= end && isContinuation(b[j + 1]) ? 2 : -1;
+  if (c >= 0xe0 && c <= 0xef) {
+    const c1 = b[j + 1]!;
+    if (j + 3 > end || !isContinuation(c1) || !isContinuation(b[j + 2])) return -1;
+    if (c === 0xe0 && c1 < 0xa0) return -1; // overlong
+    if (c === 0xed && c1 > 0x9f) return -1; // a surrogate
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    const c1 = b[j + 1]!;
+    if (j + 4 > end || !isContinuation(c1) || !isContinuation(b[j + 2]) || !isContinuation(b[j + 3])) return -1;
+    if (c === 0xf0 && c1 < 0x90) return -1; // overlong
+    if (c === 0xf4 && c1 > 0x8f) return -1; // above U+10FFFF
+    return 4;
+  }
+  return -1;
+};
+
 /** String at `i` (a quote); returns the offset after its closing quote, or -1. */
 const scanString = (i: number): number => {
   let j = i + 1;
@@ -54,10 +80,18 @@ const scanString = (i: number): number => {
     }
     if (j >= end) return -1;
     if (c === QUOTE) return j + 1;
-    if (c >= 0x7f) {
-      // DEL and UTF-8 sequences stand for themselves (JSON.stringify does not escape them).
+    if (c === 0x7f) {
+      // DEL stands for itself (JSON.stringify does not escape it).
       special = true;
       j += 1;
+      continue;
+    }
+    if (c >= 0x80) {
+      // Non-ASCII characters stand for themselves, as valid UTF-8.
+      special = true;
+      const n = utf8Length(j);
+      if (n < 0) return -1;
+      j += n;
       continue;
     }
     if (c !== BACKSLASH) return -1; // a raw control character
