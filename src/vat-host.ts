@@ -233,9 +233,10 @@ export const makeVatHost = (opts: VatHostOptions) => {
           if (i >= 0) pool.splice(i, 1);
           return;
         }
-        // Warm the new vat's run path with a trivial agent. A launch that
-        // takes the slot meanwhile queues behind it; its outcome does not
-        // matter (a vat that fails it fails its real run the same way).
+        // Warm the new vat's run path with a trivial agent, in a Compartment
+        // of its own, with no capabilities. A launch that takes the slot
+        // meanwhile runs beside it; its outcome does not matter (a vat that
+        // fails it fails its real run the same way).
         if (!prewarmBundle) return;
         const { entry, modules } = prewarmBundle;
         void E(slot.vatRoot)
@@ -250,6 +251,8 @@ export const makeVatHost = (opts: VatHostOptions) => {
     if (memoryMb === poolMemoryMb) {
       while (pool.length > 0) {
         const slot = pool.shift() as VatSlot;
+        // A dead spare is dropped and replaced.
+        if (slot.isDead()) powers.setTimeout(refill, 0);
         if (!slot.isDead()) {
           // Starting a worker blocks this thread for a few milliseconds, so
           // the pool is refilled when a run ends, or right after this turn

@@ -210,6 +210,7 @@ test('joined batches: reserved keys, empty or non-object lines and lone surrogat
   await t.throwsAsync(log.appendJoined('{"a":"\\ud800"}'), { message: /^ZT_AUDIT_NOT_CANONICAL\b/ }, 'escaped, on the parsing path');
   await t.throwsAsync(log.appendBytes(Uint8Array.of(0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x7d)), BAD, 'not UTF-8');
   await t.throwsAsync(log.appendBytes(new Uint8Array(0)), BAD);
+  await t.throwsAsync(log.appendJoined('\uFEFF{"a":1}'), BAD, 'a byte order mark is not part of JSON');
   await t.throwsAsync(log.appendTexts(['{"a":\n1}']), BAD, 'a text spanning lines');
   t.deepEqual(store.lines, [], 'nothing stored');
   await log.appendJoined('{"a":1}\n{"b":"é","a":[]}');

@@ -7,7 +7,7 @@
  */
 import { test } from './_prepare.js';
 import { execFile } from 'node:child_process';
-import { appendFile, copyFile, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -224,7 +224,27 @@ test('forgeries with a stolen retired key are detected', async t => {
     });
   }
 
-  // 5. History before the handover rewritten and every old checkpoint re-signed
+  // 5. No stolen key at all: the chain restarted at the trusted key (or
+  //    deleted), every checkpoint dropped, a record rewritten. Nothing the
+  //    trusted key signed is left to vouch for the records: refused.
+  {
+    const records = (await readFile(join(dir2, RECORDS_FILE), 'utf8')).split('\n');
+    const edited = JSON.parse(records[5]!) as Record<string, unknown>;
+    edited.decision = edited.decision === 'allow' ? 'deny' : 'allow';
+    records[5] = canonicalJson(edited);
+    const restarted = await tempDir(t);
+    await writeFile(join(restarted, RECORDS_FILE), records.join('\n'));
+    await writeFile(join(restarted, CHECKPOINTS_FILE), '');
+    await writeFile(join(restarted, KEY_CHAIN_FILE), `${canonicalJson({ vkey: rotation2.key })}\n`);
+    const NOTHING_SIGNED = { ...CORRUPT, message: /no checkpoint signed by the trusted key/ };
+    await t.throwsAsync(verifyStore(restarted, { vkey: rotation2.key }), NOTHING_SIGNED);
+    await rm(join(restarted, KEY_CHAIN_FILE));
+    await t.throwsAsync(verifyStore(restarted, { vkey: rotation2.key }), NOTHING_SIGNED, 'chain file deleted');
+    // The genuine store: the trusted key's handover and checkpoints vouch.
+    t.like(await verifyStore(dir2, { vkey: rotation2.key }), { anchoredSize: 61 });
+  }
+
+  // 6. History before the handover rewritten and every old checkpoint re-signed
   //    with the retired key: the handover, co-signed by the new key, pins the root.
   const records = (await readFile(join(dir2, RECORDS_FILE), 'utf8')).split('\n');
   const edited = JSON.parse(records[5]!) as Record<string, unknown>;

@@ -164,7 +164,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
   };
   const leaves = makeLeafTable();
   const relaxed = store.durability === 'relaxed';
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
   // Rebuild the tree from what is stored, checking every line.
   const stored = store.size();
@@ -297,7 +297,7 @@ export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> 
     return { first, leaves: batchLeaves };
   };
 
-  const decodeLines = (bytes: Uint8Array): string[] => new TextDecoder().decode(bytes).slice(0, -1).split('\n');
+  const decodeLines = (bytes: Uint8Array): string[] => new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes).slice(0, -1).split('\n');
 
   const append = async (records: readonly object[]): Promise<AuditRef[]> => {
     if (failure) throw failure;

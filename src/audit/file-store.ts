@@ -127,7 +127,7 @@ const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
 const scan = async (
   file: StoreFileHandle,
 ): Promise<{ offsets: number[]; keep: number; fileSize: number }> => {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const fileSize = await file.size();
   const offsets: number[] = [];
   let carry: Uint8Array = new Uint8Array(0); // the unfinished line so far
@@ -211,7 +211,7 @@ export const openFileStore = async (
   const { offsets } = scanned;
 
   const encoder = new TextEncoder();
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   // Bytes before `written` are written (and, in durable mode, synced);
   // offsets[i] is where written line i starts.
   let written = scanned.keep;

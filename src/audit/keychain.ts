@@ -22,9 +22,13 @@
  * verifier trusts a key obtained out of band (`trusted`), and the chain
  * must contain it. Records up to the anchor's own handover are pinned by
  * the root the anchor signed there; later keys are reached only through
- * handovers the anchor (or its verified successors) signed. So anchor in
- * the newest key you hold from a trusted source: a key that may have been
- * stolen is no anchor at all (anyone holding it can forge a chain from it).
+ * handovers the anchor (or its verified successors) signed. Verification
+ * therefore also requires a tree head signed by the anchor or a successor
+ * (a checkpoint, or the handover that introduced it): without one, whoever
+ * controls the folder could restart the chain at the trusted key and drop
+ * every checkpoint. So anchor in the newest key you hold from a trusted
+ * source: a key that may have been stolen is no anchor at all (anyone
+ * holding it can forge a chain from it).
  *
  * Pure: SHA-256 and Ed25519 verification are passed in.
  */
@@ -50,6 +54,8 @@ export interface ChainKey {
 export interface KeyChain {
   /** The log's origin: the first key's name. */
   origin: string;
+  /** Index in `keys` of the key trusted out of band, when one was given. */
+  anchor?: number;
   /** Oldest first; the last is the current key. */
   keys: ChainKey[];
   /** Each handover's checkpoint body (size and root the rotation pinned). */
@@ -102,29 +108,31 @@ export const openKeyChain = (
     keys.push({ vkey: nextVkey, key: nextKey, fromSize: peeked.size, handover: note as string });
     handovers.push({ origin: peeked.origin, size: peeked.size, rootHash: peeked.rootHash });
   }
-  if (trusted !== undefined && !keys.some(k => k.vkey === trusted.trim())) {
-    throw corrupt('the key chain does not contain the trusted verifier key');
-  }
-  return harden({ origin, keys, handovers });
+  if (trusted === undefined) return harden({ origin, keys, handovers });
+  const anchor = keys.findIndex(k => k.vkey === trusted.trim());
+  if (anchor < 0) throw corrupt('the key chain does not contain the trusted verifier key');
+  return harden({ origin, keys, handovers, anchor });
 };
 harden(openKeyChain);
 
 /**
  * Verifies a checkpoint note against the chain: signed by a key whose range
- * includes the size it claims, with the log's origin. Undefined otherwise.
+ * includes the size it claims, with the log's origin. Undefined otherwise;
+ * `signer` is the index in `chain.keys` of the (latest) key that signed it.
  */
 export const openChainCheckpoint = (
   sha256: Sha256,
   verify: Ed25519Verify,
   chain: KeyChain,
   note: string,
-): CheckpointBody | undefined => {
+): (CheckpointBody & { signer: number }) | undefined => {
   const peeked = peekCheckpoint(note);
   if (!peeked || peeked.origin !== chain.origin) return undefined;
-  for (const k of chain.keys) {
+  for (let n = chain.keys.length - 1; n >= 0; n -= 1) {
+    const k = chain.keys[n]!;
     if (peeked.size < k.fromSize || (k.toSize !== undefined && peeked.size > k.toSize)) continue;
     const body = openCheckpoint(sha256, verify, k.key, note);
-    if (body) return body;
+    if (body) return { ...body, signer: n };
   }
   return undefined;
 };

@@ -53,7 +53,12 @@ export const readKeyChain = async (dir: string, trustedVkey?: string): Promise<K
   if (vkeyText === undefined) return undefined;
   const key = parseVerifierKey(nodeSha256, vkeyText);
   if (!key) throw ztError('ZT_BAD_ARGUMENT', 'the verifier key is malformed');
-  return harden({ origin: key.name, keys: [{ vkey: vkeyText.trim(), key, fromSize: 0 }], handovers: [] });
+  return harden({
+    origin: key.name,
+    keys: [{ vkey: vkeyText.trim(), key, fromSize: 0 }],
+    handovers: [],
+    ...(trustedVkey === undefined ? {} : { anchor: 0 }),
+  });
 };
 harden(readKeyChain);
 

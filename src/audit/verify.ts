@@ -56,6 +56,11 @@ export interface VerifyReport {
   rotations: number;
   /** External checkpoints the records were found to match. */
   external: number;
+  /**
+   * With a trusted key: the number of records vouched for by a tree head
+   * that key (or a successor it handed over to) signed.
+   */
+  anchoredSize?: number;
 }
 
 const corrupt = (message: string, details: Record<string, unknown>) =>
@@ -108,7 +113,7 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
     [...checkpoints, ...handovers, ...external].map(c => [c.size, undefined]),
   );
 
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const accumulator = makeMerkleAccumulator(hasher);
   if (wanted.has(0)) wanted.set(0, accumulator.root());
   let start = 0;
@@ -168,6 +173,21 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
     }
     vouched = c.size;
   }
+  // With a trusted key, something it (or a successor) signed must vouch for
+  // the records: else the folder's chain could simply restart at that key.
+  let anchoredSize: number | undefined;
+  if (chain?.anchor !== undefined) {
+    const anchor = chain.anchor;
+    const signedByAnchor = [
+      ...checkpoints.filter(c => c.signer >= anchor),
+      ...external.filter(c => c.signer >= anchor),
+      ...handovers.filter((_, n) => n + 1 >= anchor),
+    ];
+    if (signedByAnchor.length === 0) {
+      throw corrupt('no checkpoint signed by the trusted key (or a key it handed over to) vouches for these records', {});
+    }
+    anchoredSize = Math.max(...signedByAnchor.map(c => c.size));
+  }
   (chain?.keys ?? []).slice(1).forEach((k, n) => {
     const at = rotationRecords.get(k.vkey);
     if (at === undefined || at >= k.fromSize) {
@@ -182,6 +202,7 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
     checkpoints: checkpoints.length,
     rotations: handovers.length,
     external: external.length,
+    ...(anchoredSize === undefined ? {} : { anchoredSize }),
   });
 };
 harden(verifyAuditContents);

@@ -71,7 +71,7 @@ const readLines = async (dir: string): Promise<StoredLine[]> => {
   const data = await readOrNull(file);
   if (!data) throw new ZtError('ZT_NOT_FOUND', `no audit log at ${file}`);
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const out: StoredLine[] = [];
   for (let from = 0; from < bytes.length; ) {
     const end = bytes.indexOf(0x0a, from);
@@ -226,6 +226,9 @@ const auditVerify = async (args: string[]): Promise<number> => {
     write('warning: no signed checkpoint vouches for these records yet\n');
   } else if (covered < report.size) {
     write(`note: records ${covered}..${report.size - 1} are not yet covered by a signed checkpoint\n`);
+  }
+  if (report.anchoredSize !== undefined && report.anchoredSize < report.size) {
+    write(`note: the given key vouches for records 0..${report.anchoredSize - 1}; records ${report.anchoredSize}..${report.size - 1} are not yet covered by a head it or a successor signed\n`);
   }
   if (vkey === undefined) {
     write('note: checked against the keys in the store folder; pass --vkey with the newest key of this log you obtained separately (ztaas audit key, published after each rotation) to rule out replaced keys\n');
