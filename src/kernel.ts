@@ -640,8 +640,13 @@ export const makeKernel = (options: KernelOptions) => {
     } catch {
       target = undefined;
     }
-    for (const link of entry.delegated ? chainOf(entry) : [entry]) {
-      const code = checkEntry(link, req, target, now);
+    if (entry.delegated) {
+      for (const link of chainOf(entry)) {
+        const code = checkEntry(link, req, target, now);
+        if (code) return { code, entry };
+      }
+    } else {
+      const code = checkEntry(entry, req, target, now);
       if (code) return { code, entry };
     }
     return { entry, target: target as string };
@@ -1195,11 +1200,12 @@ export const makeKernel = (options: KernelOptions) => {
     },
     delegate,
     execute,
-    /** Decides without consuming or recording (forensics, benchmarks). The decision is a fresh frozen record. */
-    evaluate: (request: ActionRequest) => {
-      const { decision } = evaluate(request, powers.now());
-      return Object.freeze({ ...decision, rules: Object.freeze([...decision.rules]) });
-    },
+    /**
+     * Decides without consuming or recording (forensics, benchmarks). The
+     * decision is hardened (the policy's own decisions already are, and are
+     * shared between requests).
+     */
+    evaluate: (request: ActionRequest) => harden(evaluate(request, powers.now()).decision),
     whenIdle,
     refuse,
     isDerivedRef: brands.isDerivedRef,
