@@ -127,6 +127,10 @@ interface CapEntry {
   revokedAt?: number;
   revokedReason?: string;
   readonly inFlight: Set<InFlight>;
+  /** Fires at `expiresAt` to record the expiry (unref'd; cleared on revocation and shutdown). */
+  expiryTimer?: ReturnType<typeof setTimeout>;
+  /** `capability.expired` has been recorded. */
+  expiredRecorded?: boolean;
 }
 
 interface AgentEntry {
@@ -429,6 +433,7 @@ export const makeKernel = (options: KernelOptions) => {
     caps.set(cap.id, entry);
     parent?.children.add(cap.id);
     recordLater({ type: parent ? (entry.delegated ? 'capability.delegated' : 'capability.derived') : 'capability.issued', ...base });
+    armExpiry(entry);
     return snapshot(entry);
   };
 
@@ -538,10 +543,47 @@ export const makeKernel = (options: KernelOptions) => {
     return cut;
   };
 
+  /**
+   * Records, once, that a live capability's `expiresAt` has passed: when its
+   * timer fires, or when a request finds it expired (whichever is first; the
+   * kernel clock decides).
+   */
+  const noteExpired = (entry: CapEntry): void => {
+    if (entry.expiredRecorded || entry.state !== 'live') return;
+    entry.expiredRecorded = true;
+    clearTimeout(entry.expiryTimer);
+    entry.expiryTimer = undefined;
+    recordLater({
+      type: 'capability.expired',
+      time: powers.now(),
+      capabilityId: entry.spec.id,
+      holder: entry.spec.holder,
+      expiresAt: entry.spec.constraints.expiresAt as number,
+    });
+  };
+
+  const armExpiry = (entry: CapEntry): void => {
+    const { expiresAt } = entry.spec.constraints;
+    if (expiresAt === undefined || entry.state !== 'live' || shutDown) return;
+    const left = expiresAt - powers.now();
+    if (left <= 0) {
+      noteExpired(entry);
+      return;
+    }
+    // Far expiries take several timers; the kernel clock is asked each time.
+    entry.expiryTimer = setTimeout(() => {
+      entry.expiryTimer = undefined;
+      armExpiry(entry);
+    }, Math.min(left, MAX_TIMER_MS));
+    (entry.expiryTimer as { unref?: () => void }).unref?.();
+  };
+
   const revokeCapability = (id: string, reason = 'revoked by operator'): boolean => {
     const entry = caps.get(id);
     if (!entry) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
     if (entry.state === 'revoked') return false;
+    clearTimeout(entry.expiryTimer);
+    entry.expiryTimer = undefined;
     entry.state = 'revoked';
     entry.revokedAt = powers.now();
     entry.revokedReason = reason;
@@ -890,6 +932,12 @@ export const makeKernel = (options: KernelOptions) => {
     if (agent) agent.epoch += 1;
 
     const { decision, entry, target, args, decisionRequest } = evaluate(request, time);
+    if (decision.code === 'ZT_EXPIRED' && entry) {
+      for (const link of entry.delegated ? chainOf(entry) : [entry]) {
+        const { expiresAt } = link.spec.constraints;
+        if (expiresAt !== undefined && time >= expiresAt) noteExpired(link);
+      }
+    }
 
     const requestRecord = {
       type: 'request',
@@ -1170,7 +1218,11 @@ export const makeKernel = (options: KernelOptions) => {
   const shutdown = async () => {
     if (shutDown) return;
     shutDown = true;
-    for (const entry of caps.values()) abortInFlight(entry, 'ZT_SHUT_DOWN', 'the runtime is shutting down');
+    for (const entry of caps.values()) {
+      clearTimeout(entry.expiryTimer);
+      entry.expiryTimer = undefined;
+      abortInFlight(entry, 'ZT_SHUT_DOWN', 'the runtime is shutting down');
+    }
     recordLater({ type: 'runtime.shutdown', time: powers.now() });
     await Promise.all([...pending]);
   };

@@ -127,6 +127,41 @@ test('expiry reached mid-call cuts the call with ZT_EXPIRED and aborts the effec
   t.is((await kernel.execute(read('r', 'a', '/f'), 'api')).error?.code, 'ZT_EXPIRED');
 });
 
+test('expiry is recorded once: when the kernel clock passes it at use, or when its timer fires; never after revocation', async t => {
+  let clock = 1_000_000;
+  const { kernel, sink } = makeTestKernel({ now: () => clock });
+  kernel.registerAgent('a');
+  kernel.issueCapability(new Capability({ id: 'soon', actionType: ActionType.READ, target: '/f', holder: 'a', constraints: { expiresAt: clock + 100 } }));
+  kernel.issueCapability(new Capability({ id: 'gone', actionType: ActionType.READ, target: '/f', holder: 'a', constraints: { expiresAt: clock + 100 } }));
+  kernel.revokeCapability('gone');
+  clock += 200;
+  t.is((await kernel.execute(read('soon', 'a', '/f'), 'api')).error?.code, 'ZT_EXPIRED');
+  t.is((await kernel.execute(read('soon', 'a', '/f'), 'api')).error?.code, 'ZT_EXPIRED');
+  t.is((await kernel.execute(read('gone', 'a', '/f'), 'api')).error?.code, 'ZT_REVOKED');
+  await kernel.flush();
+  const expired = sink.records.filter(r => r.type === 'capability.expired');
+  t.deepEqual(
+    expired.map(r => [r.capabilityId, r.holder, r.expiresAt]),
+    [['soon', 'a', 1_000_100]],
+    'one record, for the live capability only',
+  );
+  const firstDenial = sink.records.findIndex(r => r.type === 'request' && r.code === 'ZT_EXPIRED');
+  t.true(sink.records.indexOf(expired[0]!) < firstDenial, 'the expiry is recorded before the request it denied');
+
+  // With the real clock, the timer records the expiry with no request at all.
+  const real = makeTestKernel();
+  real.kernel.registerAgent('b');
+  real.kernel.issueCapability(new Capability({ id: 'brief', actionType: ActionType.READ, target: '/f', holder: 'b', constraints: { expiresAt: Date.now() + 40 } }));
+  await new Promise(resolve => setTimeout(resolve, 120));
+  await real.kernel.flush();
+  t.like(real.sink.records.find(r => r.type === 'capability.expired'), { capabilityId: 'brief', holder: 'b' });
+  // Already expired when issued: recorded right after the issue record.
+  real.kernel.issueCapability(new Capability({ id: 'stale', actionType: ActionType.READ, target: '/f', holder: 'b', constraints: { expiresAt: Date.now() - 1 } }));
+  await real.kernel.flush();
+  const types = real.sink.records.filter(r => r.capabilityId === 'stale').map(r => r.type);
+  t.deepEqual(types, ['capability.issued', 'capability.expired']);
+});
+
 test('derived capabilities: an effector\'s grants become capabilities of the same holder, revoked with their parent', async t => {
   const lister: Effector = async ctx => {
     const { grant } = ctx as typeof ctx & GrantingContext;
