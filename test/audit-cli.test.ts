@@ -241,6 +241,37 @@ test('show|query filter by agent, capability, action, decision, type and time', 
   t.regex(badTime.stderr, /ZT_BAD_ARGUMENT: --since must be an ISO 8601 time/);
 });
 
+test('timeline marks an expiry', async t => {
+  const base = await tempDir(t);
+  const store = join(base, 'store');
+  const sandbox = new SandboxRuntime({
+    storeDir: store,
+    policy: { version: 1, rules: [{ id: 'reads', effect: 'permit', actions: ['READ'], targets: ['/data/**'] }] },
+  });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('carol');
+  sandbox.registerAgent('dave');
+  sandbox.issueCapability(new Capability({ id: 'brief', actionType: ActionType.READ, target: '/data/**', holder: 'carol', constraints: { expiresAt: Date.now() + 30 } }));
+  await new Promise(resolve => setTimeout(resolve, 100));
+  const late = await sandbox.executeAction(new ActionRequest({ capabilityId: 'brief', agentId: 'carol', actionType: ActionType.READ, target: '/data/x.txt' }));
+  t.is(late.error?.code, 'ZT_EXPIRED');
+  await sandbox.shutdown();
+  const run = await cli('timeline', '--agent', 'carol', '--store', store, '--json');
+  t.is(run.code, 0, run.stderr);
+  const rows = jsonLines(run.stdout) as Array<{ mark: string | null; summary: string; record: Record<string, unknown> }>;
+  t.deepEqual(
+    rows.map(r => [r.record.type, r.mark]),
+    [
+      ['agent.registered', null],
+      ['capability.issued', null],
+      ['capability.expired', 'expired'],
+      ['request', 'denied'],
+    ],
+  );
+  const human = await cli('timeline', '--agent', 'carol', '--store', store);
+  t.regex(human.stdout, /\[EXPIRED\] capability brief expired/);
+});
+
 test('timeline shows what one agent did, in order, with denials and revocations marked', async t => {
   const { store, allowed, wrongTarget, afterRevoke } = await session(t);
   const run = await cli('timeline', '--agent', 'alice', '--store', store, '--json');

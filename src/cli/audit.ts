@@ -333,7 +333,7 @@ const enrich = (records: AuditRecord[]) => {
   return records.map(r => {
     if (r.type === 'request' && typeof r.requestId === 'string') requests.set(r.requestId, r);
     const req = typeof r.requestId === 'string' && r.type !== 'request' ? requests.get(r.requestId) : undefined;
-    const agent = r.agentId ?? r.holder ?? req?.agentId;
+    const agent = r.agentId ?? r.holder ?? r.from ?? req?.agentId;
     return {
       record: r,
       agent: typeof agent === 'string' ? agent : undefined,
@@ -388,7 +388,7 @@ const auditShow = async (args: string[]) => {
   for (const { record } of rows) write(`${values.json ? JSON.stringify(record) : describe(record)}\n`);
 };
 
-type Mark = 'denied' | 'revoked' | 'failed' | 'halted';
+type Mark = 'denied' | 'revoked' | 'expired' | 'failed' | 'halted';
 
 /** What a timeline entry is marked with, if anything. */
 const markOf = (r: AuditRecord): Mark | undefined => {
@@ -397,7 +397,10 @@ const markOf = (r: AuditRecord): Mark | undefined => {
     case 'request.hop':
       return r.decision === 'deny' ? 'denied' : undefined;
     case 'capability.issue-denied':
+    case 'capability.delegation-denied':
       return 'denied';
+    case 'capability.expired':
+      return 'expired';
     case 'capability.revoked':
     case 'agent.revoked':
       return typeof r.reason === 'string' && r.reason.startsWith('halted') ? 'halted' : 'revoked';
@@ -422,6 +425,13 @@ const summary = (r: AuditRecord): string => {
       return `capability ${text(r.capabilityId)} issued: ${text(r.actionType)} ${text(r.target)}`;
     case 'capability.issue-denied':
       return `capability ${text(r.capabilityId)} refused at issue: ${text(r.actionType)} ${text(r.target)} (${text(r.code)})`;
+    case 'capability.derived':
+    case 'capability.delegated':
+      return `capability ${text(r.capabilityId)} ${r.type === 'capability.derived' ? 'derived' : 'delegated'} from ${text(r.parent)}: ${text(r.actionType)} ${text(r.target)}`;
+    case 'capability.delegation-denied':
+      return `delegation of ${text(r.capabilityId)} from ${text(r.from)} to ${text(r.to)} refused (${text(r.code)})`;
+    case 'capability.expired':
+      return `capability ${text(r.capabilityId)} expired`;
     case 'capability.revoked': {
       const cut = Array.isArray(r.inFlight) && r.inFlight.length > 0 ? `; cut in flight: ${r.inFlight.join(', ')}` : '';
       return `capability ${text(r.capabilityId)} revoked: ${text(r.reason)}${cut}`;
