@@ -14,7 +14,7 @@ import {
   verify,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
@@ -62,6 +62,9 @@ export const nodeSha256: Sha256 = (...parts) => {
 };
 harden(nodeSha256);
 
+/** Largest write done synchronously (see `write` below). */
+const SYNC_WRITE_MAX = 64 * 1024;
+
 const wrapHandle = (fh: fsp.FileHandle): StoreFileHandle =>
   harden({
     size: async () => (await fh.stat()).size,
@@ -75,8 +78,14 @@ const wrapHandle = (fh: fsp.FileHandle): StoreFileHandle =>
       }
       return got === length ? buf : buf.subarray(0, got);
     },
+    // Small writes (a few records: the latency-bound case) go straight into
+    // the page cache on this thread, which costs less than a hop through the
+    // thread pool; large batches are written on the pool so this thread can
+    // prepare the next one meanwhile.
     write: async (bytes: Uint8Array, position: number) =>
-      (await fh.write(bytes, 0, bytes.length, position)).bytesWritten,
+      bytes.length <= SYNC_WRITE_MAX
+        ? writeSync(fh.fd, bytes, 0, bytes.length, position)
+        : (await fh.write(bytes, 0, bytes.length, position)).bytesWritten,
     datasync: () => fh.datasync(),
     truncate: (length: number) => fh.truncate(length),
     close: () => fh.close(),
