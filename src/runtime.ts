@@ -54,7 +54,10 @@ export interface SandboxOptions {
   readonly durability?: 'durable' | 'relaxed';
   /**
    * Agent vats kept started and waiting, for warm launches (each still
-   * serves exactly one run). Default 0. Pooled vats never keep the process alive.
+   * serves exactly one run). Default 0. Pooled vats never keep the process
+   * alive; each runs a trivial agent once, in a throwaway Compartment, so
+   * its run path is compiled before a real agent arrives, and the pool is
+   * refilled when a run ends.
    */
   readonly vatPoolSize?: number;
   /**
