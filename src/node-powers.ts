@@ -7,6 +7,7 @@ import { createHash, randomUUID, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+import type { WorkerOptions } from 'node:worker_threads';
 import { canonicalJson } from './audit/canonical.js';
 import type { ModulePowers } from './agent-modules.js';
 import type { FilePowers, FileHandleLike } from './effectors/files.js';
@@ -40,23 +41,29 @@ export const makeNodeModulePowers = (): ModulePowers =>
  */
 const WORKER_MAIN = new URL('../vats/worker-main.bundle.js', import.meta.url);
 
+/**
+ * How every agent worker starts: empty environment and arguments, captured
+ * stdio, and V8 heap limits derived from its memory limit.
+ */
+export const agentWorkerOptions = (memoryMb: number): WorkerOptions => ({
+  env: {},
+  argv: [],
+  execArgv: [],
+  stdout: true,
+  stderr: true,
+  stdin: false,
+  resourceLimits: {
+    maxOldGenerationSizeMb: memoryMb,
+    maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(memoryMb / 4))),
+    stackSizeMb: 4,
+  },
+});
+harden(agentWorkerOptions);
+
 export const makeNodeVatHostPowers = (): VatHostPowers =>
   harden({
     startAgentWorker: ({ memoryMb }: { memoryMb: number }) =>
-      new Worker(WORKER_MAIN, {
-        workerData: { vat: 'agent' },
-        env: {},
-        argv: [],
-        execArgv: [],
-        stdout: true,
-        stderr: true,
-        stdin: false,
-        resourceLimits: {
-          maxOldGenerationSizeMb: memoryMb,
-          maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(memoryMb / 4))),
-          stackSizeMb: 4,
-        },
-      }) as unknown as WorkerLike,
+      new Worker(WORKER_MAIN, { ...agentWorkerOptions(memoryMb), workerData: { vat: 'agent' } }) as unknown as WorkerLike,
     now: () => Date.now(),
     digest: (value: unknown) => sha256Hex(canonicalJson(value ?? null)),
     setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),

@@ -1,7 +1,8 @@
 /**
  * Builds signed audit stores for tests: `n` kernel-like records appended in
- * batches through the log's hot path, a signed checkpoint every `every`
- * records and one on close, exactly as the audit vat does.
+ * batches through the log's hot path, signed checkpoints every `every`
+ * records and after each size in `at`, and one on close, exactly as the
+ * audit vat does.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,9 +46,22 @@ export interface SignedStore {
 export const makeSignedStore = async (
   dir: string,
   n: number,
-  options: { every?: number; batch?: number; record?: (i: number) => Record<string, unknown> } = {},
+  options: {
+    /** A checkpoint every `every` records, */
+    every?: number;
+    /** and after each of these sizes. */
+    at?: readonly number[];
+    batch?: number;
+    record?: (i: number) => Record<string, unknown>;
+  } = {},
 ): Promise<SignedStore> => {
-  const { every = 0, batch = 100, record = sampleRecord } = options;
+  const { every = 0, at = [], batch = 100, record = sampleRecord } = options;
+  const checkpointAfter = (size: number) => (every > 0 && size % every === 0) || at.includes(size);
+  const nextCheckpoint = (size: number) => {
+    let next = every > 0 ? (Math.floor(size / every) + 1) * every : n;
+    for (const s of at) if (s > size && s < next) next = s;
+    return next;
+  };
   const powers = makeNodeFileStorePowers();
   const log = await makeAuditLog({ store: await openFileStore(powers, { dir }), sha256: nodeSha256 });
   const signer = await loadOrCreateSigningKey(dir, pub => checkpointName(nodeSha256, pub));
@@ -62,10 +76,10 @@ export const makeSignedStore = async (
   for (let i = 0; i < n; ) {
     const texts: string[] = [];
     // Batches never straddle a checkpoint boundary.
-    const stop = Math.min(n, i + batch, every > 0 ? (Math.floor(i / every) + 1) * every : n);
+    const stop = Math.min(n, i + batch, nextCheckpoint(i));
     for (; i < stop; i += 1) texts.push(canonicalJson(record(i)));
     await log.appendTexts(texts);
-    if (every > 0 && i % every === 0) await checkpointer.checkpoint();
+    if (checkpointAfter(i)) await checkpointer.checkpoint();
   }
   await checkpointer.close();
   await log.close();

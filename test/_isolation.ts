@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { makeCapTP } from '@endo/captp';
 import { E, Far } from '@endo/far';
 import type { EscapeReport } from '../src/isolation/escape-hook.js';
+import { agentWorkerOptions } from '../src/node-powers.js';
 import { makeProcessVatStarter } from '../src/isolation/process-vat-node-powers.js';
 import type { ProcessVatOptions } from '../src/isolation/process-vat.js';
 import type { WorkerLike } from '../src/vat-host.js';
@@ -16,15 +17,7 @@ import type { WorkerLike } from '../src/vat-host.js';
 export type EscapeKind = 'worker' | 'process' | 'process-os-only' | 'process-weak';
 
 const startEscapeWorker = (memoryMb: number): WorkerLike =>
-  new Worker(new URL('./_isolation-worker-main.js', import.meta.url), {
-    env: {},
-    argv: [],
-    execArgv: [],
-    stdout: true,
-    stderr: true,
-    stdin: false,
-    resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(memoryMb / 4))), stackSizeMb: 4 },
-  }) as unknown as WorkerLike;
+  new Worker(new URL('./_isolation-worker-main.js', import.meta.url), agentWorkerOptions(memoryMb)) as unknown as WorkerLike;
 
 export const processOptions = (kind: Exclude<EscapeKind, 'worker'>, memoryMb = 64, extra: Partial<ProcessVatOptions> = {}): ProcessVatOptions => ({
   memoryMb,

@@ -1,19 +1,8 @@
 import { test } from './_prepare.js';
 import { fc } from '@fast-check/ava';
+import { dictionary } from './_arbitraries.js';
 import { canonicalJson, canonicalJsonOfParsed, isCanonicalJson } from '../src/audit/canonical.js';
 import { compareKeyToName, scanCanonicalObjectBytes } from '../src/audit/canonical-scan.js';
-
-/**
- * Like fc.dictionary, but objects are built with Object.fromEntries (own
- * data properties), since assigning a key such as `constructor` to a plain
- * object fails once Object.prototype is frozen by lockdown.
- */
-const dictionary = <T>(
-  key: fc.Arbitrary<string>,
-  value: fc.Arbitrary<T>,
-  options: { maxKeys?: number } = {},
-): fc.Arbitrary<Record<string, T>> =>
-  fc.array(fc.tuple(key, value), { maxLength: options.maxKeys ?? 5 }).map(entries => Object.fromEntries(entries));
 
 
 const utf8 = (text: string) => new TextEncoder().encode(text);

@@ -11,7 +11,7 @@ import {
   parseVerifierKey,
   signCheckpoint,
 } from '../src/audit/checkpoint.js';
-import { CHECKPOINTS_FILE, checkpointName, makeCheckpointer } from '../src/audit/checkpointer.js';
+import { CHECKPOINTS_FILE, checkpointName } from '../src/audit/checkpointer.js';
 import { openFileStore, RECORDS_FILE } from '../src/audit/file-store.js';
 import {
   CHECKPOINT_KEY_FILE,
@@ -23,29 +23,17 @@ import {
 import { fromHex } from '../src/audit/merkle.js';
 import { verifyStore } from '../src/audit/verify-node.js';
 import { tempDir } from './_audit-fs.js';
+import { makeSignedStore as makeSharedSignedStore } from './_audit-store.js';
 
 const CORRUPT = { message: /^ZT_AUDIT_CORRUPT\b/ };
 
-/** A store of `n` records with a signed checkpoint after each size in `at`. */
+/** A store of `n` records with a signed checkpoint after each size in `at` (and one on close). */
 const makeSignedStore = async (dir: string, n: number, at: number[]) => {
-  const powers = makeNodeFileStorePowers();
-  const log = await makeAuditLog({ store: await openFileStore(powers, { dir }), sha256: nodeSha256 });
-  const signer = await loadOrCreateSigningKey(dir, pub => checkpointName(nodeSha256, pub));
-  const checkpointer = await makeCheckpointer({
-    log,
-    store: await openFileStore(powers, { dir, fileName: CHECKPOINTS_FILE }),
-    signer,
-    sha256: nodeSha256,
-    verify: nodeEd25519Verify,
-    origin: signer.name,
+  const signed = await makeSharedSignedStore(dir, n, {
+    at,
+    record: i => ({ kind: 'decision', target: `file-${i}.txt`, allow: i % 2 === 0 }),
   });
-  for (let i = 0; i < n; i += 1) {
-    await log.append([{ kind: 'decision', target: `file-${i}.txt`, allow: i % 2 === 0 }]);
-    if (at.includes(i + 1)) await checkpointer.checkpoint();
-  }
-  await checkpointer.close();
-  await log.close();
-  return { signer, records: await readFile(join(dir, RECORDS_FILE), 'utf8') };
+  return { records: signed.records.toString('utf8') };
 };
 
 test('checkpoints are C2SP signed notes with the right key ID', async t => {

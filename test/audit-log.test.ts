@@ -1,5 +1,6 @@
 import { test } from './_prepare.js';
 import { fc } from '@fast-check/ava';
+import { dictionary } from './_arbitraries.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeAuditLog } from '../src/audit/audit-log.js';
@@ -15,18 +16,6 @@ import {
 } from '../src/audit/merkle.js';
 import { makeNodeFileStorePowers, nodeSha256 } from '../src/audit/node-powers.js';
 import { instrumentedPowers, tempDir } from './_audit-fs.js';
-
-/**
- * Like fc.dictionary, but objects are built with Object.fromEntries (own
- * data properties), since assigning a key such as `constructor` to a plain
- * object fails once Object.prototype is frozen by lockdown.
- */
-const dictionary = <T>(
-  key: fc.Arbitrary<string>,
-  value: fc.Arbitrary<T>,
-  options: { maxKeys?: number } = {},
-): fc.Arbitrary<Record<string, T>> =>
-  fc.array(fc.tuple(key, value), { maxLength: options.maxKeys ?? 5 }).map(entries => Object.fromEntries(entries));
 
 
 const hasher = makeMerkleHasher(nodeSha256);

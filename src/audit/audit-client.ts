@@ -85,15 +85,6 @@ const unavailable = (message: string, cause?: unknown): ZtError =>
   );
 
 /**
- * Checks one record and returns a hardened, canonical copy of it. Throws
- * ZT_BAD_ARGUMENT or ZT_AUDIT_NOT_CANONICAL, as the log would for the batch.
- */
-export const prepareRecord = (record: unknown): Record<string, unknown> => {
-  return harden(JSON.parse(prepareRecordText(record)) as Record<string, unknown>);
-};
-harden(prepareRecord);
-
-/**
  * Checks one record and returns its canonical JSON text: the copy that is
  * sent to the log (a string cannot change after the call). Throws
  * ZT_BAD_ARGUMENT or ZT_AUDIT_NOT_CANONICAL, as the log would for the batch.

@@ -186,59 +186,10 @@ const fastKey = (k: string): string => {
 };
 
 /**
- * Deeper than this, the fast encoder hands over to the checking one, which
+ * Deeper than this, the fast paths hand over to the checking encoder, which
  * detects cycles. Records are shallow; a cycle recurses until it gets here.
  */
 const FAST_DEPTH = 64;
-
-/**
- * The fast encoder: the same domain checks as `encodeChecked`, without
- * path bookkeeping; anything outside the domain throws OUTSIDE.
- */
-const encodeFast = (v: unknown, depth: number): string => {
-  switch (typeof v) {
-    case 'string':
-      return fastString(v);
-    case 'number':
-      if (!Number.isFinite(v)) throw OUTSIDE;
-      return stringify(v);
-    case 'boolean':
-      return v ? 'true' : 'false';
-    case 'object': {
-      if (v === null) return 'null';
-      if (depth > FAST_DEPTH) throw OUTSIDE;
-      if (isArray(v)) {
-        if (getPrototypeOf(v) !== arrayPrototype) throw OUTSIDE;
-        const n = v.length;
-        if (!ownKeyCountIs(v, n + 1)) throw OUTSIDE;
-        let out = '[';
-        for (let i = 0; i < n; i += 1) {
-          const desc = getOwnPropertyDescriptor(v, i);
-          if (desc === undefined || !('value' in desc)) throw OUTSIDE;
-          if (i > 0) out += ',';
-          out += encodeFast(desc.value, depth + 1);
-        }
-        return `${out}]`;
-      }
-      const proto = getPrototypeOf(v);
-      if (proto !== objectPrototype && proto !== null) throw OUTSIDE;
-      const names = objectKeys(v);
-      if (!ownKeyCountIs(v, names.length)) throw OUTSIDE;
-      names.sort();
-      let out = '{';
-      for (let i = 0; i < names.length; i += 1) {
-        const name = names[i]!;
-        const desc = getOwnPropertyDescriptor(v, name);
-        if (desc === undefined || !('value' in desc)) throw OUTSIDE;
-        if (i > 0) out += ',';
-        out += fastKey(name) + encodeFast(desc.value, depth + 1);
-      }
-      return `${out}}`;
-    }
-    default:
-      throw OUTSIDE;
-  }
-};
 
 /**
  * The copying fast path: checks the same domain as `encodeChecked` and
@@ -248,7 +199,7 @@ const encodeFast = (v: unknown, depth: number): string => {
  * that the engine would not keep in insertion order (an array index) or that
  * assignment would not make an own property (`__proto__`, `constructor` and
  * the other names of `Object.prototype`) throw OUTSIDE_ORDER, and the
- * concatenating encoder takes over.
+ * checking encoder takes over.
  */
 const OUTSIDE_ORDER = harden({ outsideOrder: true });
 const INDEX_LIKE = /^(?:0|[1-9][0-9]*)$/;
@@ -319,16 +270,9 @@ export const canonicalJson = (value: unknown): string => {
     return stringify(copySorted(value, 0));
   } catch (err) {
     if (err !== OUTSIDE && err !== OUTSIDE_ORDER) throw err;
-    if (err === OUTSIDE_ORDER) {
-      try {
-        return encodeFast(value, 0);
-      } catch (err2) {
-        if (err2 !== OUTSIDE) throw err2;
-      }
-    }
   }
-  // Refused (or very deep): the checking encoder names the offending path,
-  // or encodes a deep but valid value.
+  // Refused, very deep, or keys the copy cannot hold in order: the checking
+  // encoder names the offending path, or encodes the (valid) value.
   return encodeChecked(value);
 };
 harden(canonicalJson);

@@ -205,6 +205,10 @@ const writeFileAtomically = async (dir: string, name: string, text: string, mode
 
 type NodeSigner = NoteSigner & { vkey: string };
 
+/** A fresh Ed25519 private key, PKCS#8 PEM. */
+const newPrivateKeyPem = (): string =>
+  generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+
 const signerFromPem = (pem: string, name: (publicKey: Uint8Array) => string): NodeSigner => {
   const privateKey = createPrivateKey(pem);
   if (privateKey.asymmetricKeyType !== 'ed25519') {
@@ -246,8 +250,8 @@ export const NEXT_CHECKPOINT_KEY_FILE = 'checkpoint-key.next.pem';
 
 /**
  * Key rotation, step 1: generates the successor key into its own file
- * (mode 0600): written whole under a temporary name, fsynced, then renamed,
- * so a crash never leaves a partial key. Refuses if one is already there.
+ * (mode 0600, written atomically: a crash never leaves a partial key).
+ * Refuses if one is already there.
  */
 export const createNextSigningKey = async (
   dir: string,
@@ -259,20 +263,8 @@ export const createNextSigningKey = async (
     (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
   );
   if (exists) throw ztError('ZT_AUDIT_UNAVAILABLE', 'a key rotation is already in progress');
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-  // A leftover temporary file from a crash is simply replaced.
-  const tmp = `${path}.tmp`;
-  await fsp.rm(tmp, { force: true });
-  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await fh.writeFile(pem);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, path);
-  await syncDir(dir);
+  const pem = newPrivateKeyPem();
+  await writeFileAtomically(dir, NEXT_CHECKPOINT_KEY_FILE, pem, 0o600);
   return signerFromPem(pem, name);
 };
 
@@ -313,8 +305,7 @@ export const loadOrCreateSigningKey = async (
   const path = join(dir, CHECKPOINT_KEY_FILE);
   let pem = await readPrivateKeyFile(path);
   if (pem === undefined) {
-    const { privateKey } = generateKeyPairSync('ed25519');
-    pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+    pem = newPrivateKeyPem();
     // Written whole under a temporary name, then linked into place: a crash
     // never leaves an empty or partial key, and link(2) fails if another
     // process created the key meanwhile (then that key is used).
