@@ -19,4 +19,18 @@ export default tseslint.config(
       '@typescript-eslint/await-thenable': 'error',
     },
   },
+  {
+    // The library runs in the host application's realm, which is never locked
+    // down: the global `harden` and `lockdown` do not exist there. Library
+    // code takes `harden` from src/harden.ts; only the vats' first import
+    // (src/init.ts) locks a realm down.
+    files: ['src/**/*.ts', 'vats/**/*.ts', 'examples/**/*.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'harden', message: "import { harden } from src/harden.ts: the host realm is not locked down" },
+        { name: 'lockdown', message: 'only src/init.ts, the first import of a vat, locks a realm down' },
+      ],
+    },
+  },
 );

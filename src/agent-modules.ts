@@ -10,6 +10,7 @@
  * ZT_MODULE_OUTSIDE, a missing file with ZT_MODULE_NOT_FOUND, a parse error
  * with ZT_MODULE_SYNTAX — at load time, before any agent code runs.
  */
+import { harden } from './harden.js';
 import { ModuleSource } from '@endo/module-source';
 import { ZtError, codeOf } from './errors.js';
 import { AGENT_ROOT_URL, resolveAgentSpecifier } from './agent-specifiers.js';

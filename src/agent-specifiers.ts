@@ -6,6 +6,7 @@
  * Agents see their folder as the virtual root `file:///agent/`; no host path
  * is ever revealed to them.
  */
+import { harden } from './harden.js';
 import { agentError } from './errors.js';
 
 export const AGENT_ROOT_URL = 'file:///agent/';

@@ -1,4 +1,5 @@
 /** Renders docs/ERRORS.md from the one table of codes in `errors.ts`. */
+import { harden } from './harden.js';
 import { ErrorCodes } from './errors.js';
 
 export const renderErrorsDoc = (): string => {

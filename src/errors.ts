@@ -11,6 +11,7 @@
  * The table below is the one place codes are defined; docs/ERRORS.md is
  * generated from the same descriptions.
  */
+import { harden } from './harden.js';
 
 export const ErrorCodes = Object.freeze({
   // Input validation (operator API)

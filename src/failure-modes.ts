@@ -3,6 +3,7 @@
  * defaults, and every mode deterministic: the same failure always yields the
  * same outcome code and the same audit record.
  */
+import { harden } from './harden.js';
 import { ZtError } from './errors.js';
 
 export interface FailureModes {

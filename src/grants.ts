@@ -10,6 +10,7 @@
  * by shape: data from outside (a file, an HTTP body, a tool's result) that
  * looks like a grant is just data.
  */
+import { harden } from './harden.js';
 import { assertZt } from './errors.js';
 import { isActionType, type ActionType, type CapabilityConstraints } from './types.js';
 

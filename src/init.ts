@@ -11,4 +11,5 @@ import 'ses';
 import '@endo/eventual-send/shim.js';
 import { PRODUCTION_LOCKDOWN_OPTIONS } from './lockdown-options.js';
 
+// eslint-disable-next-line no-restricted-globals -- this module is the perimeter
 lockdown(PRODUCTION_LOCKDOWN_OPTIONS);

@@ -17,6 +17,7 @@
  *   get ZT_REVOKED and the effector's AbortSignal fires.
  * - Any error in a check, the policy or the audit path denies.
  */
+import { harden } from './harden.js';
 import { ZtError, ErrorCodes, codeOf, type ErrorCode } from './errors.js';
 import type { Effector, GrantValidator } from './effectors/types.js';
 import type { FailureModes } from './failure-modes.js';

@@ -22,6 +22,7 @@
  * Caretakers expose one method, `invoke(method, args)`; the agent vat wraps
  * each presence so agents write `E(cap).read()` (see vats/vat-agent.ts).
  */
+import { harden } from './harden.js';
 import { Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
 import { ErrorCodes, ZtError, agentRefusal, type ErrorCode } from './errors.js';

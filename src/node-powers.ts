@@ -3,6 +3,7 @@
  * ambient authority (`node:fs`, `node:crypto`, `node:worker_threads`, the
  * clock). It builds the power records the pure modules receive.
  */
+import { harden } from './harden.js';
 import { createHash, randomUUID, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';

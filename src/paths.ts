@@ -5,6 +5,7 @@
  * spelling. (Symlinks are the effector's business: it re-checks the resolved
  * path at open time.)
  */
+import { harden } from './harden.js';
 import { assertZt } from './errors.js';
 
 /** Anything `normalizePath` would change: `//`, `.` or `..` segments, a trailing `/`. */

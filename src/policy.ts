@@ -14,6 +14,7 @@
  * that errors denies; decisions depend only on their recorded inputs and
  * name their deciding rules and the policy's content hash.
  */
+import { harden } from './harden.js';
 import type { PolicyDocument } from './policy/types.js';
 
 export type {

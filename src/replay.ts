@@ -10,6 +10,7 @@
  *
  * Pure: records in, report out; the policy constructor is passed in.
  */
+import { harden } from './harden.js';
 import type { Decision, DecisionRequest, Policy } from './policy.js';
 
 export interface ReplayDifference {

@@ -12,6 +12,7 @@
  *
  * Every grant names its holder; there is no grant to "anyone".
  */
+import { harden } from './harden.js';
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { startAuditVat, type AuditSink, type AuditVatSink } from './audit/audit-client.js';

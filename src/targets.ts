@@ -13,6 +13,7 @@
  * `.`/`..`, URLs parsed by WHATWG URL with default ports elided and no
  * userinfo or fragment), so spelling can never widen a grant.
  */
+import { harden } from './harden.js';
 import { ZtError, assertZt } from './errors.js';
 import { compileTargetPattern, normalizePath, type TargetPattern } from './paths.js';
 import type { ActionType } from './types.js';

@@ -4,6 +4,7 @@
  * kernel keeps mutable capability state (uses, revocation) in its own table,
  * never in objects a caller holds.
  */
+import { harden } from './harden.js';
 import { ZtError, assertZt, type ErrorCode } from './errors.js';
 
 /** A frozen object plus a union type: erasable TypeScript, no `enum`. */

@@ -12,6 +12,7 @@
  *   caretaker of that run answers again; on a deadline, memory or crash
  *   failure the agent's capabilities are revoked (failure mode `vatFailure`).
  */
+import { harden } from './harden.js';
 import { E } from '@endo/far';
 import { makeCapTP } from '@endo/captp';
 import { Far } from '@endo/far';

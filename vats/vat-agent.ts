@@ -15,6 +15,7 @@
  * This file holds only the vat's logic (`buildRootObject`); the worker shell
  * (`worker-main.ts`) establishes lockdown and the single CapTP connection.
  */
+import { harden } from '../src/harden.js';
 import { E, Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
 import { agentError, agentRefusal, codeOf, type ErrorCode } from '../src/errors.js';

@@ -16,6 +16,7 @@
  * exits, so the kernel fails closed instead of waiting for a timeout.
  */
 import '../src/init.js';
+import { harden } from '../src/harden.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeCapTP } from '@endo/captp';
 import { makeAuditLog } from '../src/audit/audit-log.js';

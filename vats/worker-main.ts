@@ -5,6 +5,7 @@
  * MessagePort with CapTP. Star topology: this port leads only to the kernel.
  */
 import '../src/init.js';
+import { harden } from '../src/harden.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeCapTP } from '@endo/captp';
 import { buildRootObject as buildAgentVat, type KernelFacet } from './vat-agent.js';

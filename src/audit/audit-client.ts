@@ -15,6 +15,7 @@
  * only its own append. All records appended in one turn go to the vat in
  * one message, and so into one group commit.
  */
+import { harden } from '../harden.js';
 import { Worker } from 'node:worker_threads';
 import type { ResourceLimits, WorkerOptions } from 'node:worker_threads';
 import { makeCapTP, E } from '@endo/captp';

@@ -16,6 +16,7 @@
  * - After a store failure the log refuses every later append
  *   (ZT_AUDIT_UNAVAILABLE): no gap, no reordering, fail closed.
  */
+import { harden } from '../harden.js';
 import { ztError, ZtError } from '../errors.js';
 import { canonicalJson, canonicalJsonOfParsed } from './canonical.js';
 import { compareKeyToName, scanCanonicalObjectBytes } from './canonical-scan.js';

@@ -7,6 +7,7 @@
  * through this root: they travel beside CapTP as `AUDIT_APPEND` messages
  * (see `vat-audit`), answered only once the log reports the batch durable.
  */
+import { harden } from '../harden.js';
 import { Far } from '@endo/far';
 import { codeOf, ztError } from '../errors.js';
 import type { AuditLog } from './audit-log.js';

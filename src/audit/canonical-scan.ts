@@ -18,6 +18,7 @@
  * UTF-8 (shortest form, no surrogates, at most U+10FFFF), so an accepted
  * text always decodes to the string it stands for.
  */
+import { harden } from '../harden.js';
 
 /** Top-level members of an accepted object: byte offsets of each key's quotes. */
 export interface ByteObjectScan {

@@ -16,6 +16,7 @@
  * ZT_AUDIT_NOT_CANONICAL rather than silently dropped or coerced, as
  * `JSON.stringify` would. `-0` is encoded as `0`, as RFC 8785 specifies.
  */
+import { harden } from '../harden.js';
 import { ztError } from '../errors.js';
 
 const { getPrototypeOf, getOwnPropertyDescriptor, keys: objectKeys, prototype: objectPrototype } = Object;

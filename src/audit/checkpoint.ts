@@ -16,6 +16,7 @@
  *
  * Pure: SHA-256, signing and verification are passed in.
  */
+import { harden } from '../harden.js';
 import type { Sha256 } from './merkle.js';
 import { HASH_SIZE } from './merkle.js';
 

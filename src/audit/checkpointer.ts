@@ -10,6 +10,7 @@
  *   signed make the vat refuse to start (ZT_AUDIT_CORRUPT) instead of
  *   appending after a rewritten history.
  */
+import { harden } from '../harden.js';
 import { ztError } from '../errors.js';
 import { canonicalJson } from './canonical.js';
 import { openCheckpoint, signCheckpoint } from './checkpoint.js';

@@ -23,6 +23,7 @@
  * (`node-powers.ts` builds them from `node:fs`), so tests can count syncs
  * and inject ENOSPC.
  */
+import { harden } from '../harden.js';
 import { ztError, ZtError } from '../errors.js';
 
 export type Durability = 'durable' | 'relaxed';

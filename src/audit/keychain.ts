@@ -32,6 +32,7 @@
  *
  * Pure: SHA-256 and Ed25519 verification are passed in.
  */
+import { harden } from '../harden.js';
 import { ztError } from '../errors.js';
 import { openCheckpoint, parseVerifierKey, peekCheckpoint } from './checkpoint.js';
 import type { CheckpointBody, Ed25519Verify } from './checkpoint.js';

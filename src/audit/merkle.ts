@@ -13,6 +13,7 @@
  * Tree sizes are JavaScript numbers up to 2^53 - 1, so the index arithmetic
  * uses division rather than the 32-bit bitwise operators.
  */
+import { harden } from '../harden.js';
 
 /** SHA-256 over the concatenation of `parts`. */
 export type Sha256 = (...parts: Uint8Array[]) => Uint8Array;

@@ -4,6 +4,7 @@
  * into the narrow powers the pure modules take as arguments, and nothing
  * more: the file powers reach only the folder they are opened on.
  */
+import { harden } from '../harden.js';
 import * as nodeCrypto from 'node:crypto';
 import {
   createHash,

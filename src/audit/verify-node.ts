@@ -7,6 +7,7 @@
  * should pass a verifier key obtained out of band (`{ vkey }`), the newest
  * one they hold; the chain must contain it (see `keychain.ts` on anchors).
  */
+import { harden } from '../harden.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ztError } from '../errors.js';

@@ -20,6 +20,7 @@
  *
  * Pure: bytes, SHA-256 and Ed25519 verification are passed in.
  */
+import { harden } from '../harden.js';
 import { ztError } from '../errors.js';
 import { canonicalJsonOfParsed } from './canonical.js';
 import type { Ed25519Verify } from './checkpoint.js';

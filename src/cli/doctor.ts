@@ -6,6 +6,7 @@
  * Output goes to the `io` sinks (process streams by default) so tests can
  * run the command in-process.
  */
+import { harden } from '../harden.js';
 import { parseArgs } from 'node:util';
 import { ZtError } from '../errors.js';
 import { probeIsolation } from '../isolation/process-vat-node-powers.js';

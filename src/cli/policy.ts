@@ -10,6 +10,7 @@
  * Output goes to the `io` sinks (process streams by default) so tests can
  * run the command in-process.
  */
+import { harden } from '../harden.js';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { canonicalJson } from '../audit/canonical.js';

@@ -10,6 +10,7 @@
  * (IPv4-mapped `::ffff:127.0.0.1`, NAT64 `64:ff9b::7f00:1`, 6to4
  * `2002:7f00:1::`).
  */
+import { harden } from '../harden.js';
 
 /** Parses a textual IPv4 or IPv6 address into 4 or 16 bytes; undefined if it is neither. */
 export const parseIp = (text: string): Uint8Array | undefined => {

@@ -3,6 +3,7 @@
  * touches `node:fs`. Linux-specific on purpose: O_PATH descriptors and
  * /proc/self/fd are what make the path checks race-free (see files.ts).
  */
+import { harden } from '../harden.js';
 import { randomBytes } from 'node:crypto';
 import { constants, statSync } from 'node:fs';
 import { open, readdir, readlink, rename, unlink } from 'node:fs/promises';

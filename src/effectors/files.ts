@@ -45,6 +45,7 @@
  * fall back to opening with O_NOFOLLOW | O_NONBLOCK and the same
  * /proc/self/fd check; `stat`, `list` and `append` then fail closed.
  */
+import { harden } from '../harden.js';
 import { ZtError, assertZt, type ErrorCode } from '../errors.js';
 import type { CapabilityConstraints } from '../types.js';
 import { optionalBoolean, readSettings, type Settings } from './settings.js';

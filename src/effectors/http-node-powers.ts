@@ -7,6 +7,7 @@
  * decompresses, uses no connection pool, and destroys the socket as soon as
  * the body passes its bound or the signal fires.
  */
+import { harden } from '../harden.js';
 import { lookup } from 'node:dns/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';

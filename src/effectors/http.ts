@@ -28,6 +28,7 @@
  * - Slow servers: one deadline (`effect.timeoutMs`) covers resolution, every
  *   hop and the body (ZT_TIMEOUT); revocation aborts the socket at once.
  */
+import { harden } from '../harden.js';
 import { ZtError, assertZt, type ErrorCode } from '../errors.js';
 import { normalizeUrl } from '../targets.js';
 import type { CapabilityConstraints } from '../types.js';

@@ -17,6 +17,7 @@
  * The client announces no capabilities (no sampling, elicitation or roots),
  * so a server can never ask the kernel for anything.
  */
+import { harden } from '../harden.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';

@@ -23,6 +23,7 @@
  *   `isError`) and bounded by `effect.maxResultBytes` and the kernel byte
  *   limit (ZT_TOO_LARGE).
  */
+import { harden } from '../harden.js';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { ZtError, assertZt } from '../errors.js';

@@ -11,6 +11,7 @@
  * `resolve` replaces DNS resolution for the HTTP effector (tests point test
  * names at 127.0.0.1 or 169.254.169.254 this way).
  */
+import { harden } from '../harden.js';
 import type { ActionType } from '../types.js';
 import { makeReadEffector, makeWriteEffector, validateReadGrant, validateWriteGrant } from './files.js';
 import { makeNodeFileEffectorPowers } from './files-node-powers.js';

@@ -5,6 +5,7 @@
  * the group can be killed as a whole), with exactly the environment given,
  * and with pipes for stdin, stdout and stderr.
  */
+import { harden } from '../harden.js';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, open, readlink, realpath, stat } from 'node:fs/promises';

@@ -32,6 +32,7 @@
  *   stderr are bounded, and overflowing either kills the group and reports
  *   `truncated: true` with what was captured.
  */
+import { harden } from '../harden.js';
 import { ZtError, assertZt, type ErrorCode } from '../errors.js';
 import { normalizePath } from '../paths.js';
 import type { CapabilityConstraints } from '../types.js';

@@ -9,6 +9,7 @@
  * ignored, so a misspelt restriction (`maxStdotBytes`) cannot silently
  * leave an action unrestricted.
  */
+import { harden } from '../harden.js';
 import { ZtError, assertZt } from '../errors.js';
 import { compileTargetPattern, normalizePath } from '../paths.js';
 import type { CapabilityConstraints } from '../types.js';

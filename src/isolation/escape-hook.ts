@@ -12,6 +12,7 @@
  * never anything an agent can influence). The agent's own Compartment never
  * sees this root; only the kernel holds it.
  */
+import { harden } from '../harden.js';
 import { Far } from '@endo/far';
 
 export interface EscapeReport {

@@ -8,6 +8,7 @@
  * Commands are looked up in fixed system directories, never through PATH,
  * so the environment cannot substitute a fake `bwrap`.
  */
+import { harden } from '../harden.js';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -30,6 +30,7 @@
  * Pure: every fact about the host and every power (spawning) is passed in
  * by `process-vat-node-powers.ts`.
  */
+import { harden } from '../harden.js';
 import { ZtError } from '../errors.js';
 import type { WorkerLike } from '../vat-host.js';
 import { buildSeccompFilter, isSeccompArch } from './seccomp.js';

@@ -32,6 +32,7 @@
  * 30), so a syscall number cannot be reinterpreted under another table.
  * Pure: returns bytes; the adapter hands them to bubblewrap.
  */
+import { harden } from '../harden.js';
 import { ZtError } from '../errors.js';
 
 /** `struct sock_filter` opcodes (linux/filter.h, linux/bpf_common.h). */

@@ -5,6 +5,7 @@
  * patterns, a target whose kind fits none of the rule's actions, bad
  * regular expressions or instants) are reported with their JSON pointer.
  */
+import { harden } from '../harden.js';
 import { ZtError } from '../errors.js';
 import type { TargetKind } from '../targets.js';
 import { targetKindOf } from '../targets.js';

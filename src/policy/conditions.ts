@@ -12,6 +12,7 @@
  *   (`explainCondition`) and issue-time reasoning (`staticTruth`), so the
  *   three cannot disagree about what a leaf means.
  */
+import { harden } from '../harden.js';
 import { ZtError, type ErrorCode } from '../errors.js';
 import { normalizePath } from '../paths.js';
 import {

@@ -19,6 +19,7 @@
  * trie keyed by the literal leading segments of their patterns, so a
  * request visits only rules whose prefix it lies under.
  */
+import { harden } from '../harden.js';
 import { ZtError, type ErrorCode } from '../errors.js';
 import { compileTarget, targetKindOf } from '../targets.js';
 import { isActionType, type ActionType } from '../types.js';

@@ -7,6 +7,7 @@
  * Warnings never change what the engine decides; they point at what the
  * operator probably did not mean.
  */
+import { harden } from '../harden.js';
 import { targetKindOf } from '../targets.js';
 import type { ActionType } from '../types.js';
 import { compileRule, compileTaint, makeSink, type CompiledRule } from './compile.js';

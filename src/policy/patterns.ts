@@ -17,6 +17,7 @@
  *   both only decide what is refused at issue time, and every use is
  *   checked again on its concrete target.
  */
+import { harden } from '../harden.js';
 import { ZtError } from '../errors.js';
 import { compileTargetPattern, normalizePath, type TargetPattern } from '../paths.js';
 import { compileTarget, normalizeUrl, type TargetKind } from '../targets.js';

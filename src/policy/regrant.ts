@@ -4,6 +4,7 @@
  * is listed here; the kernel revokes them (if so configured) and audits
  * each revocation with the decision that justifies it.
  */
+import { harden } from '../harden.js';
 import type { ActionType } from '../types.js';
 import type { Decision, Policy } from './types.js';
 

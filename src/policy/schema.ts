@@ -8,6 +8,7 @@
  * The schema avoids `oneOf`/`anyOf` so that every error it reports names
  * one location and one reason.
  */
+import { harden } from '../harden.js';
 
 const ID = '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$';
 const NAME = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$';

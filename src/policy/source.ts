@@ -11,6 +11,7 @@
  * - whatever the text, the result is a list of problems or a document:
  *   nothing here throws anything but ZT_POLICY_INVALID.
  */
+import { harden } from '../harden.js';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import { makePolicy, type MakePolicyOptions } from './engine.js';
 import { rejectPolicy, sharedPolicyValidator } from './validate.js';

@@ -12,6 +12,7 @@
  * - validation never throws anything but ZT_POLICY_INVALID, whatever the
  *   input (the loader fuzz test holds it to that).
  */
+import { harden } from '../harden.js';
 import { Ajv, type ErrorObject } from 'ajv';
 import { ZtError } from '../errors.js';
 import { compileRule, compileTaint, makeSink } from './compile.js';

@@ -1,0 +1,67 @@
+/**
+ * `harden` for modules that run on both sides of the kernel boundary.
+ *
+ * Inside the kernel vat, the agent and audit vats and the test harness the
+ * realm is locked down, and this is SES's `harden` (found on
+ * `Object[Symbol.for('harden')]` or `globalThis.harden`): transitive freezing
+ * along properties and prototypes, with frozen intrinsics to stand on.
+ *
+ * In the host application's realm — which ZT-AAS never locks down — it
+ * freezes the object and, transitively, its own properties, without walking
+ * prototypes: shared intrinsics such as `Object.prototype` stay as the host
+ * left them. Unlike `@endo/harden`, it installs nothing on `Object` either,
+ * so a host that later calls `lockdown()` itself is free to do so.
+ */
+type Harden = <T>(value: T) => T;
+
+const symbolForHarden = Symbol.for('harden');
+
+const freezeOwn: Harden = <T>(root: T): T => {
+  const seen = new WeakSet<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null) continue;
+    if (seen.has(value)) continue;
+    seen.add(value);
+    // Typed arrays cannot be frozen while they have elements; their own
+    // non-index properties still can be, which is all `harden` promises.
+    if (ArrayBuffer.isView(value)) continue;
+    Object.freeze(value);
+    for (const key of Reflect.ownKeys(value)) {
+      const desc = Object.getOwnPropertyDescriptor(value, key);
+      if (!desc) continue;
+      if ('value' in desc) stack.push(desc.value);
+      else stack.push(desc.get, desc.set);
+    }
+  }
+  return root;
+};
+
+let selected: Harden | undefined;
+
+const select = (): Harden => {
+  const intrinsic = (Object as unknown as Record<symbol, unknown>)[symbolForHarden];
+  if (typeof intrinsic === 'function') return intrinsic as Harden;
+  const global = (globalThis as { harden?: unknown }).harden;
+  if (typeof global === 'function') return global as Harden;
+  return freezeOwn;
+};
+
+/**
+ * SES's `harden` where the realm is locked down, else an own-properties
+ * freeze. Chosen at the first call; a realm that is locked down later keeps
+ * what it chose (the kernel and vats lock down before any module runs).
+ */
+export const harden: Harden = <T>(value: T): T => {
+  selected ??= select();
+  return selected(value);
+};
+Object.freeze(harden);
+
+/** True when this realm is locked down (SES's `harden` is in force). */
+export const isLockedDown = (): boolean => {
+  selected ??= select();
+  return selected !== freezeOwn;
+};
+Object.freeze(isLockedDown);
