@@ -18,6 +18,8 @@ import { resolveFailureModes } from '../src/failure-modes.js';
 import { makeKernel } from '../src/kernel.js';
 import { makeMembrane } from '../src/membrane.js';
 import { makeNodeKernelPowers, makeNodeVatHostPowers } from '../src/node-powers.js';
+import { makeSandbox } from '../src/sandbox.js';
+import { makeNodeSandboxPowers } from '../src/sandbox-node-powers.js';
 import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/index.js';
 import { runEffectorsBench } from './effectors-bench.js';
 import { runPolicyBench } from './policy-bench.js';
@@ -194,6 +196,65 @@ const revocationLatency = async (count: number) => {
   return stats(samples);
 };
 
+// 3c. The host → kernel-vat hop: the same seed-API READ through
+// `SandboxRuntime` (host realm → kernel vat → back) and through the runtime
+// it wraps (`makeSandbox`, called in this process), interleaved so both see
+// the same machine. The difference is what the kernel's own vat costs.
+const kernelVatHop = async (count: number) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-bench-'));
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'x'.repeat(64));
+  const viaVat = new SandboxRuntime({ storeDir: join(dir, 'vat-store'), durability: 'relaxed' });
+  const inProcess = makeSandbox(makeNodeSandboxPowers(), { storeDir: join(dir, 'in-process-store'), durability: 'relaxed' });
+  for (const s of [viaVat, inProcess]) {
+    s.registerAgent('hop');
+    s.issueCapability(new Capability({ id: 'read', actionType: ActionType.READ, target, holder: 'hop' }));
+  }
+  const request = new ActionRequest({ capabilityId: 'read', agentId: 'hop', actionType: ActionType.READ, target });
+  const through = (run: () => Promise<{ ok: boolean }>) => async () => {
+    const start = performance.now();
+    const outcome = await run();
+    if (!outcome.ok) throw Error('the hop benchmark read failed');
+    return (performance.now() - start) * 1000;
+  };
+  const vat = through(() => viaVat.executeAction(request));
+  const direct = through(() => inProcess.execute(request));
+  const vatSamples: number[] = [];
+  const directSamples: number[] = [];
+  for (let i = 0; i < count + 200; i += 1) {
+    const a = await vat();
+    const b = await direct();
+    if (i >= 200) {
+      vatSamples.push(a);
+      directSamples.push(b);
+    }
+  }
+  await viaVat.shutdown();
+  await inProcess.shutdown();
+  rmSync(dir, { recursive: true, force: true });
+  return { viaVat: stats(vatSamples), inProcess: stats(directSamples) };
+};
+
+// 3d. A new runtime in a running host: constructor (kernel vat started) to the first outcome.
+const runtimeStart = async (count: number) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ztaas-bench-'));
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'x');
+  const samples: number[] = [];
+  for (let i = 0; i < count + 1; i += 1) {
+    const start = performance.now();
+    const sandbox = new SandboxRuntime({ storeDir: join(dir, `store-${i}`), durability: 'relaxed' });
+    sandbox.registerAgent('first');
+    sandbox.issueCapability(new Capability({ id: 'read', actionType: ActionType.READ, target, holder: 'first' }));
+    const outcome = await sandbox.executeAction(new ActionRequest({ capabilityId: 'read', agentId: 'first', actionType: ActionType.READ, target }));
+    if (!outcome.ok) throw Error('the first read failed');
+    if (i >= 1) samples.push((performance.now() - start) * 1000);
+    await sandbox.shutdown();
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return stats(samples);
+};
+
 // 4b. Warm start: launch from a pool of started vats.
 const warmStart = async (count: number) => {
   const dir = mkdtempSync(join(tmpdir(), 'ztaas-bench-'));
@@ -279,6 +340,14 @@ const main = async () => {
   report('capability check (ordered checks + policy, no transport)', check, '< 1 µs');
   const revocation = await revocationLatency(Math.min(N, 1000));
   report('revocation latency (revoke → pending call rejected)', revocation, 'p99 ≤ 1 ms');
+  const hop = await kernelVatHop(Math.min(N, 2000));
+  report('seed-API READ, in-process runtime (no kernel vat)', hop.inProcess);
+  report('seed-API READ, host → kernel vat (SandboxRuntime)', hop.viaVat, 'hop ≤ 1 raw RT');
+  rows.push(['host → kernel-vat hop (p50 difference)', fmt(hop.viaVat.p50 - hop.inProcess.p50), '', '', `≤ ${fmt(raw.p50)} (1 raw RT)`]);
+  results['host → kernel-vat hop (µs)'] = hop.viaVat.p50 - hop.inProcess.p50;
+  const startup = await runtimeStart(10);
+  rows.push(['new runtime → first outcome (kernel vat start)', fmt(startup.p50 / 1000, 'ms'), fmt(startup.p99 / 1000, 'ms'), String(startup.n), '']);
+  results['new runtime to first outcome (µs)'] = startup;
   const cold = await coldStart(15);
   rows.push(['vat cold start to first answer', fmt(cold.p50 / 1000, 'ms'), fmt(cold.p99 / 1000, 'ms'), String(cold.n), '≤ 150 ms']);
   results['vat cold start (µs)'] = cold;
@@ -317,6 +386,7 @@ const main = async () => {
     'mediated relaxed / raw (p50)': mediatedRelaxed.p50 / raw.p50,
     'mediated relaxed / captp (p50)': mediatedRelaxed.p50 / captp.p50,
     'mediated durable / raw (p50)': mediatedDurable.p50 / raw.p50,
+    'host → kernel-vat hop / raw (p50)': (hop.viaVat.p50 - hop.inProcess.p50) / raw.p50,
   };
   results.ratios = ratios;
 

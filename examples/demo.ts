@@ -9,7 +9,6 @@
  * at its deadline. Everything lands in the audit log under `.ztaas/demo`.
  * Exits non-zero if anything does not behave as shown.
  */
-import '../src/init.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';

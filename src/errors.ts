@@ -20,6 +20,7 @@ export const ErrorCodes = Object.freeze({
   ZT_DUPLICATE_AGENT: 'an agent with this id is already registered',
   ZT_DUPLICATE_CAPABILITY: 'a capability with this id already exists',
   ZT_SHUT_DOWN: 'the runtime has been shut down',
+  ZT_KERNEL_UNAVAILABLE: 'the kernel vat is gone or did not answer in time; the runtime fails closed',
 
   // Request checks, in the order the kernel applies them
   ZT_UNKNOWN_AGENT: 'the request names an agent that is not registered',

@@ -29,6 +29,14 @@ export interface FailureModes {
    * ends but the agent's grants stay live for a later launch.
    */
   readonly vatFailure: 'revoke' | 'keep';
+  /**
+   * Bound on a synchronous call from the host to the kernel vat (the first
+   * one includes the kernel vat's start), in milliseconds. Past it the
+   * kernel vat is ended and every later call fails with
+   * ZT_KERNEL_UNAVAILABLE: a kernel whose state is unknown is never trusted
+   * to resume.
+   */
+  readonly kernelTimeoutMs: number;
 }
 
 export const DEFAULT_FAILURE_MODES: FailureModes = harden({
@@ -36,6 +44,7 @@ export const DEFAULT_FAILURE_MODES: FailureModes = harden({
   auditUnavailable: 'deny',
   auditTimeoutMs: 5_000,
   vatFailure: 'revoke',
+  kernelTimeoutMs: 30_000,
 });
 
 export const resolveFailureModes = (given: Partial<FailureModes> = {}): FailureModes => {
@@ -50,6 +59,7 @@ export const resolveFailureModes = (given: Partial<FailureModes> = {}): FailureM
   if (modes.auditUnavailable !== 'deny' && modes.auditUnavailable !== 'halt') bad('auditUnavailable', '"deny" or "halt"');
   if (modes.vatFailure !== 'revoke' && modes.vatFailure !== 'keep') bad('vatFailure', '"revoke" or "keep"');
   if (!Number.isSafeInteger(modes.auditTimeoutMs) || modes.auditTimeoutMs <= 0) bad('auditTimeoutMs', 'a positive integer');
+  if (!Number.isSafeInteger(modes.kernelTimeoutMs) || modes.kernelTimeoutMs <= 0) bad('kernelTimeoutMs', 'a positive integer');
   return harden(modes);
 };
 harden(resolveFailureModes);

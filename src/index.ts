@@ -1,11 +1,14 @@
 /**
  * ZT-AAS public surface. Explicit named exports only: adding one is a decision.
- * Import `ztaas/init` (or make this package's import your first) so the realm
- * is locked down before anything else runs.
+ *
+ * Importing it changes nothing in the host application's realm: no
+ * lockdown, no frozen intrinsics, no replaced globals. The kernel and every
+ * vat lock down their own realms (`ztaas/init` is their first import).
  */
-import './init.js';
 
 export { SandboxRuntime } from './runtime.js';
+export { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
+export type { KernelLinkPowers, KernelWorker, SyncChannel } from './kernel-link.js';
 export type { SandboxOptions, LaunchOptions, RuntimeLimits } from './runtime.js';
 export { ActionType, Capability, ActionRequest } from './types.js';
 export type {

@@ -1,6 +1,6 @@
 /**
- * `SandboxRuntime`: the seed API as a thin class over the kernel, the vat
- * host and the audit vat, wired with Node powers.
+ * `SandboxRuntime`: the seed API, in the host application, as a thin client
+ * of the kernel vat.
  *
  *   const sandbox = new SandboxRuntime({ storeDir: './.ztaas' });
  *   sandbox.registerAgent('my-agent');
@@ -11,38 +11,29 @@
  *     actionType: ActionType.READ, target: '/tmp/data.txt' }));
  *
  * Every grant names its holder; there is no grant to "anyone".
+ *
+ * The kernel — capability table, membranes, policy, effectors, the vat host
+ * and the audit vat's client — runs in its own locked-down worker (the
+ * kernel vat, vats/kernel-main.ts). This module and everything it imports
+ * leave the host realm as it was: no lockdown, no frozen intrinsics, no
+ * replaced globals, so a host's own errors keep their stacks and
+ * `AsyncLocalStorage` works around every call. Only plain data crosses.
  */
-import { harden } from './harden.js';
-import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { startAuditVat, type AuditSink, type AuditVatSink } from './audit/audit-client.js';
-import { canonicalJson } from './audit/canonical.js';
-import { getPrewarmBundle, loadAgentBundle, type ModuleCache } from './agent-modules.js';
-import { ZtError, codeOf } from './errors.js';
+import { harden } from './harden.js';
+import type { AuditSink } from './audit/audit-client.js';
+import { ZtError, codeOf, isErrorCode } from './errors.js';
 import type { McpServerConfig } from './effectors/mcp.js';
-import { makeNodeEffectors, type NodeEffectors } from './effectors/node-effectors.js';
-import { resolveFailureModes, type FailureModes } from './failure-modes.js';
-import { makeKernel, type CapabilityRecord, type CapabilityState, type Kernel } from './kernel.js';
-import {
-  makeNodeKernelPowers,
-  makeNodeModulePowers,
-  sha256Hex,
-  makeNodeVatHostPowers,
-} from './node-powers.js';
-import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
-import { ActionRequest, ActionType, Capability, type Outcome } from './types.js';
-import { DEFAULT_VAT_LIMITS, makeVatHost, type AgentHandle, type VatHost, type VatIsolation, type VatLimits } from './vat-host.js';
-import { assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
-import { makeProcessVatStarter, probeIsolation } from './isolation/process-vat-node-powers.js';
+import { DEFAULT_FAILURE_MODES, type FailureModes } from './failure-modes.js';
+import type { CapabilityRecord, CapabilityState } from './kernel.js';
+import { makeKernelLink, type KernelLink, type KernelLinkPowers } from './kernel-link.js';
+import { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
+import { kernelUnavailable, type SinkOp } from './kernel-protocol.js';
+import type { RuntimeLimits } from './sandbox.js';
+import type { ActionRequest, Capability, Outcome } from './types.js';
+import type { AgentHandle, RunOutcome, VatIsolation, VatLimits } from './vat-host.js';
 
-export interface RuntimeLimits {
-  /** Largest number of bytes a single action may move. Default 16 MiB. */
-  readonly maxBytes?: number;
-  /** Default wall-clock deadline of an agent run, ms. Default 30 000. */
-  readonly deadlineMs?: number;
-  /** Default heap limit of an agent vat, MiB. Default 128. */
-  readonly memoryMb?: number;
-}
+export type { RuntimeLimits } from './sandbox.js';
 
 export interface SandboxOptions {
   /** Folder of the embedded default store. Default: `.ztaas` in the working directory. */
@@ -67,7 +58,10 @@ export interface SandboxOptions {
    * lazily, closed on shutdown.
    */
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
-  /** Advanced: an audit sink to use instead of starting the audit vat. */
+  /**
+   * Advanced: an audit sink to use instead of starting the audit vat. It
+   * lives in the host; the kernel reaches it through the kernel vat's port.
+   */
   readonly auditSink?: AuditSink;
 }
 
@@ -94,79 +88,117 @@ export interface LaunchOptions {
   readonly isolation?: VatIsolation;
 }
 
-const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
-
-const positiveInt = (name: string, value: unknown, fallback: number): number => {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ZtError('ZT_BAD_ARGUMENT', `${name} must be a positive integer`);
+const kernelTimeoutOf = (options: SandboxOptions): number => {
+  const given: unknown = options.failureModes?.kernelTimeoutMs;
+  if (given === undefined) return DEFAULT_FAILURE_MODES.kernelTimeoutMs;
+  if (typeof given !== 'number' || !Number.isSafeInteger(given) || given <= 0) {
+    throw new ZtError('ZT_BAD_ARGUMENT', 'failureModes.kernelTimeoutMs must be a positive integer');
   }
-  return value;
+  return given;
+};
+
+const isFunction = (x: unknown): x is (...args: never[]) => unknown => typeof x === 'function';
+
+const assertSink = (sink: unknown): AuditSink => {
+  const s = sink as Partial<Record<keyof AuditSink, unknown>> | null;
+  if (s === null || typeof s !== 'object' || !isFunction(s.append) || !isFunction(s.read) || !isFunction(s.size) || !isFunction(s.rootHash) || !isFunction(s.close)) {
+    throw new ZtError('ZT_BAD_ARGUMENT', 'an audit sink must have append, read, size, rootHash and close');
+  }
+  return sink as AuditSink;
+};
+
+/** A request as it crosses to the kernel: its own fields, nothing inherited. */
+const requestData = (request: ActionRequest): Record<string, unknown> => {
+  if (request === null || typeof request !== 'object') return { request };
+  const { capabilityId, agentId, actionType, target, args } = request as unknown as Record<string, unknown>;
+  return { capabilityId, agentId, actionType, target, ...(args === undefined ? {} : { args }) };
+};
+
+let unrecorded = 0;
+/** The outcome of a request the kernel could not be asked about: nothing ran, nothing was recorded. */
+const unrecordedOutcome = (err: unknown): Outcome => {
+  unrecorded += 1;
+  const code = codeOf(err) ?? 'ZT_KERNEL_UNAVAILABLE';
+  const message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : 'the kernel vat could not be asked';
+  return harden({ requestId: `unrecorded-${unrecorded}`, status: code === 'ZT_KERNEL_UNAVAILABLE' ? 'failed' : 'denied', ok: false, error: { code, message }, audit: {} });
 };
 
 export class SandboxRuntime {
   readonly storeDir: string;
   readonly failureModes: FailureModes;
-  #kernel: Kernel;
-  #vats: VatHost;
-  #audit: AuditSink;
-  #startAudit: () => AuditVatSink;
-  #effectors: NodeEffectors;
-  #defaults: VatLimits;
+  #link: KernelLink;
+  #sinks = new Map<number, AuditSink>();
+  #sinkGen = 0;
+  #runs = new Map<string, (outcome: RunOutcome) => void>();
+  #ended = new Map<string, RunOutcome>();
   #closed: Promise<void> | undefined;
-  #moduleCache: ModuleCache = new Map();
-  #isolationProbe: Promise<IsolationProbe> | undefined;
 
-  constructor(options: SandboxOptions = {}) {
+  /**
+   * `powers` starts the kernel vat (default: a worker thread of this
+   * process, `makeNodeKernelLinkPowers()`); embedders and tests may supply
+   * their own.
+   */
+  constructor(options: SandboxOptions = {}, powers: KernelLinkPowers = makeNodeKernelLinkPowers()) {
     if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
-    this.storeDir = resolvePath(options.storeDir ?? '.ztaas');
-    this.failureModes = resolveFailureModes(options.failureModes);
-    const limits = options.limits ?? {};
-    const maxBytes = positiveInt('limits.maxBytes', limits.maxBytes, DEFAULT_MAX_BYTES);
-    this.#defaults = harden({
-      deadlineMs: positiveInt('limits.deadlineMs', limits.deadlineMs, DEFAULT_VAT_LIMITS.deadlineMs),
-      memoryMb: positiveInt('limits.memoryMb', limits.memoryMb, DEFAULT_VAT_LIMITS.memoryMb),
-    });
-    const durability = options.durability ?? 'durable';
-    if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
-    const vatPoolSize = options.vatPoolSize === undefined ? 0 : positiveInt('vatPoolSize', options.vatPoolSize, 0);
-    // Validate everything before starting the audit vat, so a bad option leaves nothing running.
-    const policy = validatePolicyDocument(options.policy ?? CAPABILITY_CEILING_POLICY);
-    // Validates the MCP configuration (throws before anything starts).
-    this.#effectors = makeNodeEffectors(options.mcpServers === undefined ? {} : { mcpServers: options.mcpServers });
-    this.#startAudit = () => startAuditVat({ dir: `${this.storeDir}/audit`, durability, timeoutMs: this.failureModes.auditTimeoutMs });
-    this.#audit = options.auditSink ?? this.#startAudit();
-    this.#kernel = makeKernel({
-      powers: makeNodeKernelPowers(),
-      audit: this.#audit,
-      policy,
-      effectors: this.#effectors.effectors,
-      grantValidators: this.#effectors.grantValidators,
-      failureModes: this.failureModes,
-      durability,
-      maxBytes,
-      onHalt: agentId => {
-        void this.#vats.terminate(agentId, 'halted by failure mode');
+    const { auditSink, ...rest } = options;
+    if (rest.storeDir !== undefined && typeof rest.storeDir !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be a path');
+    this.storeDir = resolvePath(rest.storeDir ?? '.ztaas');
+    if (auditSink !== undefined) this.#sinks.set(0, assertSink(auditSink));
+    const timeoutMs = kernelTimeoutOf(options);
+    this.#link = makeKernelLink(powers, {
+      timeoutMs,
+      handlers: {
+        runEnded: (runId, outcome) => this.#runEnded(runId, outcome as RunOutcome),
+        sink: (gen, op, args) => this.#sinkOp(gen, op, args),
+        died: error => {
+          for (const [runId] of this.#runs) this.#runEnded(runId, undefined, error);
+        },
       },
     });
-    const workerPowers = makeNodeVatHostPowers();
-    let processStarter: ReturnType<typeof makeProcessVatStarter> | undefined;
-    this.#vats = makeVatHost({
-      kernel: this.#kernel,
-      powers: harden({
-        ...workerPowers,
-        startAgentWorker: ({ memoryMb, isolation = 'worker' }: { memoryMb: number; isolation?: VatIsolation }) => {
-          if (isolation === 'worker') return workerPowers.startAgentWorker({ memoryMb });
-          processStarter ??= makeProcessVatStarter();
-          return processStarter.start({ memoryMb, level: isolation });
-        },
-      }),
-      failureModes: this.failureModes,
-      poolSize: vatPoolSize,
-      poolMemoryMb: this.#defaults.memoryMb,
-      ...(vatPoolSize > 0 ? { prewarmBundle: getPrewarmBundle() } : {}),
-    });
+    try {
+      const init = this.#link.callSync('init', [{ ...rest, storeDir: this.storeDir, hostAuditSink: auditSink !== undefined }]) as { failureModes: FailureModes };
+      this.failureModes = harden(init.failureModes);
+    } catch (err) {
+      // A bad option leaves nothing running.
+      void this.#link.close();
+      throw err;
+    }
     Object.freeze(this);
+  }
+
+  #runEnded(runId: string, outcome: RunOutcome | undefined, error?: ZtError) {
+    const agentId = runId.slice(0, runId.lastIndexOf('#'));
+    const result: RunOutcome =
+      outcome && typeof outcome === 'object'
+        ? harden(outcome)
+        : harden({ agentId, runId, status: 'failed', ok: false, error: { code: error?.code ?? 'ZT_KERNEL_UNAVAILABLE', message: error?.message.replace(/^ZT_[A-Z_]+: /, '') ?? 'the kernel vat is gone' } });
+    const resolve = this.#runs.get(runId);
+    if (resolve) {
+      this.#runs.delete(runId);
+      resolve(result);
+    } else {
+      this.#ended.set(runId, result);
+    }
+  }
+
+  async #sinkOp(gen: number, op: SinkOp, args: readonly unknown[]): Promise<unknown> {
+    const sink = this.#sinks.get(gen);
+    if (!sink) throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'no such audit sink');
+    switch (op) {
+      case 'append':
+        return sink.append(args[0] as Record<string, unknown>);
+      case 'read':
+        return sink.read(args[0] as number, args[1] as number);
+      case 'size':
+        return sink.size();
+      case 'rootHash':
+        return sink.rootHash();
+      case 'close':
+        this.#sinks.delete(gen);
+        return sink.close();
+      default:
+        throw new ZtError('ZT_BAD_ARGUMENT', 'unknown audit sink operation');
+    }
   }
 
   /**
@@ -174,7 +206,7 @@ export class SandboxRuntime {
    * match. Agents start with nothing: no capability, no vat.
    */
   registerAgent(agentId: string, options: { labels?: readonly string[] } = {}): void {
-    this.#kernel.registerAgent(agentId, options);
+    this.#link.callSync('registerAgent', [agentId, options]);
   }
 
   /**
@@ -183,32 +215,51 @@ export class SandboxRuntime {
    * ZT_POLICY_DENIED when the policy would never permit the grant.
    */
   issueCapability(capability: Capability): CapabilityRecord {
-    return this.#kernel.issueCapability(capability);
+    const { id, actionType, target, holder, constraints } = (capability ?? {}) as Partial<Capability>;
+    return harden(this.#link.callSync('issueCapability', [{ id, actionType, target, holder, ...(constraints === undefined ? {} : { constraints }) }]) as CapabilityRecord);
   }
 
   getCapability(id: string): CapabilityRecord | undefined {
-    return this.#kernel.getCapability(id);
+    const record = this.#link.callSync('getCapability', [id]) as CapabilityRecord | null;
+    return record === null ? undefined : harden(record);
   }
 
   listCapabilities(filter: { agentId?: string; state?: CapabilityState } = {}): CapabilityRecord[] {
-    return this.#kernel.listCapabilities(filter);
+    return harden(this.#link.callSync('listCapabilities', [filter]) as CapabilityRecord[]);
   }
 
   /** Runs one request through the kernel. Never rejects: denials and failures are outcomes with codes. */
   executeAction(request: ActionRequest): Promise<Outcome> {
-    return this.#kernel.execute(request, 'api');
+    const data = requestData(request);
+    let sent: Promise<unknown>;
+    try {
+      sent = this.#link.call('execute', [data]);
+    } catch (err) {
+      return Promise.resolve(unrecordedOutcome(err));
+    }
+    return sent.then(
+      outcome => harden(outcome as Outcome),
+      (err: unknown) => {
+        if (codeOf(err) === 'ZT_BAD_ARGUMENT' && !this.#link.isDead()) {
+          // Arguments that are not plain data: the kernel denies and records the request.
+          return this.#link.call('execute', [{ ...data, args: '[not plain data]' }]).then(
+            outcome => harden(outcome as Outcome),
+            unrecordedOutcome,
+          );
+        }
+        return unrecordedOutcome(err);
+      },
+    );
   }
 
   /** Revokes at once: calls in flight are aborted with ZT_REVOKED. Returns false if already revoked. */
   revokeCapability(id: string, reason?: string): boolean {
-    return this.#kernel.revokeCapability(id, reason);
+    return this.#link.callSync('revokeCapability', [id, reason]) as boolean;
   }
 
   /** Revokes an agent: all its capabilities, and its running vat is terminated. */
   revokeAgent(agentId: string, reason?: string): boolean {
-    const changed = this.#kernel.revokeAgent(agentId, reason);
-    void this.#vats.terminate(agentId, reason ?? 'agent revoked');
-    return changed;
+    return this.#link.callSync('revokeAgent', [agentId, reason]) as boolean;
   }
 
   /**
@@ -218,19 +269,17 @@ export class SandboxRuntime {
    * longer grant are revoked (audited), unless `revokeRefused: false`.
    */
   loadPolicy(document: unknown, options: { revokeRefused?: boolean } = {}): { policyHash: string; refused: string[]; revoked: string[] } {
-    return this.#kernel.setPolicy(document, options);
+    return harden(this.#link.callSync('loadPolicy', [document, options]) as { policyHash: string; refused: string[]; revoked: string[] });
   }
 
   /** Loads a policy file (YAML or JSON, by extension or content) as `loadPolicy` does. */
   async loadPolicyFile(path: string, options: { revokeRefused?: boolean } = {}): Promise<{ policyHash: string; refused: string[]; revoked: string[] }> {
-    const text = await readFile(path, 'utf8');
-    const format = /\.json$/i.test(path) ? 'json' : /\.ya?ml$/i.test(path) ? 'yaml' : undefined;
-    const policy = loadPolicyText(text, sha256Hex, canonicalJson, format ? { format } : {});
-    return this.#kernel.setPolicy(policy, options);
+    const absolute = typeof path === 'string' ? resolvePath(path) : path;
+    return harden((await this.#link.call('loadPolicyFile', [absolute, options])) as { policyHash: string; refused: string[]; revoked: string[] });
   }
 
   get policyHash(): string {
-    return this.#kernel.getPolicyHash();
+    return this.#link.callSync('policyHash') as string;
   }
 
   /**
@@ -241,61 +290,31 @@ export class SandboxRuntime {
    */
   async launchAgent(options: LaunchOptions): Promise<AgentHandle> {
     if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
-    const { agentId, module, capabilities = [], input = null } = options;
-    if (!this.#kernel.hasAgent(agentId)) {
-      throw new ZtError(this.#kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
-    }
-    if (capabilities === null || typeof capabilities !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids or a record of names to ids');
-    const names = Array.isArray(capabilities) ? undefined : harden({ ...(capabilities as Record<string, string>) });
-    const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
-    if (names) {
-      for (const name of Object.keys(names)) {
-        if (!/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(name) || name === '__proto__') throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
+    const spec = { ...options, ...(typeof options.module === 'string' ? { module: resolvePath(options.module) } : {}) };
+    const { agentId, runId } = (await this.#link.call('launchAgent', [spec])) as { agentId: string; runId: string };
+    const result = new Promise<RunOutcome>(resolve => {
+      const early = this.#ended.get(runId);
+      if (early) {
+        this.#ended.delete(runId);
+        resolve(early);
+      } else if (this.#link.isDead()) {
+        this.#runEnded(runId, undefined, kernelUnavailable());
+        resolve(this.#ended.get(runId) as RunOutcome);
+        this.#ended.delete(runId);
+      } else {
+        this.#runs.set(runId, resolve);
       }
-    }
-    for (const id of ids) {
-      const record = typeof id === 'string' ? this.#kernel.getCapability(id) : undefined;
-      if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
-      if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
-      if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
-    }
-    try {
-      canonicalJson(input);
-    } catch {
-      throw new ZtError('ZT_BAD_ARGUMENT', 'input must be plain JSON data');
-    }
-    const limits: VatLimits = harden({
-      deadlineMs: positiveInt('limits.deadlineMs', options.limits?.deadlineMs, this.#defaults.deadlineMs),
-      memoryMb: positiveInt('limits.memoryMb', options.limits?.memoryMb, this.#defaults.memoryMb),
     });
-    const isolation: VatIsolation = options.isolation ?? 'worker';
-    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', 'isolation must be worker, process or process-weak');
-    if (isolation !== 'worker') {
-      // Fail closed: the level is established or the launch is refused, naming what is missing.
-      this.#isolationProbe ??= probeIsolation();
-      try {
-        assertIsolationAvailable(await this.#isolationProbe, isolation);
-      } catch (err) {
-        await this.#kernel
-          .record({ type: 'agent.launch-failed', time: Date.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
-          .catch(() => undefined);
-        throw err;
-      }
-      if (isolation === 'process-weak') this.#kernel.markWeakIsolation(agentId, isolation);
-    }
-    let bundle;
-    try {
-      bundle = await loadAgentBundle(makeNodeModulePowers(), module, this.#moduleCache);
-      // A simple bound: forget everything when the cache grows past 512 modules.
-      if (this.#moduleCache.size > 512) this.#moduleCache.clear();
-    } catch (err) {
-      const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
-      await this.#kernel
-        .record({ type: 'agent.launch-failed', time: Date.now(), agentId, module: String(module), code })
-        .catch(() => undefined);
-      throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
-    }
-    return this.#vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits, isolation });
+    const link = this.#link;
+    return harden({
+      agentId,
+      runId,
+      result,
+      terminate: async (reason?: string): Promise<RunOutcome> => {
+        await link.call('terminateRun', [runId, reason]).catch(() => undefined);
+        return result;
+      },
+    });
   }
 
   /**
@@ -306,28 +325,25 @@ export class SandboxRuntime {
    * gap is recorded and the runtime keeps denying.
    */
   async recoverAudit(sink?: AuditSink): Promise<{ resumed: boolean; written: number; lost: number }> {
-    await this.#audit.close().catch(() => undefined);
-    let next: AuditSink;
-    if (sink) {
-      next = sink;
-    } else {
-      const started = this.#startAudit();
-      await started.ready();
-      next = started;
+    let gen: number | null = null;
+    if (sink !== undefined) {
+      this.#sinkGen += 1;
+      gen = this.#sinkGen;
+      this.#sinks.set(gen, assertSink(sink));
     }
-    this.#audit = next;
-    return this.#kernel.reattachAudit(next);
+    return harden((await this.#link.call('recoverAudit', [gen])) as { resumed: boolean; written: number; lost: number });
   }
 
   /** Read access to the audit log for the operator. */
   get audit(): Pick<AuditSink, 'read' | 'size' | 'rootHash'> & { flush(): Promise<void> } {
-    const sink = this.#audit;
-    const kernel = this.#kernel;
+    const link = this.#link;
     return harden({
-      read: (from: number, count: number) => sink.read(from, count),
-      size: () => sink.size(),
-      rootHash: () => sink.rootHash(),
-      flush: () => kernel.flush(),
+      read: async (from: number, count: number) => (await link.call('auditRead', [from, count])) as Array<Record<string, unknown>>,
+      size: async () => (await link.call('auditSize')) as number,
+      rootHash: async () => (await link.call('auditRootHash')) as string,
+      flush: async () => {
+        await link.call('flush');
+      },
     });
   }
 
@@ -341,24 +357,23 @@ export class SandboxRuntime {
    * that cannot rotate keys, and ZT_AUDIT_UNAVAILABLE when the vat cannot.
    */
   async rotateAuditKey(): Promise<{ key: string; size: number; rootHash: string }> {
-    const sink = this.#audit as Partial<AuditVatSink>;
-    if (typeof sink.rotateKey !== 'function') {
-      throw new ZtError('ZT_BAD_ARGUMENT', 'this runtime\'s audit sink has no checkpoint key to rotate');
-    }
-    await this.#kernel.flush();
-    return sink.rotateKey();
+    return harden((await this.#link.call('rotateAuditKey')) as { key: string; size: number; rootHash: string });
   }
 
-  /** Terminates every vat, records the shutdown and closes the audit log. Idempotent. */
+  /** Terminates every vat, records the shutdown, closes the audit log and ends the kernel vat. Idempotent. */
   shutdown(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = (async () => {
-        await this.#vats.terminateAll('runtime shutdown');
-        await this.#kernel.shutdown();
-        await this.#effectors.close();
-        await this.#audit.close();
-      })();
-    }
+    this.#closed ??= (async () => {
+      try {
+        await this.#link.call('shutdown');
+      } catch (err) {
+        // A kernel that is already gone has nothing left to shut down.
+        if (!(isErrorCode(codeOf(err)) && codeOf(err) === 'ZT_KERNEL_UNAVAILABLE')) {
+          await this.#link.close();
+          throw err;
+        }
+      }
+      await this.#link.close();
+    })();
     return this.#closed;
   }
 }

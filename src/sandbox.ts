@@ -1,0 +1,315 @@
+/**
+ * `makeSandbox`: the runtime as it runs inside the kernel vat — the kernel
+ * (capability table, membranes, policy), the effectors, the vat host that
+ * starts agent vats, and the audit vat's client — wired from the powers it
+ * is given. It reaches for nothing itself: files, workers, processes, the
+ * clock and timers all arrive in `powers` (see `sandbox-node-powers.ts`).
+ *
+ * Invariants:
+ * - Every option is validated before anything starts: a bad option leaves
+ *   nothing running.
+ * - `execute` never rejects: denials and failures are outcomes with codes,
+ *   each audited (see kernel.ts).
+ * - `isBusy()` is true while anything is on its way: a request, an audit
+ *   append, a running agent, a shutdown. The kernel vat's shell reports it
+ *   so that the host process neither exits with a record unwritten nor is
+ *   kept alive by an idle runtime.
+ */
+import { harden } from './harden.js';
+import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
+import { getPrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { ZtError, codeOf } from './errors.js';
+import type { McpServerConfig } from './effectors/mcp.js';
+import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
+import { resolveFailureModes, type FailureModes } from './failure-modes.js';
+import { makeKernel, type CapabilityRecord, type CapabilityState, type KernelAuditSink, type KernelPowers } from './kernel.js';
+import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
+import { ActionRequest, Capability, type Outcome } from './types.js';
+import {
+  DEFAULT_VAT_LIMITS,
+  makeVatHost,
+  type AgentHandle,
+  type RunOutcome,
+  type VatHostPowers,
+  type VatIsolation,
+  type VatLimits,
+} from './vat-host.js';
+import { assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
+
+export interface RuntimeLimits {
+  /** Largest number of bytes a single action may move. Default 16 MiB. */
+  readonly maxBytes?: number;
+  /** Default wall-clock deadline of an agent run, ms. Default 30 000. */
+  readonly deadlineMs?: number;
+  /** Default heap limit of an agent vat, MiB. Default 128. */
+  readonly memoryMb?: number;
+}
+
+/** The runtime's options as they reach the kernel vat: plain data. */
+export interface SandboxConfig {
+  /** Absolute folder of the embedded default store. */
+  readonly storeDir: string;
+  readonly policy?: unknown;
+  readonly failureModes?: Partial<FailureModes>;
+  readonly limits?: RuntimeLimits;
+  readonly durability?: 'durable' | 'relaxed';
+  readonly vatPoolSize?: number;
+  readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
+}
+
+export interface SandboxPowers {
+  readonly kernel: KernelPowers;
+  readonly vatHost: VatHostPowers;
+  readonly modules: ModulePowers;
+  readonly startAuditVat: (options: StartAuditVatOptions) => AuditVatSink;
+  readonly makeEffectors: (options: NodeEffectorsOptions) => NodeEffectors;
+  readonly probeIsolation: () => Promise<IsolationProbe>;
+  readonly readText: (path: string) => Promise<string>;
+}
+
+export interface LaunchSpec {
+  readonly agentId: string;
+  /** Absolute path of the agent's entry module, or of its folder (entry `index.js`). */
+  readonly module: string;
+  readonly capabilities?: readonly string[] | Readonly<Record<string, string>>;
+  readonly input?: unknown;
+  readonly limits?: Partial<VatLimits>;
+  readonly isolation?: VatIsolation;
+}
+
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
+
+const positiveInt = (name: string, value: unknown, fallback: number): number => {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new ZtError('ZT_BAD_ARGUMENT', `${name} must be a positive integer`);
+  }
+  return value;
+};
+
+const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/**
+ * Builds the runtime. `auditSink` replaces the audit vat (the kernel vat's
+ * shell passes one when the host supplied its own sink).
+ */
+export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditSink?: AuditSink) => {
+  if (!isRecord(config)) throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
+  const { storeDir } = config;
+  if (typeof storeDir !== 'string' || !storeDir.startsWith('/')) throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be an absolute path');
+  const failureModes = resolveFailureModes(config.failureModes);
+  const limits = config.limits ?? {};
+  if (!isRecord(limits)) throw new ZtError('ZT_BAD_ARGUMENT', 'limits must be an object');
+  const maxBytes = positiveInt('limits.maxBytes', limits.maxBytes, DEFAULT_MAX_BYTES);
+  const defaults: VatLimits = harden({
+    deadlineMs: positiveInt('limits.deadlineMs', limits.deadlineMs, DEFAULT_VAT_LIMITS.deadlineMs),
+    memoryMb: positiveInt('limits.memoryMb', limits.memoryMb, DEFAULT_VAT_LIMITS.memoryMb),
+  });
+  const durability = config.durability ?? 'durable';
+  if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
+  const vatPoolSize = config.vatPoolSize === undefined ? 0 : positiveInt('vatPoolSize', config.vatPoolSize, 0);
+  const policy = validatePolicyDocument(config.policy ?? CAPABILITY_CEILING_POLICY);
+  // Validates the MCP configuration (throws before anything starts).
+  const effectors = powers.makeEffectors(config.mcpServers === undefined ? {} : { mcpServers: config.mcpServers });
+
+  // Everything on its way to the log is counted: the host must not exit before it lands.
+  let appending = 0;
+  const counted = (sink: KernelAuditSink): KernelAuditSink =>
+    harden({
+      append: (record: Record<string, unknown>) => {
+        appending += 1;
+        const done = sink.append(record);
+        void done.then(
+          () => {
+            appending -= 1;
+          },
+          () => {
+            appending -= 1;
+          },
+        );
+        return done;
+      },
+    });
+
+  const startAudit = () => powers.startAuditVat({ dir: `${storeDir}/audit`, durability, timeoutMs: failureModes.auditTimeoutMs });
+  let audit: AuditSink = auditSink ?? startAudit();
+
+  let running = 0;
+  let working = 0;
+  /** Brackets async work so that `isBusy()` covers it. */
+  const busyWhile = <T>(work: () => Promise<T>): Promise<T> => {
+    working += 1;
+    let p: Promise<T>;
+    try {
+      p = work();
+    } catch (err) {
+      working -= 1;
+      return Promise.reject(err);
+    }
+    return p.finally(() => {
+      working -= 1;
+    });
+  };
+
+  const kernel = makeKernel({
+    powers: powers.kernel,
+    audit: counted(audit),
+    policy,
+    effectors: effectors.effectors,
+    grantValidators: effectors.grantValidators,
+    failureModes,
+    durability,
+    maxBytes,
+    onHalt: agentId => {
+      void vats.terminate(agentId, 'halted by failure mode');
+    },
+  });
+  const vats = makeVatHost({
+    kernel,
+    powers: powers.vatHost,
+    failureModes,
+    poolSize: vatPoolSize,
+    poolMemoryMb: defaults.memoryMb,
+    ...(vatPoolSize > 0 ? { prewarmBundle: getPrewarmBundle() } : {}),
+  });
+  const moduleCache: ModuleCache = new Map();
+  let isolationProbe: Promise<IsolationProbe> | undefined;
+  let closed: Promise<void> | undefined;
+
+  const launchAgent = async (spec: LaunchSpec): Promise<AgentHandle> => {
+    if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
+    const { agentId, module, capabilities = [], input = null } = spec;
+    if (!kernel.hasAgent(agentId)) {
+      throw new ZtError(kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
+    }
+    if (capabilities === null || typeof capabilities !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids or a record of names to ids');
+    const names = Array.isArray(capabilities) ? undefined : harden({ ...(capabilities as Record<string, string>) });
+    const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
+    if (names) {
+      for (const name of Object.keys(names)) {
+        if (!IDENTIFIER.test(name) || name === '__proto__') throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
+      }
+    }
+    for (const id of ids) {
+      const record = typeof id === 'string' ? kernel.getCapability(id) : undefined;
+      if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
+      if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
+      if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
+    }
+    try {
+      powers.kernel.canonicalJson(input);
+    } catch {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'input must be plain JSON data');
+    }
+    const runLimits: VatLimits = harden({
+      deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
+      memoryMb: positiveInt('limits.memoryMb', spec.limits?.memoryMb, defaults.memoryMb),
+    });
+    const isolation: VatIsolation = spec.isolation ?? 'worker';
+    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', 'isolation must be worker, process or process-weak');
+    if (isolation !== 'worker') {
+      // Fail closed: the level is established or the launch is refused, naming what is missing.
+      isolationProbe ??= powers.probeIsolation();
+      try {
+        assertIsolationAvailable(await isolationProbe, isolation);
+      } catch (err) {
+        await kernel
+          .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
+          .catch(() => undefined);
+        throw err;
+      }
+      if (isolation === 'process-weak') kernel.markWeakIsolation(agentId, isolation);
+    }
+    let bundle;
+    try {
+      bundle = await loadAgentBundle(powers.modules, module, moduleCache);
+      // A simple bound: forget everything when the cache grows past 512 modules.
+      if (moduleCache.size > 512) moduleCache.clear();
+    } catch (err) {
+      const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
+      await kernel
+        .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), code })
+        .catch(() => undefined);
+      throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
+    }
+    const handle = vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits: runLimits, isolation });
+    running += 1;
+    void handle.result.finally(() => {
+      running -= 1;
+    });
+    return handle;
+  };
+
+  const recoverAudit = async (sink?: AuditSink): Promise<{ resumed: boolean; written: number; lost: number }> => {
+    await audit.close().catch(() => undefined);
+    let next: AuditSink;
+    if (sink) {
+      next = sink;
+    } else {
+      const started = startAudit();
+      await started.ready();
+      next = started;
+    }
+    audit = next;
+    return kernel.reattachAudit(counted(next));
+  };
+
+  const rotateAuditKey = async (): Promise<{ key: string; size: number; rootHash: string }> => {
+    const sink = audit as Partial<AuditVatSink>;
+    if (typeof sink.rotateKey !== 'function') {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'this runtime\'s audit sink has no checkpoint key to rotate');
+    }
+    await kernel.flush();
+    return sink.rotateKey();
+  };
+
+  const loadPolicyFile = async (path: string, options: { revokeRefused?: boolean } = {}) => {
+    if (typeof path !== 'string' || path === '') throw new ZtError('ZT_BAD_ARGUMENT', 'the policy file must be named by a path');
+    const text = await powers.readText(path);
+    const format = /\.json$/i.test(path) ? 'json' : /\.ya?ml$/i.test(path) ? 'yaml' : undefined;
+    const document = loadPolicyText(text, powers.kernel.sha256Hex, powers.kernel.canonicalJson, format ? { format } : {});
+    return kernel.setPolicy(document, options);
+  };
+
+  const shutdown = (): Promise<void> => {
+    closed ??= busyWhile(async () => {
+      await vats.terminateAll('runtime shutdown');
+      await kernel.shutdown();
+      await effectors.close();
+      await audit.close();
+    });
+    return closed;
+  };
+
+  return harden({
+    failureModes,
+    registerAgent: (agentId: string, options: { labels?: readonly string[] } = {}) => kernel.registerAgent(agentId, options),
+    issueCapability: (capability: Capability): CapabilityRecord => kernel.issueCapability(capability),
+    getCapability: (id: string): CapabilityRecord | undefined => kernel.getCapability(id),
+    listCapabilities: (filter: { agentId?: string; state?: CapabilityState } = {}): CapabilityRecord[] => kernel.listCapabilities(filter),
+    execute: (request: ActionRequest): Promise<Outcome> => busyWhile(() => kernel.execute(request, 'api')),
+    revokeCapability: (id: string, reason?: string): boolean => kernel.revokeCapability(id, reason),
+    revokeAgent: (agentId: string, reason?: string): boolean => {
+      const changed = kernel.revokeAgent(agentId, reason);
+      void vats.terminate(agentId, reason ?? 'agent revoked');
+      return changed;
+    },
+    loadPolicy: (document: unknown, options: { revokeRefused?: boolean } = {}) => kernel.setPolicy(document, options),
+    loadPolicyFile: (path: string, options?: { revokeRefused?: boolean }) => busyWhile(() => loadPolicyFile(path, options)),
+    policyHash: (): string => kernel.getPolicyHash(),
+    launchAgent: (spec: LaunchSpec): Promise<AgentHandle> => busyWhile(() => launchAgent(spec)),
+    recoverAudit: (sink?: AuditSink) => busyWhile(() => recoverAudit(sink)),
+    rotateAuditKey: () => busyWhile(rotateAuditKey),
+    auditRead: (from: number, count: number) => busyWhile(() => audit.read(from, count)),
+    auditSize: () => busyWhile(() => audit.size()),
+    auditRootHash: () => busyWhile(() => audit.rootHash()),
+    flush: () => busyWhile(() => kernel.flush()),
+    shutdown,
+    isBusy: (): boolean => appending > 0 || running > 0 || working > 0,
+  });
+};
+harden(makeSandbox);
+
+export type Sandbox = ReturnType<typeof makeSandbox>;
+export type { AgentHandle, RunOutcome };

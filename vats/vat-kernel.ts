@@ -1,0 +1,122 @@
+/**
+ * The kernel vat: the runtime (`makeSandbox`) behind the operations the
+ * host's `SandboxRuntime` may ask for, one method each.
+ *
+ * The host application is the operator, but what it sends crossed a realm
+ * boundary as structured-clone data: every value is checked again here
+ * (capabilities and requests are rebuilt with their validating
+ * constructors inside the kernel), and every answer is plain data. Agent
+ * runs are named by their run id; their outcomes are announced with
+ * `notify` when they end.
+ */
+import { harden } from '../src/harden.js';
+import type { AuditSink } from '../src/audit/audit-client.js';
+import { ZtError } from '../src/errors.js';
+import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
+import type { SyncMethod, AsyncMethod } from '../src/kernel-protocol.js';
+import { ActionRequest, Capability, type ActionRequestInit, type CapabilityInit } from '../src/types.js';
+
+export interface KernelVatPowers {
+  readonly sandbox: SandboxPowers;
+  /** Announces the end of a run to the host. */
+  notifyRunEnded(runId: string, outcome: unknown): void;
+  /** An audit sink that forwards to the sink the host supplied (generation `gen`). */
+  makeHostSink(gen: number): AuditSink;
+}
+
+export interface InitConfig extends SandboxConfig {
+  /** The host supplied its own audit sink (generation 0). */
+  readonly hostAuditSink?: boolean;
+}
+
+const asRecord = (x: unknown, what: string): Record<string, unknown> => {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new ZtError('ZT_BAD_ARGUMENT', `${what} must be an object`);
+  return x as Record<string, unknown>;
+};
+
+const optionalReason = (reason: unknown): string | undefined => {
+  if (reason === undefined) return undefined;
+  if (typeof reason !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'a reason must be a string');
+  return reason;
+};
+
+export const buildRootObject = (vatPowers: KernelVatPowers) => {
+  let sandbox: Sandbox | undefined;
+  const runs = new Map<string, AgentHandle>();
+
+  const live = (): Sandbox => {
+    if (!sandbox) throw new ZtError('ZT_SHUT_DOWN', 'the kernel has not been initialised');
+    return sandbox;
+  };
+
+  const sync: Record<SyncMethod, (...args: unknown[]) => unknown> = {
+    init: (config: unknown) => {
+      if (sandbox) throw new ZtError('ZT_BAD_ARGUMENT', 'the kernel is already initialised');
+      const { hostAuditSink, ...rest } = asRecord(config, 'options') as unknown as InitConfig;
+      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined);
+      return { failureModes: { ...sandbox.failureModes } };
+    },
+    registerAgent: (agentId: unknown, options: unknown) =>
+      live().registerAgent(agentId as string, options === undefined ? {} : (asRecord(options, 'registerAgent options') as { labels?: readonly string[] })),
+    issueCapability: (init: unknown) => live().issueCapability(new Capability(asRecord(init, 'a capability') as unknown as CapabilityInit)),
+    getCapability: (id: unknown) => live().getCapability(id as string) ?? null,
+    listCapabilities: (filter: unknown) =>
+      live().listCapabilities(filter === undefined ? {} : (asRecord(filter, 'the filter') as { agentId?: string; state?: 'live' | 'revoked' })),
+    revokeCapability: (id: unknown, reason: unknown) => live().revokeCapability(id as string, optionalReason(reason)),
+    revokeAgent: (agentId: unknown, reason: unknown) => live().revokeAgent(agentId as string, optionalReason(reason)),
+    loadPolicy: (document: unknown, options: unknown) =>
+      live().loadPolicy(document, options === undefined ? {} : (asRecord(options, 'loadPolicy options') as { revokeRefused?: boolean })),
+    policyHash: () => live().policyHash(),
+  };
+
+  const async: Record<AsyncMethod, (...args: unknown[]) => Promise<unknown>> = {
+    execute: async (init: unknown) => {
+      let request: ActionRequest | unknown = init;
+      try {
+        request = new ActionRequest(init as ActionRequestInit);
+      } catch {
+        // Handed on as it came: the kernel denies and records a malformed request.
+      }
+      return live().execute(request as ActionRequest);
+    },
+    launchAgent: async (spec: unknown) => {
+      const handle = await live().launchAgent(asRecord(spec, 'launchAgent options') as unknown as LaunchSpec);
+      runs.set(handle.runId, handle);
+      void handle.result.then(outcome => {
+        runs.delete(handle.runId);
+        vatPowers.notifyRunEnded(handle.runId, outcome);
+      });
+      return { agentId: handle.agentId, runId: handle.runId };
+    },
+    terminateRun: async (runId: unknown, reason: unknown) => {
+      const handle = typeof runId === 'string' ? runs.get(runId) : undefined;
+      // A run that already ended answers with nothing: its outcome was announced.
+      if (!handle) return null;
+      return handle.terminate(optionalReason(reason));
+    },
+    loadPolicyFile: async (path: unknown, options: unknown) =>
+      live().loadPolicyFile(path as string, options === undefined ? {} : (asRecord(options, 'loadPolicyFile options') as { revokeRefused?: boolean })),
+    recoverAudit: async (hostSinkGen: unknown) => {
+      if (hostSinkGen === undefined || hostSinkGen === null) return live().recoverAudit();
+      if (typeof hostSinkGen !== 'number' || !Number.isSafeInteger(hostSinkGen)) throw new ZtError('ZT_BAD_ARGUMENT', 'bad audit sink');
+      return live().recoverAudit(vatPowers.makeHostSink(hostSinkGen));
+    },
+    rotateAuditKey: async () => live().rotateAuditKey(),
+    auditRead: async (from: unknown, count: unknown) => live().auditRead(from as number, count as number),
+    auditSize: async () => live().auditSize(),
+    auditRootHash: async () => live().auditRootHash(),
+    flush: async () => live().flush(),
+    shutdown: async () => {
+      if (sandbox) await sandbox.shutdown();
+    },
+  };
+
+  return harden({
+    sync: harden(sync),
+    async: harden(async),
+    isBusy: (): boolean => sandbox?.isBusy() ?? false,
+  });
+};
+harden(buildRootObject);
+
+export type KernelVatRoot = ReturnType<typeof buildRootObject>;
