@@ -11,7 +11,7 @@
  * with ZT_MODULE_SYNTAX — at load time, before any agent code runs.
  */
 import { harden } from './harden.js';
-import { ModuleSource } from '@endo/module-source';
+import type { ModuleSource } from '@endo/module-source';
 import { ZtError, codeOf } from './errors.js';
 import { AGENT_ROOT_URL, resolveAgentSpecifier } from './agent-specifiers.js';
 import { normalizePath } from './paths.js';
@@ -21,6 +21,11 @@ export interface ModulePowers {
   isFile(path: string): Promise<boolean>;
   isDirectory(path: string): Promise<boolean>;
   readText(path: string): Promise<string>;
+  /**
+   * Parses one module (throws on a syntax error). The parser is large; the
+   * Node adapter loads it at the first launch, not when the kernel starts.
+   */
+  parseModule(text: string, url: string): Promise<ModuleSource>;
 }
 
 export interface AgentBundle {
@@ -98,7 +103,7 @@ export const loadAgentBundle = async (powers: ModulePowers, modulePath: string, 
     if (!parsed) {
       let source: ModuleSource;
       try {
-        source = new ModuleSource(text, virtual);
+        source = await powers.parseModule(text, virtual);
       } catch (err) {
         throw new ZtError('ZT_MODULE_SYNTAX', `${display}: ${String((err as Error)?.message ?? err).split('\n')[0]}`);
       }
@@ -125,19 +130,14 @@ export const loadAgentBundle = async (powers: ModulePowers, modulePath: string, 
 };
 harden(loadAgentBundle);
 
-let prewarmBundle: AgentBundle | undefined;
-
 /**
- * A trivial agent (`main` returns its input), compiled once: pooled vats
- * run it before they are needed so the module-loading and run paths of a
- * fresh worker are compiled and warm when a real agent arrives.
+ * A trivial agent (`main` returns its input): pooled vats run it before
+ * they are needed so the module-loading and run paths of a fresh worker are
+ * compiled and warm when a real agent arrives.
  */
-export const getPrewarmBundle = (): AgentBundle => {
-  if (!prewarmBundle) {
-    const entry = `${AGENT_ROOT_URL}index.js`;
-    const source = new ModuleSource('export default async function main({ input }) { return input; }\n', entry);
-    prewarmBundle = harden({ entry, modules: harden({ [entry]: toRecord(source) }), folder: '(prewarm)' });
-  }
-  return prewarmBundle;
+export const makePrewarmBundle = async (powers: Pick<ModulePowers, 'parseModule'>): Promise<AgentBundle> => {
+  const entry = `${AGENT_ROOT_URL}index.js`;
+  const source = await powers.parseModule('export default async function main({ input }) { return input; }\n', entry);
+  return harden({ entry, modules: harden({ [entry]: toRecord(source) }), folder: '(prewarm)' });
 };
-harden(getPrewarmBundle);
+harden(makePrewarmBundle);

@@ -9,7 +9,8 @@
  * In the host application's realm — which ZT-AAS never locks down — it
  * freezes the object and, transitively, its own properties, without walking
  * prototypes: shared intrinsics such as `Object.prototype` stay as the host
- * left them. Unlike `@endo/harden`, it installs nothing on `Object` either,
+ * left them, and promises stay extensible (Node's async hooks write to
+ * them). Unlike `@endo/harden`, it installs nothing on `Object` either,
  * so a host that later calls `lockdown()` itself is free to do so.
  */
 type Harden = <T>(value: T) => T;
@@ -24,9 +25,11 @@ const freezeOwn: Harden = <T>(root: T): T => {
     if ((typeof value !== 'object' && typeof value !== 'function') || value === null) continue;
     if (seen.has(value)) continue;
     seen.add(value);
-    // Typed arrays cannot be frozen while they have elements; their own
-    // non-index properties still can be, which is all `harden` promises.
+    // Typed arrays cannot be frozen while they have elements.
     if (ArrayBuffer.isView(value)) continue;
+    // Node's async hooks (AsyncLocalStorage on Node 20 and 22) write to
+    // every promise the application awaits: a frozen one kills the host.
+    if (value instanceof Promise) continue;
     Object.freeze(value);
     for (const key of Reflect.ownKeys(value)) {
       const desc = Object.getOwnPropertyDescriptor(value, key);

@@ -32,6 +32,10 @@ export const makeNodeModulePowers = (): ModulePowers =>
     isFile: async (path: string) => (await stat(path)).isFile(),
     isDirectory: async (path: string) => (await stat(path)).isDirectory(),
     readText: (path: string) => readFile(path, 'utf8'),
+    parseModule: async (text: string, url: string) => {
+      const { ModuleSource } = await import('@endo/module-source');
+      return new ModuleSource(text, url);
+    },
   });
 
 /**

@@ -17,7 +17,7 @@
  */
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
-import { getPrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { makePrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
 import { ZtError, codeOf } from './errors.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
@@ -171,7 +171,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     failureModes,
     poolSize: vatPoolSize,
     poolMemoryMb: defaults.memoryMb,
-    ...(vatPoolSize > 0 ? { prewarmBundle: getPrewarmBundle() } : {}),
+    ...(vatPoolSize > 0 ? { prewarmBundle: makePrewarmBundle(powers.modules) } : {}),
   });
   const moduleCache: ModuleCache = new Map();
   let isolationProbe: Promise<IsolationProbe> | undefined;

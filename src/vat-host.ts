@@ -143,7 +143,7 @@ export interface VatHostOptions {
   /** Heap limit of pooled vats; a launch with another limit starts a fresh vat. */
   readonly poolMemoryMb?: number;
   /** A trivial agent each pooled vat runs once before it is needed (warms its run path). */
-  readonly prewarmBundle?: Pick<AgentBundle, 'entry' | 'modules'>;
+  readonly prewarmBundle?: Pick<AgentBundle, 'entry' | 'modules'> | Promise<Pick<AgentBundle, 'entry' | 'modules'>>;
 }
 
 export const makeVatHost = (opts: VatHostOptions) => {
@@ -239,9 +239,8 @@ export const makeVatHost = (opts: VatHostOptions) => {
         // meanwhile runs beside it; its outcome does not matter (a vat that
         // fails it fails its real run the same way).
         if (!prewarmBundle) return;
-        const { entry, modules } = prewarmBundle;
-        void E(slot.vatRoot)
-          .prewarm(harden({ entry, modules, caps: {}, input: null }))
+        void Promise.resolve(prewarmBundle)
+          .then(({ entry, modules }) => E(slot.vatRoot).prewarm(harden({ entry, modules, caps: {}, input: null })))
           .catch(() => undefined);
       });
     }

@@ -5,7 +5,8 @@
  */
 import { test } from './_prepare.js';
 import { Far } from '@endo/far';
-import { getPrewarmBundle } from '../src/agent-modules.js';
+import { makePrewarmBundle } from '../src/agent-modules.js';
+import { makeNodeModulePowers } from '../src/node-powers.js';
 import { buildRootObject, type KernelFacet } from '../vats/vat-agent.js';
 
 const makeVat = () =>
@@ -22,7 +23,7 @@ const makeVat = () =>
 
 test('a prewarm runs once and leaves the real run to come', async t => {
   const vat = makeVat();
-  const { entry, modules } = getPrewarmBundle();
+  const { entry, modules } = await makePrewarmBundle(makeNodeModulePowers());
   t.deepEqual(await vat.prewarm(harden({ entry, modules, caps: {}, input: 7 })), { status: 'returned', value: 7 });
   t.like(await vat.prewarm(harden({ entry, modules, caps: {}, input: 8 })), { status: 'failed', code: 'ZT_AGENT_BUSY' });
   t.deepEqual(await vat.probe(), { settled: false }, 'the prewarm is not the run');
@@ -33,7 +34,7 @@ test('a prewarm runs once and leaves the real run to come', async t => {
 
 test('a vat that ran its agent cannot be prewarmed', async t => {
   const vat = makeVat();
-  const { entry, modules } = getPrewarmBundle();
+  const { entry, modules } = await makePrewarmBundle(makeNodeModulePowers());
   await vat.run(harden({ entry, modules, caps: {}, input: 1 }));
   t.like(await vat.prewarm(harden({ entry, modules, caps: {}, input: 2 })), { status: 'failed', code: 'ZT_AGENT_BUSY' });
 });
