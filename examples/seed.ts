@@ -4,7 +4,6 @@
  *
  *   node dist/examples/seed.js
  */
-import '../src/init.js';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
