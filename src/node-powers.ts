@@ -4,14 +4,12 @@
  * clock). It builds the power records the pure modules receive.
  */
 import { harden } from './harden.js';
-import { createHash, randomUUID, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { WorkerOptions } from 'node:worker_threads';
 import { canonicalJson } from './audit/canonical.js';
 import type { ModulePowers } from './agent-modules.js';
-import type { FilePowers, FileHandleLike } from './effectors/files.js';
 import type { KernelPowers } from './kernel.js';
 import type { VatHostPowers, WorkerLike } from './vat-host.js';
 

@@ -110,12 +110,6 @@ test('verifyStore accepts an untouched store and reports its tree', async t => {
   await log.close();
 });
 
-const lineStarts = (text: string) => {
-  const starts = [0];
-  for (let i = 0; i < text.length - 1; i += 1) if (text[i] === '\n') starts.push(i + 1);
-  return starts;
-};
-
 // Attack: change one character of a recorded target so that the record is
 // still valid, canonical JSON with the right seq. Only the signed Merkle
 // root can tell; verify must name where the damage can start.

@@ -165,7 +165,7 @@ test('revocation of a slow process: the kernel aborts it and the whole process g
 });
 
 test('stray processes: a background child left behind by a program that exits is killed too', async t => {
-  const { dir, cleanup } = makeTempDir('ztaas-exec-');
+  const { cleanup } = makeTempDir('ztaas-exec-');
   t.teardown(cleanup);
   const result = await runAt(DASH, { argv: ['-c', 'sleep 60 > /dev/null 2>&1 & echo $!'] }, { args: ['-c', { any: true }] });
   t.is(result.exitCode, 0);

@@ -27,7 +27,6 @@ import { harden } from '../harden.js';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { ZtError, assertZt } from '../errors.js';
-import type { CapabilityConstraints } from '../types.js';
 import { isPlainRecord, optionalPositiveInt, readSettings, type TimerPowers } from './settings.js';
 import type { Effector, GrantValidator } from './types.js';
 

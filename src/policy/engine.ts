@@ -33,7 +33,6 @@ import {
   patternsOverlap,
   type AnyPattern,
   type ParsedUrl,
-  type PathPattern,
 } from './patterns.js';
 import { sharedPolicyValidator, type PolicyValidator } from './validate.js';
 import { normalizePath } from '../paths.js';
