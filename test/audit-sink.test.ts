@@ -1,7 +1,10 @@
 import { test } from './_prepare.js';
+import { execFile } from 'node:child_process';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { WorkerOptions } from 'node:worker_threads';
 import type { ExecutionContext } from 'ava';
 import { makeAuditLog } from '../src/audit/audit-log.js';
 import {
@@ -11,6 +14,7 @@ import {
   type AuditWorker,
 } from '../src/audit/audit-client.js';
 import { openFileStore, RECORDS_FILE } from '../src/audit/file-store.js';
+import { AUDIT_APPEND } from '../src/audit/audit-vat-protocol.js';
 import { makeNodeFileStorePowers, nodeSha256 } from '../src/audit/node-powers.js';
 import { tempDir } from './_audit-fs.js';
 
@@ -172,6 +176,72 @@ test('worker vat: a corrupt store fails ready() with ZT_AUDIT_CORRUPT and append
   await t.throwsAsync(sink.ready(), { message: /^ZT_AUDIT_CORRUPT\b/ });
   await t.throwsAsync(sink.append({ a: 3 }), UNAVAILABLE);
   await sink.close();
+});
+
+test('worker vat: CapTP owns the worker port alone; appends travel on their own port', async t => {
+  const dir = await tempDir(t);
+  const onParentPort: unknown[] = [];
+  const sink = startAuditVat({
+    dir,
+    timeoutMs: 10_000,
+    makeWorker: (url, options) => {
+      const worker = new Worker(url, options);
+      const post = worker.postMessage.bind(worker);
+      return Object.assign(worker, {
+        postMessage: (message: unknown) => {
+          onParentPort.push(message);
+          post(message);
+        },
+      });
+    },
+  });
+  await sink.ready();
+  t.is((await sink.append({ a: 1 })).seq, 0);
+  t.is(await sink.size(), 1);
+  await sink.close();
+  t.true(onParentPort.length > 0);
+  t.false(onParentPort.some(m => (m as { type?: unknown }).type === AUDIT_APPEND));
+});
+
+test('worker vat: the worker inherits no flags, arguments or environment from the host', async t => {
+  const dir = await tempDir(t);
+  let seen: WorkerOptions | undefined;
+  const sink = startAuditVat({
+    dir,
+    timeoutMs: 10_000,
+    makeWorker: (url, options) => {
+      seen = options;
+      return new Worker(url, options);
+    },
+  });
+  await sink.append({ a: 1 });
+  await sink.close();
+  t.deepEqual(seen?.execArgv, []);
+  t.deepEqual(seen?.argv, []);
+  t.deepEqual(seen?.env, {});
+});
+
+// Failure: a worker started without explicit options inherits the host's
+// Node flags; a host run as `node --input-type=module -e …` then cannot
+// start its audit vat at all (the flag is refused outside --eval), and
+// every action would be denied.
+test('worker vat: a host started with --input-type=module -e starts the vat and appends', async t => {
+  const dir = await tempDir(t);
+  const url = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
+  const script = `
+    await import(${url('../src/init.js')});
+    const { startAuditVat } = await import(${url('../src/audit/audit-client.js')});
+    const sink = startAuditVat({ dir: ${JSON.stringify(dir)}, timeoutMs: 20000 });
+    const ref = await sink.append({ from: 'eval' });
+    await sink.close();
+    process.stdout.write(JSON.stringify(ref));
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    env: {},
+    timeout: 60_000,
+  });
+  t.is((JSON.parse(stdout) as { seq: number }).seq, 0);
+  t.is(await readFile(join(dir, RECORDS_FILE), 'utf8'), '{"from":"eval","seq":0}\n');
 });
 
 test('startAuditVat refuses bad options with ZT_BAD_ARGUMENT', t => {

@@ -1,116 +1,158 @@
 /**
- * The audit vat: a worker thread whose only power is its append-only store.
+ * The audit vat: keeps the append-only, Merkle-committed, signed log.
  *
- * Perimeter: the first import locks the realm down. The vat opens the store
- * folder named in `workerData` (`{ dir, durability, checkpointIntervalMs }`)
- * and nothing else: no other file, no network. The folder holds the records,
- * the signed checkpoints, the checkpoint key chain and the current Ed25519
- * checkpoint key (mode 0600), of which this vat is the only holder; it can
- * rotate that key (`rotateKey`). It talks to the kernel over exactly one CapTP
- * connection on `parentPort`; its bootstrap object is the `AuditVat` root.
- * Appends, the hot path, travel beside CapTP on the same port as plain
- * `AUDIT_APPEND` / `AUDIT_APPENDED` messages.
+ * Invariants:
+ * - Its only powers are those of its store folder (`AuditVatPowers`): the
+ *   records, the signed checkpoints, the checkpoint key chain and the
+ *   current Ed25519 checkpoint key (mode 0600), of which this vat is the
+ *   only holder. No other file, no network, no path: the folder is bound
+ *   into the powers by the worker shell.
+ * - The store opens only if its history matches its latest checkpoint and
+ *   the current key is the key chain's last (else ZT_AUDIT_CORRUPT), so the
+ *   vat never appends after a rewritten history.
+ * - An append resolves only once the log reports the batch durable.
+ * - Whatever leaves the root is plain data or an Error whose message starts
+ *   with its ZT_ code (see `audit-vat-protocol`).
  *
- * If the store cannot be opened (unavailable, or ZT_AUDIT_CORRUPT on
- * recovery) the vat reports `{ type: AUDIT_OPEN_FAILED, message }` and
- * exits, so the kernel fails closed instead of waiting for a timeout.
+ * This file holds only the vat's logic (`buildRootObject`); the worker shell
+ * (`audit-main.ts`) establishes lockdown, builds the powers and connects the
+ * root to the kernel: CapTP for calls, the append port for appends.
  */
-import '../src/init.js';
 import { harden } from '../src/harden.js';
-import { parentPort, workerData } from 'node:worker_threads';
-import { makeCapTP } from '@endo/captp';
-import { makeAuditLog } from '../src/audit/audit-log.js';
-import { buildAuditVatRoot } from '../src/audit/audit-vat-root.js';
-import { CHECKPOINTS_FILE, checkpointName, makeCheckpointer } from '../src/audit/checkpointer.js';
-import { openFileStore } from '../src/audit/file-store.js';
-import type { FileStore } from '../src/audit/file-store.js';
-import { canonicalJson } from '../src/audit/canonical.js';
-import { KEY_CHAIN_FILE, openChainCheckpoint, openKeyChain } from '../src/audit/keychain.js';
-import {
-  activateNextSigningKey,
-  createNextSigningKey,
-  discardNextSigningKey,
-  loadNextSigningKey,
-  loadOrCreateSigningKey,
-  makeNodeFileStorePowers,
-  nodeEd25519Verify,
-  nodeSha256,
-} from '../src/audit/node-powers.js';
-import { AUDIT_APPEND, AUDIT_APPENDED, AUDIT_OPEN_FAILED } from '../src/audit/audit-vat-root.js';
+import { Far } from '@endo/far';
 import { codeOf, ztError } from '../src/errors.js';
+import { makeAuditLog } from '../src/audit/audit-log.js';
+import type { AuditBatchRef } from '../src/audit/audit-log.js';
+import type { AuditCheckpoint, AuditKeyRotation, AuditVatRoot } from '../src/audit/audit-vat-protocol.js';
+import { canonicalJson } from '../src/audit/canonical.js';
+import type { Ed25519Verify, NoteSigner } from '../src/audit/checkpoint.js';
+import { CHECKPOINTS_FILE, checkpointName, makeCheckpointer } from '../src/audit/checkpointer.js';
+import type { Durability, FileStore, FileStoreOptions } from '../src/audit/file-store.js';
+import { KEY_CHAIN_FILE, openChainCheckpoint, openKeyChain } from '../src/audit/keychain.js';
+import type { Sha256 } from '../src/audit/merkle.js';
 
-const port = parentPort;
-if (!port) throw Error('vat-audit must run in a worker thread');
+/** A checkpoint signing key: signs, and names itself by its verifier key. */
+export type CheckpointKey = NoteSigner & { readonly vkey: string };
 
-const { dir, durability, checkpointIntervalMs = 60_000 } = (workerData ?? {}) as {
-  dir?: unknown;
-  durability?: unknown;
-  checkpointIntervalMs?: unknown;
+type KeyName = (publicKey: Uint8Array) => string;
+
+export interface AuditVatPowers {
+  /** Opens (creating, locking and recovering) one append-only file of the store folder. */
+  readonly openStore: (options: Omit<FileStoreOptions, 'dir'>) => Promise<FileStore>;
+  /** The checkpoint keys kept in the store folder. */
+  readonly keys: {
+    /** The current key, created on first use. */
+    loadOrCreate(name: KeyName): Promise<CheckpointKey>;
+    /** The successor left by an unfinished rotation, if any. */
+    loadNext(name: KeyName): Promise<CheckpointKey | undefined>;
+    /** Generates and saves a successor; refuses if one exists. */
+    createNext(name: KeyName): Promise<CheckpointKey>;
+    /** The successor replaces the current key. */
+    activateNext(next: CheckpointKey): Promise<void>;
+    /** Drops the successor. */
+    discardNext(): Promise<void>;
+  };
+  readonly sha256: Sha256;
+  readonly verify: Ed25519Verify;
+  /** The vat's clock, for the records it writes itself. */
+  readonly now: () => number;
+  readonly setTimer: (fn: () => void, ms: number) => () => void;
+}
+
+export interface AuditVatParameters {
+  readonly durability: Durability;
+  /** How often a checkpoint of new records is signed (also on close); 0 disables the timer. */
+  readonly checkpointIntervalMs?: number;
+}
+
+/** Re-throws as a plain Error `CODE: message`, which marshals cleanly. */
+const passable = (err: unknown): Error => {
+  const code = codeOf(err) ?? 'ZT_AUDIT_UNAVAILABLE';
+  const message = err instanceof Error ? err.message : String(err);
+  return harden(Error(message.startsWith(`${code}:`) ? message : `${code}: ${message}`));
 };
 
-const nameOf = (publicKey: Uint8Array) => checkpointName(nodeSha256, publicKey);
+const guarded =
+  <A extends unknown[], R>(fn: (...args: A) => R) =>
+  async (...args: A): Promise<Awaited<R>> => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw passable(err);
+    }
+  };
 
-const open = async () => {
-  const powers = makeNodeFileStorePowers();
+/**
+ * Opens the store, its key chain and its checkpoints, finishing or
+ * abandoning a rotation a crash interrupted. Rejects (ZT_AUDIT_CORRUPT,
+ * ZT_AUDIT_UNAVAILABLE, …) if the store cannot be trusted or reached; the
+ * files opened so far are closed again.
+ */
+export const buildRootObject = async (
+  vatPowers: AuditVatPowers,
+  vatParameters: AuditVatParameters,
+): Promise<AuditVatRoot> => {
+  const { openStore, keys, sha256, verify, now, setTimer } = vatPowers;
+  const { durability, checkpointIntervalMs = 60_000 } = vatParameters;
+  const nameOf: KeyName = publicKey => checkpointName(sha256, publicKey);
+
   const opened: FileStore[] = [];
-  const folder = dir as string;
-  try {
-    const store = await openFileStore(powers, {
-      dir: folder,
-      durability: durability as 'durable' | 'relaxed',
-    });
+  const openTracked = async (options: Omit<FileStoreOptions, 'dir'>) => {
+    const store = await openStore(options);
     opened.push(store);
-    const log = await makeAuditLog({ store, sha256: nodeSha256 });
-    let signer = await loadOrCreateSigningKey(folder, nameOf);
-    const keyStore = await openFileStore(powers, { dir: folder, fileName: KEY_CHAIN_FILE });
-    opened.push(keyStore);
+    return store;
+  };
+  try {
+    const log = await makeAuditLog({ store: await openTracked({ durability }), sha256 });
+    let signer = await keys.loadOrCreate(nameOf);
+    const keyStore = await openTracked({ fileName: KEY_CHAIN_FILE });
     if (keyStore.size() === 0) await keyStore.appendBatch([canonicalJson({ vkey: signer.vkey })]);
     const readChain = async () =>
       openKeyChain(
-        nodeSha256,
-        nodeEd25519Verify,
+        sha256,
+        verify,
         (await keyStore.readRange(0, keyStore.size())).map(line => JSON.parse(line) as unknown),
       );
     let chain = await readChain();
+    const lastKey = () => chain.keys[chain.keys.length - 1]!.vkey;
+
     // A rotation interrupted by a crash: finished if its handover is in the
     // chain (the commit point), abandoned (and recorded so) otherwise.
-    let next: Awaited<ReturnType<typeof loadNextSigningKey>>;
+    let next: CheckpointKey | undefined;
     let abandoned: string | undefined;
     try {
-      next = await loadNextSigningKey(folder, nameOf);
+      next = await keys.loadNext(nameOf);
     } catch (err) {
       // An unreadable successor never signed a handover, so it cannot be
       // the chain's last key; it is dropped (and that is recorded).
-      if (chain.keys[chain.keys.length - 1]!.vkey !== signer.vkey) throw err;
-      await discardNextSigningKey(folder);
+      if (lastKey() !== signer.vkey) throw err;
+      await keys.discardNext();
       abandoned = 'unreadable';
     }
-    if (next && chain.keys[chain.keys.length - 1]!.vkey === next.vkey) {
-      await activateNextSigningKey(folder, next);
+    if (next && lastKey() === next.vkey) {
+      await keys.activateNext(next);
       signer = next;
     } else if (next) {
-      await discardNextSigningKey(folder);
+      await keys.discardNext();
       abandoned = next.vkey;
     }
-    if (chain.keys[chain.keys.length - 1]!.vkey !== signer.vkey) {
+    if (lastKey() !== signer.vkey) {
       throw ztError('ZT_AUDIT_CORRUPT', 'the checkpoint key is not the last key of the key chain');
     }
-    const cpStore = await openFileStore(powers, { dir: folder, fileName: CHECKPOINTS_FILE });
-    opened.push(cpStore);
     const checkpointer = await makeCheckpointer({
       log,
-      store: cpStore,
+      store: await openTracked({ fileName: CHECKPOINTS_FILE }),
       signer,
-      sha256: nodeSha256,
-      verify: nodeEd25519Verify,
+      sha256,
+      verify,
       origin: chain.origin,
-      openNote: note => openChainCheckpoint(nodeSha256, nodeEd25519Verify, chain, note),
+      openNote: note => openChainCheckpoint(sha256, verify, chain, note),
       intervalMs: typeof checkpointIntervalMs === 'number' ? checkpointIntervalMs : 60_000,
-      setTimer: powers.setTimer,
+      setTimer,
     });
     // Recorded once the history is known to match its latest checkpoint.
     if (abandoned !== undefined) {
-      await log.append([{ type: 'audit.key-rotation-abandoned', time: Date.now(), key: abandoned }]);
+      await log.append([{ type: 'audit.key-rotation-abandoned', time: now(), key: abandoned }]);
     }
 
     let rotating: Promise<unknown> = Promise.resolve();
@@ -122,21 +164,21 @@ const open = async () => {
      * records that); after it, the log closes (fail closed) and the next
      * start finishes the rotation.
      */
-    const rotateKey = () => {
+    const rotateKey = (): Promise<AuditKeyRotation> => {
       const run = rotating.then(async () => {
-        const successor = await createNextSigningKey(folder, nameOf);
+        const successor = await keys.createNext(nameOf);
         // 'prepared': nothing committed, the successor can go. 'committing':
         // the handover write may or may not have landed. 'committed': it did.
         let phase: 'prepared' | 'committing' | 'committed' = 'prepared';
         try {
           await log.append([
-            { type: 'audit.key-rotation', time: Date.now(), previousKey: signer.vkey, key: successor.vkey },
+            { type: 'audit.key-rotation', time: now(), previousKey: signer.vkey, key: successor.vkey },
           ]);
           const handover = await checkpointer.rotate(successor, successor.vkey, async note => {
             phase = 'committing';
             await keyStore.appendBatch([canonicalJson({ handover: note })]);
             phase = 'committed';
-            await activateNextSigningKey(folder, successor);
+            await keys.activateNext(successor);
           });
           signer = successor;
           chain = await readChain();
@@ -149,9 +191,9 @@ const open = async () => {
             await log.close().catch(() => {});
             throw ztError('ZT_AUDIT_UNAVAILABLE', 'the key rotation did not complete; the log is closed until restart');
           }
-          await discardNextSigningKey(folder).catch(() => {});
+          await keys.discardNext().catch(() => {});
           await log
-            .append([{ type: 'audit.key-rotation-abandoned', time: Date.now(), key: successor.vkey }])
+            .append([{ type: 'audit.key-rotation-abandoned', time: now(), key: successor.vkey }])
             .catch(() => {});
           throw err;
         }
@@ -159,50 +201,33 @@ const open = async () => {
       rotating = run.catch(() => {});
       return run;
     };
-    return { log, checkpointer, rotateKey };
+
+    let closing: Promise<void> | undefined;
+    return Far('AuditVat', {
+      append: guarded((joined: string): Promise<AuditBatchRef> => log.appendJoined(joined)),
+      read: guarded((fromSeq: number, count: number) => log.read(fromSeq, count)),
+      size: guarded(() => log.size()),
+      rootHash: guarded(() => log.rootHash()),
+      inclusionProof: guarded((index: number, treeSize: number) => log.inclusionProof(index, treeSize)),
+      consistencyProof: guarded((size1: number, size2: number) => log.consistencyProof(size1, size2)),
+      checkpoint: guarded((): Promise<AuditCheckpoint> => checkpointer.checkpoint()),
+      rotateKey: guarded(rotateKey),
+      close: guarded(() => {
+        closing ??= (async () => {
+          try {
+            // A final signed checkpoint.
+            await checkpointer.close();
+          } finally {
+            // Closed (and its lock released) even if the final checkpoint fails.
+            await log.close();
+          }
+        })();
+        return closing;
+      }),
+    });
   } catch (err) {
     for (const s of opened) await s.close().catch(() => {});
     throw err;
   }
 };
-
-try {
-  const { log, checkpointer, rotateKey } = await open();
-  const root = buildAuditVatRoot({
-    log,
-    checkpoint: checkpointer.checkpoint,
-    rotateKey,
-    beforeClose: checkpointer.close,
-  });
-  const { dispatch } = makeCapTP('audit', message => port.postMessage(message), root, {
-    onReject: () => undefined,
-  });
-  port.on('message', message => {
-    const m = message as { type?: unknown; id?: unknown; joined?: unknown };
-    if (m && m.type === AUDIT_APPEND) {
-      // The append hot path, beside CapTP: one message in, one answer out.
-      // (If even the answer cannot be posted, the kernel's timeout fails closed.)
-      void log
-        .appendJoined(m.joined as string)
-        .then(
-        ref => port.postMessage({ type: AUDIT_APPENDED, id: m.id, first: ref.first, leafHashes: ref.leafHashes }),
-        (err: unknown) =>
-          port.postMessage({
-            type: AUDIT_APPENDED,
-            id: m.id,
-            code: codeOf(err) ?? 'ZT_AUDIT_UNAVAILABLE',
-            message: err instanceof Error ? err.message : String(err),
-          }),
-        )
-        .catch(() => {});
-      return;
-    }
-    dispatch(message as Record<string, unknown>);
-  });
-} catch (err) {
-  const code = codeOf(err) ?? 'ZT_AUDIT_UNAVAILABLE';
-  const message = err instanceof Error ? err.message : String(err);
-  port.postMessage({ type: AUDIT_OPEN_FAILED, code, message });
-  port.close();
-  process.exitCode = 1;
-}
+harden(buildRootObject);

@@ -17,7 +17,7 @@ import { openCheckpoint, signCheckpoint } from './checkpoint.js';
 import type { CheckpointBody, Ed25519Verify, NoteSigner } from './checkpoint.js';
 import { ROTATION_EXTENSION } from './keychain.js';
 import type { AuditLog, AuditStore } from './audit-log.js';
-import type { AuditCheckpoint } from './audit-vat-root.js';
+import type { AuditCheckpoint } from './audit-vat-protocol.js';
 import { fromHex, toHex } from './merkle.js';
 import type { Sha256 } from './merkle.js';
 

@@ -2,7 +2,8 @@
  * Node adapter for the audit subsystem: the only audit module that imports
  * `node:` builtins. It turns `node:crypto`, `node:fs` and the host timers
  * into the narrow powers the pure modules take as arguments, and nothing
- * more: the file powers reach only the folder they are opened on.
+ * more: the file powers reach only the folder they are opened on, and the
+ * audit vat's (`makeNodeAuditVatPowers`) only its one store folder.
  */
 import { harden } from '../harden.js';
 import * as nodeCrypto from 'node:crypto';
@@ -23,7 +24,8 @@ import { ztError } from '../errors.js';
 import { verifierKey } from './checkpoint.js';
 import type { Ed25519Verify, NoteSigner } from './checkpoint.js';
 import type { Sha256 } from './merkle.js';
-import type { FileStorePowers, StoreFileHandle } from './file-store.js';
+import { openFileStore } from './file-store.js';
+import type { FileStore, FileStoreOptions, FileStorePowers, StoreFileHandle } from './file-store.js';
 
 // One-shot `crypto.hash` (Node >= 20.12) is about a third cheaper than a
 // `createHash` object for the short inputs a Merkle tree hashes.
@@ -333,3 +335,32 @@ export const loadOrCreateSigningKey = async (
   return signer;
 };
 harden(loadOrCreateSigningKey);
+
+// ---------------------------------------------------------------------------
+// The audit vat's powers, all bound to its one store folder.
+
+/**
+ * What the audit vat may touch, built by its worker shell: append-only
+ * files and checkpoint keys in `dir` and nowhere else (the vat never sees
+ * a path), hashing and signature checks, the clock and a timer.
+ */
+export const makeNodeAuditVatPowers = (dir: string) => {
+  const filePowers = makeNodeFileStorePowers();
+  return harden({
+    /** Opens (creating, locking and recovering) one append-only file of the folder. */
+    openStore: (options: Omit<FileStoreOptions, 'dir'>): Promise<FileStore> =>
+      openFileStore(filePowers, { ...options, dir }),
+    keys: harden({
+      loadOrCreate: (name: (publicKey: Uint8Array) => string) => loadOrCreateSigningKey(dir, name),
+      loadNext: (name: (publicKey: Uint8Array) => string) => loadNextSigningKey(dir, name),
+      createNext: (name: (publicKey: Uint8Array) => string) => createNextSigningKey(dir, name),
+      activateNext: (next: NodeSigner) => activateNextSigningKey(dir, next),
+      discardNext: () => discardNextSigningKey(dir),
+    }),
+    sha256: nodeSha256,
+    verify: nodeEd25519Verify,
+    now: () => Date.now(),
+    setTimer: filePowers.setTimer,
+  });
+};
+harden(makeNodeAuditVatPowers);
