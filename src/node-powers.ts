@@ -9,6 +9,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { WorkerOptions } from 'node:worker_threads';
 import { canonicalJson } from './audit/canonical.js';
+import { vatFileUrl } from './vat-files.js';
 import type { ModulePowers } from './agent-modules.js';
 import type { KernelPowers } from './kernel.js';
 import type { VatHostPowers, WorkerLike } from './vat-host.js';
@@ -42,7 +43,7 @@ export const makeNodeModulePowers = (): ModulePowers =>
  * start by more than half. The bundle is built from the same sources, with
  * the same first import (lockdown).
  */
-const WORKER_MAIN = new URL('../vats/worker-main.bundle.js', import.meta.url);
+const WORKER_MAIN = vatFileUrl('worker-main.bundle.js');
 
 /**
  * How every agent worker starts: empty environment and arguments, captured

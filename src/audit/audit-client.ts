@@ -16,6 +16,7 @@
  * one message, and so into one group commit.
  */
 import { harden } from '../harden.js';
+import { vatFileUrl } from '../vat-files.js';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { ResourceLimits, WorkerOptions } from 'node:worker_threads';
 import { makeCapTP, E } from '@endo/captp';
@@ -216,7 +217,7 @@ const defaultMakeWorker = (url: URL, options: WorkerOptions): AuditWorker => new
  * (to `ready()`, store opening included) by about a quarter. Same
  * sources, same first import (lockdown).
  */
-const AUDIT_MAIN = new URL('../../vats/audit-main.bundle.js', import.meta.url);
+const AUDIT_MAIN = vatFileUrl('audit-main.bundle.js');
 
 /**
  * How the audit worker starts: nothing inherited from the host process. Its

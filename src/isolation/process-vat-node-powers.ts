@@ -14,6 +14,7 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeNodeVatHostPowers } from '../node-powers.js';
+import { distDir } from '../vat-files.js';
 import type { VatHostPowers, WorkerLike } from '../vat-host.js';
 import {
   makeProcessVatWorker,
@@ -67,7 +68,7 @@ const sharedLibraries = (execPath: string): string[] => {
  * visible inside the sandbox.
  */
 export const readProcessVatHost = (): ProcessVatHost => {
-  const distDir = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+  const dist = distDir();
   const execPath = realpathSync(process.execPath);
   return harden({
     platform: process.platform,
@@ -77,8 +78,8 @@ export const readProcessVatHost = (): ProcessVatHost => {
     // The process-vat entry bundled at build time (`npm run bundle`): one
     // self-contained ES module (`.mjs`, so no package.json is needed), the
     // only code file the sandbox can read.
-    vatMain: join(distDir, 'vats', 'process-main.bundle.mjs'),
-    codePaths: harden([join(distDir, 'vats', 'process-main.bundle.mjs')]),
+    vatMain: join(dist, 'vats', 'process-main.bundle.mjs'),
+    codePaths: harden([join(dist, 'vats', 'process-main.bundle.mjs')]),
     libraries: harden(sharedLibraries(execPath)),
     bwrap: findCommand('bwrap'),
     prlimit: findCommand('prlimit'),
