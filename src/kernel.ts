@@ -21,6 +21,7 @@ import { harden } from './harden.js';
 import { ZtError, ErrorCodes, codeOf, type ErrorCode } from './errors.js';
 import type { Effector, GrantValidator } from './effectors/types.js';
 import type { FailureModes } from './failure-modes.js';
+import { compileGlob, type Glob } from './glob.js';
 import type { TargetPattern } from './paths.js';
 import { compileTarget, normalizeTarget } from './targets.js';
 import { makeGrantBrands, type GrantToken } from './grants.js';
@@ -154,17 +155,14 @@ const MAX_HELD_RECORDS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 
-type CompiledArgRules = ReadonlyArray<{ readonly name: string; readonly rule: ArgumentRule; readonly glob?: RegExp }>;
-
-const globRegExp = (glob: string) =>
-  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]')}$`);
+type CompiledArgRules = ReadonlyArray<{ readonly name: string; readonly rule: ArgumentRule; readonly glob?: Glob }>;
 
 const compileArgRules = (rules: CapabilityConstraints['args']): CompiledArgRules =>
   harden(
     Object.entries(rules ?? {}).map(([name, rule]) => ({
       name,
       rule,
-      ...(rule.pattern === undefined ? {} : { glob: globRegExp(rule.pattern) }),
+      ...(rule.pattern === undefined ? {} : { glob: compileGlob(rule.pattern) }),
     })),
   );
 
@@ -184,7 +182,7 @@ const argsAllowed = (rules: CompiledArgRules, args: Readonly<Record<string, unkn
     if (rule.enum !== undefined && !rule.enum.includes(value as never)) return false;
     if (typeof value === 'string') {
       if (rule.maxLength !== undefined && value.length > rule.maxLength) return false;
-      if (glob && (value.length > MAX_MATCHED_LENGTH || !glob.test(value))) return false;
+      if (glob && (value.length > MAX_MATCHED_LENGTH || !glob.matches(value))) return false;
     } else if (glob || rule.maxLength !== undefined) {
       return false;
     }
