@@ -21,83 +21,32 @@ import { harden } from './harden.js';
 import { ZtError, ErrorCodes, codeOf, type ErrorCode } from './errors.js';
 import type { Effector, GrantValidator } from './effectors/types.js';
 import type { FailureModes } from './failure-modes.js';
-import { compileGlob, type Glob } from './glob.js';
 import type { TargetPattern } from './paths.js';
 import { compileTarget, normalizeTarget } from './targets.js';
 import { makeGrantBrands, type GrantToken } from './grants.js';
+import { argsAllowed, compileArgRules, type CompiledArgRules } from './kernel/arg-rules.js';
+import { makeAuditRecorder } from './kernel/audit-recorder.js';
+import type { CapabilityRecord, CapabilityShape, CapabilityState, KernelOptions, RequestVia } from './kernel/types.js';
 import { makePolicy, regrantCheck, type Decision, type DecisionContext, type DecisionRequest, type Policy } from './policy.js';
 import {
   ActionRequest,
   Capability,
   isValidId,
   type ActionType,
-  type ArgumentRule,
   type AuditRef,
   type CapabilityConstraints,
   type Outcome,
 } from './types.js';
 
-export interface KernelAuditSink {
-  /** Resolves once the record is durable; rejects if it cannot be. */
-  append(record: Record<string, unknown>): Promise<AuditRef>;
-}
-
-export interface KernelPowers {
-  now(): number;
-  makeRequestId(): string;
-  sha256Hex(data: string): string;
-  canonicalJson(value: unknown): string;
-}
-
-export interface KernelOptions {
-  readonly powers: KernelPowers;
-  readonly audit: KernelAuditSink;
-  readonly policy: unknown;
-  readonly effectors: Partial<Record<ActionType, Effector>>;
-  /** Issue-time checks of targets and `effect` settings, per action type. */
-  readonly grantValidators?: Partial<Record<ActionType, GrantValidator>>;
-  readonly failureModes: FailureModes;
-  /** Upper bound on bytes any single action may move. */
-  readonly maxBytes: number;
-  /** Called when a failure mode says the agent must be halted. */
-  readonly onHalt?: (agentId: string, code: ErrorCode) => void;
-  /**
-   * `durable` (default): a decision record is acknowledged durable before its
-   * action starts. `relaxed`: the action starts while the record is on its
-   * way (the store marks every record it writes in this mode).
-   */
-  readonly durability?: 'durable' | 'relaxed';
-}
-
-export type CapabilityState = 'live' | 'revoked';
-
-/** What never changes about a capability: read on every mediated call without copying. */
-export interface CapabilityShape {
-  readonly id: string;
-  readonly holder: string;
-  readonly actionType: ActionType;
-  readonly target: string;
-  /** The target names exactly one concrete target (not a pattern). */
-  readonly exact: boolean;
-}
-
-/** A capability as the kernel tracks it. Queryable snapshots are hardened copies. */
-export interface CapabilityRecord {
-  readonly id: string;
-  readonly holder: string;
-  readonly actionType: ActionType;
-  readonly target: string;
-  readonly constraints: CapabilityConstraints;
-  readonly issuer: string;
-  readonly issuedAt: number;
-  readonly parent: string | null;
-  readonly state: CapabilityState;
-  readonly uses: number;
-  readonly bytes: number;
-  readonly children: readonly string[];
-  readonly revokedAt?: number;
-  readonly revokedReason?: string;
-}
+export type {
+  CapabilityRecord,
+  CapabilityShape,
+  CapabilityState,
+  KernelAuditSink,
+  KernelOptions,
+  KernelPowers,
+  RequestVia,
+} from './kernel/types.js';
 
 interface InFlight {
   readonly requestId: string;
@@ -146,54 +95,10 @@ interface AgentEntry {
   epoch: number;
 }
 
-export type RequestVia = 'api' | 'vat';
-
 const DIGEST_THRESHOLD = 256;
-/** Records kept while the audit log is down, to write when it is back. */
-const MAX_HELD_RECORDS = 10_000;
 /** setTimeout's largest delay; an expiry further away cannot be reached by one call. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-
-type CompiledArgRules = ReadonlyArray<{ readonly name: string; readonly rule: ArgumentRule; readonly glob?: Glob }>;
-
-const compileArgRules = (rules: CapabilityConstraints['args']): CompiledArgRules =>
-  harden(
-    Object.entries(rules ?? {}).map(([name, rule]) => ({
-      name,
-      rule,
-      ...(rule.pattern === undefined ? {} : { glob: compileGlob(rule.pattern) }),
-    })),
-  );
-
-const MAX_MATCHED_LENGTH = 64 * 1024;
-
-/** True when every named argument satisfies its rule. Any doubt denies. */
-const argsAllowed = (rules: CompiledArgRules, args: Readonly<Record<string, unknown>>): boolean => {
-  for (const { name, rule, glob } of rules) {
-    const present = Object.hasOwn(args, name) && args[name] !== undefined;
-    if (!present) {
-      if (rule.required) return false;
-      continue;
-    }
-    if (rule.forbidden) return false;
-    const value = args[name];
-    if (rule.type !== undefined && typeof value !== rule.type) return false;
-    if (rule.enum !== undefined && !rule.enum.includes(value as never)) return false;
-    if (typeof value === 'string') {
-      if (rule.maxLength !== undefined && value.length > rule.maxLength) return false;
-      if (glob && (value.length > MAX_MATCHED_LENGTH || !glob.matches(value))) return false;
-    } else if (glob || rule.maxLength !== undefined) {
-      return false;
-    }
-    if (rule.min !== undefined || rule.max !== undefined) {
-      if (typeof value !== 'number' || !Number.isFinite(value)) return false;
-      if (rule.min !== undefined && value < rule.min) return false;
-      if (rule.max !== undefined && value > rule.max) return false;
-    }
-  }
-  return true;
-};
 
 const withoutEffect = (constraints: CapabilityConstraints | undefined): Omit<CapabilityConstraints, 'effect'> => {
   if (constraints === undefined || constraints === null || typeof constraints !== 'object') return {};
@@ -239,113 +144,17 @@ const bytesMoved = (request: ActionRequest, result: unknown): number => {
 
 export const makeKernel = (options: KernelOptions) => {
   const { powers, effectors, failureModes, maxBytes, onHalt, grantValidators = {}, durability = 'durable' } = options;
-  let audit = options.audit;
   const brands = makeGrantBrands();
   const agents = new Map<string, AgentEntry>();
   const caps = new Map<string, CapEntry>();
   const idleWaiters = new Map<string, Set<() => void>>();
   let policy: Policy = makePolicy(options.policy, powers.sha256Hex, powers.canonicalJson);
-  let auditFault: ErrorCode | undefined;
-  /** Agents whose operator chose a named weaker isolation level, and that level. */
-  const weakIsolation = new Map<string, string>();
+  const recorder = makeAuditRecorder({ now: () => powers.now(), sink: options.audit }, failureModes);
+  const { record, recordLater } = recorder;
   let shutDown = false;
 
   const assertOpen = () => {
     if (shutDown) throw new ZtError('ZT_SHUT_DOWN');
-  };
-
-  /**
-   * While the audit log is down, what would have been recorded is kept here
-   * (bounded), led by the failure event itself, and written — marked
-   * `recordedLate` — when the log is back (`reattachAudit`). Nothing is lost
-   * unless the bound is exceeded; then the gap is recorded and the runtime
-   * keeps denying: a history with a hole is never resumed.
-   */
-  const heldWhileDown: Array<Record<string, unknown>> = [];
-  let heldOverflow = 0;
-  const hold = (rec: Record<string, unknown>) => {
-    if (heldWhileDown.length < MAX_HELD_RECORDS) heldWhileDown.push({ ...rec, recordedLate: true });
-    else heldOverflow += 1;
-  };
-
-  /**
-   * Appends a record, bounded by `auditTimeoutMs`. Any failure latches the
-   * audit fault: every later request is denied until the log is back.
-   */
-  const record = async (rec: Record<string, unknown>): Promise<AuditRef> => {
-    // An agent running under an explicitly weaker isolation level says so in every record about it.
-    const weak = typeof rec.agentId === 'string' ? weakIsolation.get(rec.agentId) : undefined;
-    if (weak !== undefined && rec.isolation === undefined) rec = { ...rec, isolation: weak };
-    if (auditFault) {
-      hold(rec);
-      throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log is unavailable; this runtime denies everything until it is back');
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        audit.append(rec),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new ZtError('ZT_AUDIT_UNAVAILABLE', `no durable confirmation within ${failureModes.auditTimeoutMs} ms`)),
-            failureModes.auditTimeoutMs,
-          );
-        }),
-      ]);
-    } catch (err) {
-      const error = err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
-      if (!auditFault) {
-        auditFault = 'ZT_AUDIT_UNAVAILABLE';
-        hold({ type: 'failure-mode', time: powers.now(), code: 'ZT_AUDIT_UNAVAILABLE', mode: failureModes.auditUnavailable, reason: error.message });
-      }
-      // The record may or may not have landed: it is kept, and written again (marked late) if the log comes back.
-      hold(rec);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-
-  /**
-   * The log is back (a new sink on the same store): writes what was held,
-   * in order, then resumes. If more was held than the bound allows, records
-   * the gap and stays closed. Returns whether the runtime resumed.
-   */
-  const reattachAudit = async (sink: KernelAuditSink): Promise<{ resumed: boolean; written: number; lost: number }> => {
-    audit = sink;
-    let written = 0;
-    // One at a time, in order; a record leaves the buffer only once it is durable.
-    while (heldWhileDown.length > 0) {
-      await sink.append(heldWhileDown[0] as Record<string, unknown>);
-      heldWhileDown.shift();
-      written += 1;
-    }
-    const lost = heldOverflow;
-    if (lost > 0) {
-      await sink.append({ type: 'failure-mode.gap', time: powers.now(), lost, recordedLate: true });
-      return harden({ resumed: false, written, lost });
-    }
-    await sink.append({ type: 'failure-mode.recovered', time: powers.now(), code: 'ZT_AUDIT_UNAVAILABLE', heldRecords: written });
-    auditFault = undefined;
-    return harden({ resumed: true, written, lost: 0 });
-  };
-
-  /**
-   * Records a lifecycle event without making the caller wait. A failure
-   * latches the audit fault, so every later request is denied: nothing that
-   * depends on an unrecorded event can proceed.
-   */
-  const pending = new Set<Promise<unknown>>();
-  const recordLater = (rec: Record<string, unknown>) => {
-    const p = record(rec).then(
-      () => undefined,
-      () => undefined, // latched in `record`; the next request reports it
-    );
-    pending.add(p);
-    void p.finally(() => pending.delete(p));
-  };
-  const flush = async () => {
-    await Promise.all([...pending]);
-    if (auditFault) throw new ZtError(auditFault);
   };
 
   const snapshot = (e: CapEntry): CapabilityRecord =>
@@ -1223,7 +1032,7 @@ export const makeKernel = (options: KernelOptions) => {
       abortInFlight(entry, 'ZT_SHUT_DOWN', 'the runtime is shutting down');
     }
     recordLater({ type: 'runtime.shutdown', time: powers.now() });
-    await Promise.all([...pending]);
+    await recorder.settle();
   };
 
   recordLater({ type: 'policy.loaded', time: powers.now(), policyHash: policy.hash, policy: policy.document });
@@ -1246,9 +1055,7 @@ export const makeKernel = (options: KernelOptions) => {
     beginCall: (agentId: string) => agentBusy(agentId, +1),
     endCall: (agentId: string) => agentBusy(agentId, -1),
     /** From now on, every record about `agentId` names this (weaker) isolation level. */
-    markWeakIsolation: (agentId: string, level: string) => {
-      weakIsolation.set(agentId, level);
-    },
+    markWeakIsolation: recorder.markWeakIsolation,
     delegate,
     execute,
     /**
@@ -1266,9 +1073,9 @@ export const makeKernel = (options: KernelOptions) => {
     setPolicy,
     getPolicyHash: () => policy.hash,
     record,
-    reattachAudit,
+    reattachAudit: recorder.reattach,
     recordLater,
-    flush,
+    flush: recorder.flush,
     shutdown,
   });
 };
