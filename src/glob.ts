@@ -16,8 +16,9 @@
  *   stars as exponent on a long run of `a`s, and a caller who may write
  *   patterns could freeze the kernel's event loop with one check. Here a star
  *   only ever resumes from the latest star (one pass per text position), and
- *   `**` segments are tracked as a set of pattern positions, never by
- *   backtracking.
+ *   `**` segments are never backtracked over: a single inner one is placed
+ *   by matching the segments around it from both ends, several are tracked
+ *   as a set of reachable pattern positions.
  */
 import { harden } from './harden.js';
 
@@ -95,53 +96,115 @@ const hasLineTerminator = (text: string, from: number, to: number): boolean => {
   return false;
 };
 
-interface Segment {
-  readonly from: number;
-  readonly to: number;
-  readonly globstar: boolean;
-}
+/** How one pattern segment (or a whole pattern without a separator) matches. */
+type Piece =
+  | { readonly kind: 'literal'; readonly text: string }
+  /** Only stars: any run (within a segment, any segment). */
+  | { readonly kind: 'any' }
+  | { readonly kind: 'glob'; readonly from: number; readonly to: number }
+  | { readonly kind: 'globstar' };
 
-const splitPattern = (pattern: string, separator: string, globstar: boolean): readonly Segment[] => {
-  const segments: Segment[] = [];
+const pieceOf = (pattern: string, from: number, to: number, globstar: boolean): Piece => {
+  const text = pattern.slice(from, to);
+  if (globstar && text === '**') return { kind: 'globstar' };
+  if (!/[*?]/.test(text)) return { kind: 'literal', text };
+  if (/^\*+$/.test(text)) return { kind: 'any' };
+  return { kind: 'glob', from, to };
+};
+
+const matchPiece = (pattern: string, piece: Piece, text: string, from: number, to: number): boolean => {
+  switch (piece.kind) {
+    case 'literal':
+      return to - from === piece.text.length && text.startsWith(piece.text, from);
+    case 'any':
+      return true;
+    case 'glob':
+      return matchRun(pattern, piece.from, piece.to, text, from, to);
+    case 'globstar':
+      return false; // never matched as one segment (see matchGlobstar)
+  }
+};
+
+const splitPattern = (pattern: string, separator: string, globstar: boolean): Piece[] => {
+  const pieces: Piece[] = [];
   let from = 0;
   for (;;) {
     const end = pattern.indexOf(separator, from);
     const to = end < 0 ? pattern.length : end;
-    segments.push({ from, to, globstar: globstar && to - from === 2 && pattern.startsWith('**', from) });
-    if (end < 0) return segments;
+    pieces.push(pieceOf(pattern, from, to, globstar));
+    if (end < 0) return pieces;
     from = end + 1;
   }
 };
 
-/** Segments without `**`: each pattern segment matches exactly one text segment, in order. */
-const matchSegmentwise = (pattern: string, segments: readonly Segment[], text: string, separator: string): boolean => {
+/**
+ * No `**` but perhaps a last one (`rest`): each of the first `count` pattern
+ * segments matches exactly one text segment, in order; then the text ends,
+ * or (with `rest`) goes on past a separator without a line terminator.
+ */
+const matchSegmentwise = (pattern: string, pieces: readonly Piece[], count: number, rest: boolean, text: string, separator: string): boolean => {
+  if (count === 0) return !hasLineTerminator(text, 0, text.length); // the pattern is `**`
   let from = 0;
-  for (let i = 0; i < segments.length; i += 1) {
+  for (let i = 0; i < count; i += 1) {
     const end = text.indexOf(separator, from);
-    const last = i === segments.length - 1;
-    // The text must run out exactly with the pattern.
-    if (last !== (end < 0)) return false;
     const to = end < 0 ? text.length : end;
-    const segment = segments[i] as Segment;
-    if (!matchRun(pattern, segment.from, segment.to, text, from, to)) return false;
-    from = to + 1;
+    if (!matchPiece(pattern, pieces[i] as Piece, text, from, to)) return false;
+    if (i === count - 1) return end < 0 || (rest && !hasLineTerminator(text, end + 1, text.length));
+    if (end < 0) return false;
+    from = end + 1;
   }
-  return true;
+  return false;
 };
 
 /**
- * Segments with `**`: the set of pattern positions reachable after each text
- * segment (a position past a `**` is reachable wherever the `**` is).
+ * Exactly one `**`, neither first nor last: the segments before it match
+ * the first text segments, those after it the last ones, and the `**` takes
+ * whatever whole segments lie between (each non-empty). No choice is left,
+ * so one pass from each end decides.
  */
-const matchGlobstar = (pattern: string, segments: readonly Segment[], text: string, separator: string): boolean => {
-  const n = segments.length;
-  let current = new Uint8Array(n + 1);
-  let next = new Uint8Array(n + 1);
-  const close = (set: Uint8Array) => {
-    for (let i = 0; i < n; i += 1) if (set[i] === 1 && (segments[i] as Segment).globstar) set[i + 1] = 1;
-  };
+const matchOneGlobstar = (pattern: string, pieces: readonly Piece[], at: number, text: string, separator: string): boolean => {
+  // The segments before the `**`, from the start; a separator must follow them.
+  let from = 0;
+  for (let i = 0; i < at; i += 1) {
+    const end = text.indexOf(separator, from);
+    if (end < 0 || !matchPiece(pattern, pieces[i] as Piece, text, from, end)) return false;
+    from = end + 1;
+  }
+  // The segments after it, from the end; a separator must precede them.
+  let to = text.length;
+  for (let i = pieces.length - 1; i > at; i -= 1) {
+    const start = to > 0 ? text.lastIndexOf(separator, to - 1) + 1 : 0;
+    if (start === 0 || !matchPiece(pattern, pieces[i] as Piece, text, start, to)) return false;
+    to = start - 1;
+  }
+  // Between them: `to + 1` is where the segments after the `**` begin.
+  if (to + 1 < from) return false;
+  if (to + 1 === from) return true; // the `**` takes no segment
+  let emptySegment = true;
+  for (let i = from; i < to; i += 1) {
+    if (text.charCodeAt(i) === separator.charCodeAt(0)) {
+      if (emptySegment) return false;
+      emptySegment = true;
+    } else {
+      emptySegment = false;
+    }
+  }
+  return !emptySegment;
+};
+
+/**
+ * `**` before the last segment: the set of pattern positions reachable after
+ * each text segment (a position past a `**` is reachable wherever the `**`
+ * is). `sets` are the compiled glob's own scratch space (matching is
+ * synchronous, so two matches never share it).
+ */
+const matchGlobstar = (pattern: string, pieces: readonly Piece[], text: string, separator: string, sets: readonly [Uint8Array, Uint8Array]): boolean => {
+  const n = pieces.length;
+  let current = sets[0];
+  let next = sets[1];
+  current.fill(0);
   current[0] = 1;
-  close(current);
+  for (let i = 0; i < n; i += 1) if (current[i] === 1 && (pieces[i] as Piece).kind === 'globstar') current[i + 1] = 1;
   let from = 0;
   for (;;) {
     const end = text.indexOf(separator, from);
@@ -149,23 +212,44 @@ const matchGlobstar = (pattern: string, segments: readonly Segment[], text: stri
     next.fill(0);
     let alive = false;
     for (let i = 0; i < n; i += 1) {
-      if (current[i] !== 1) continue;
-      const segment = segments[i] as Segment;
-      if (segment.globstar) {
-        const consumes = i === n - 1 ? !hasLineTerminator(text, from, to) : to > from;
-        if (consumes) next[i] = 1;
-        alive ||= consumes;
-      } else if (matchRun(pattern, segment.from, segment.to, text, from, to)) {
-        next[i + 1] = 1;
-        alive = true;
+      const piece = pieces[i] as Piece;
+      if (current[i] === 1) {
+        if (piece.kind === 'globstar') {
+          if (i === n - 1 ? !hasLineTerminator(text, from, to) : to > from) {
+            next[i] = 1;
+            alive = true;
+          }
+        } else if (matchPiece(pattern, piece, text, from, to)) {
+          next[i + 1] = 1;
+          alive = true;
+        }
       }
+      // Past a reachable `**` is reachable too; next[i] is final here (only positions i - 1 and i set it).
+      if (piece.kind === 'globstar' && next[i] === 1) next[i + 1] = 1;
     }
     if (!alive) return false;
-    close(next);
-    [current, next] = [next, current];
+    const swap = current;
+    current = next;
+    next = swap;
     if (end < 0) return current[n] === 1;
     from = end + 1;
   }
+};
+
+const compileSegmented = (pattern: string, separator: string, globstar: boolean): ((text: string) => boolean) => {
+  const pieces = harden(splitPattern(pattern, separator, globstar));
+  const inner = pieces.slice(0, -1).flatMap((p, i) => (p.kind === 'globstar' ? [i] : []));
+  if (inner.length === 0) {
+    const rest = pieces[pieces.length - 1]?.kind === 'globstar';
+    const count = rest ? pieces.length - 1 : pieces.length;
+    return text => matchSegmentwise(pattern, pieces, count, rest, text, separator);
+  }
+  const at = inner[0] as number;
+  if (inner.length === 1 && at > 0 && pieces[pieces.length - 1]?.kind !== 'globstar') {
+    return text => matchOneGlobstar(pattern, pieces, at, text, separator);
+  }
+  const sets: readonly [Uint8Array, Uint8Array] = [new Uint8Array(pieces.length + 1), new Uint8Array(pieces.length + 1)];
+  return text => matchGlobstar(pattern, pieces, text, separator, sets);
 };
 
 /** Compiles `pattern` once; `matches` may then be called on any number of texts. */
@@ -174,11 +258,10 @@ export const compileGlob = (pattern: string, options: GlobOptions = {}): Glob =>
   if (typeof pattern !== 'string') throw TypeError('a glob is a string');
   if (separator === undefined) {
     if (globstar) throw TypeError('globstar needs a separator');
-    return harden({ source: pattern, matches: (text: string) => matchRun(pattern, 0, pattern.length, text, 0, text.length) });
+    const piece = pieceOf(pattern, 0, pattern.length, false);
+    return harden({ source: pattern, matches: (text: string) => matchPiece(pattern, piece, text, 0, text.length) });
   }
   if (separator.length !== 1 || separator === '*' || separator === '?') throw TypeError('a glob separator is one character other than * and ?');
-  const segments = harden(splitPattern(pattern, separator, globstar));
-  const match = segments.some(s => s.globstar) ? matchGlobstar : matchSegmentwise;
-  return harden({ source: pattern, matches: (text: string) => match(pattern, segments, text, separator) });
+  return harden({ source: pattern, matches: compileSegmented(pattern, separator, globstar) });
 };
 harden(compileGlob);

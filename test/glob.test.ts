@@ -127,6 +127,10 @@ const countingText = (text: string) => {
       return text.charCodeAt(i);
     },
     indexOf: (s: string, from?: number) => text.indexOf(s, from),
+    startsWith: (s: string, from?: number) => {
+      reads += s.length;
+      return text.startsWith(s, from);
+    },
   };
   return { text: view as unknown as string, reads: () => reads };
 };
