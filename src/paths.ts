@@ -7,6 +7,7 @@
  */
 import { harden } from './harden.js';
 import { assertZt } from './errors.js';
+import { compileGlob } from './glob.js';
 
 /** Anything `normalizePath` would change: `//`, `.` or `..` segments, a trailing `/`. */
 const NOT_NORMAL = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
@@ -30,12 +31,12 @@ export const normalizePath = (input: string): string => {
 };
 harden(normalizePath);
 
-const escapeRegExp = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-
 /**
  * A target pattern: an absolute path in which `*` matches within one segment,
- * `**` (a whole segment) matches any number of segments, and `?` one
- * character other than `/`. A pattern without wildcards matches exactly one path.
+ * `**` (a whole segment) matches any number of segments (at the end: the
+ * directory itself and everything below it), and `?` one character other
+ * than `/`; src/glob.ts has the exact rules. A pattern without wildcards
+ * matches exactly one path.
  */
 export interface TargetPattern {
   readonly source: string;
@@ -57,26 +58,11 @@ export const compileTargetPattern = (pattern: string): TargetPattern => {
     const normalized = normalizePath(pattern);
     return harden({ source: pattern, exact, matches: (path: string) => path === normalized });
   }
-  let re = '^';
-  segments.forEach((seg, i) => {
-    const last = i === segments.length - 1;
-    if (seg === '**') {
-      // `/**` at the end matches the directory itself and everything below it;
-      // in the middle it matches zero or more whole segments.
-      re += last ? '(?:/.*)?' : '(?:/[^/]+)*';
-      return;
-    }
-    re += `/${seg
-      .split('')
-      .map(ch => (ch === '*' ? '[^/]*' : ch === '?' ? '[^/]' : escapeRegExp(ch)))
-      .join('')}`;
-  });
-  re += '$';
-  const regexp = new RegExp(re);
+  const glob = compileGlob(pattern, { separator: '/', globstar: true });
   return harden({
     source: pattern,
     exact,
-    matches: (path: string) => regexp.test(path),
+    matches: (path: string) => glob.matches(path),
   });
 };
 harden(compileTargetPattern);

@@ -15,6 +15,7 @@
  */
 import { harden } from './harden.js';
 import { ZtError, assertZt } from './errors.js';
+import { compileGlob } from './glob.js';
 import { compileTargetPattern, normalizePath, type TargetPattern } from './paths.js';
 import type { ActionType } from './types.js';
 
@@ -69,12 +70,6 @@ export const normalizeTarget = (actionType: ActionType, target: string): string 
 };
 harden(normalizeTarget);
 
-const globToRegExp = (glob: string, segmentChar: string) =>
-  glob
-    .split('')
-    .map(ch => (ch === '*' ? `[^${segmentChar}]*` : ch.replace(/[.+^${}()|[\]\\?]/g, '\\$&')))
-    .join('');
-
 const compileUrlPattern = (pattern: string): TargetPattern => {
   const m = /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/.exec(pattern);
   if (!m) throw new ZtError('ZT_BAD_ARGUMENT', 'a URL pattern is scheme://host[:port]/path-glob');
@@ -114,8 +109,9 @@ const compileUrlPattern = (pattern: string): TargetPattern => {
 const compileToolPattern = (pattern: string): TargetPattern => {
   const parts = pattern.split('/');
   assertZt(parts.length === 2 && parts.every(p => TOOL_PATTERN_PART.test(p)), 'ZT_BAD_ARGUMENT', 'a tool pattern is "server/tool" (with * wildcards)');
-  const re = new RegExp(`^${parts.map(p => globToRegExp(p, '/')).join('/')}$`);
-  return harden({ source: pattern, exact: !pattern.includes('*'), matches: (target: string) => re.test(target) });
+  // `*` stays within its part; `?` cannot occur (TOOL_PATTERN_PART).
+  const glob = compileGlob(pattern, { separator: '/' });
+  return harden({ source: pattern, exact: !pattern.includes('*'), matches: (target: string) => glob.matches(target) });
 };
 
 /** Compiles a capability's (or a policy rule's) target pattern for an action type. */

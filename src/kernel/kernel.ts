@@ -1,0 +1,211 @@
+/**
+ * The kernel: the one place where requests are checked, decided, recorded
+ * and carried out. This module only wires its parts together, each with the
+ * powers it uses and nothing more:
+ *
+ * | part                 | job                                                            |
+ * | -------------------- | -------------------------------------------------------------- |
+ * | audit-recorder.ts    | every write to the audit log; the outage buffer                |
+ * | policy-slot.ts       | the policy in force                                            |
+ * | agents.ts            | agents, their labels, taints and activity                      |
+ * | capability-table.ts  | capabilities, their state, expiry, revocation and calls        |
+ * | arg-rules.ts         | `constraints.args`, compiled and checked                       |
+ * | decision.ts          | the ordered checks, then the policy (consumes nothing)         |
+ * | delegation.ts        | capabilities delegated by holders, derived from grants         |
+ * | effect.ts            | one effector call: byte budget, expiry, abort                  |
+ * | mediation.ts         | decide → commit → perform → settle, one record each            |
+ *
+ * Invariants (the parts' headers say how each is kept):
+ * - No action executes unless (1) the agent is registered and live, (2) the
+ *   capability exists, is held by that agent, is live, unexpired and has uses
+ *   left, (3) it grants this action type and target, (4) the policy permits
+ *   it, and (5) the decision record is durable in the audit log.
+ * - Checks run in one fixed order, so the same input always yields the same
+ *   decision and code: unknown agent → agent revoked → unknown capability →
+ *   wrong holder → revoked → expired → exhausted → rate → budget → wrong
+ *   action → wrong target → arguments → policy → audit → execute.
+ * - Every request yields exactly one decision record; every executed action
+ *   one outcome record.
+ * - Revoking a capability aborts its calls in flight at once: their callers
+ *   get ZT_REVOKED and the effector's AbortSignal fires.
+ * - Any error in a check, the policy or the audit path denies.
+ * - Once shut down, the kernel issues, registers and delegates nothing and
+ *   denies every request with ZT_SHUT_DOWN.
+ */
+import { harden } from '../harden.js';
+import { ZtError, type ErrorCode } from '../errors.js';
+import { makeGrantBrands } from '../grants.js';
+import { Capability, type ActionRequest } from '../types.js';
+import { makeAgentRegistry } from './agents.js';
+import { makeAuditRecorder } from './audit-recorder.js';
+import { makeCapabilityTable } from './capability-table.js';
+import { makeDecider } from './decision.js';
+import { makeDelegation, type DelegationRequest } from './delegation.js';
+import { makeEffectRunner } from './effect.js';
+import { makeMediation } from './mediation.js';
+import { makePolicySlot } from './policy-slot.js';
+import type { CapabilityRecord, KernelOptions } from './types.js';
+
+/** A facet of a part: only the named operations. A part given a facet can reach nothing else. */
+const facet = <T extends object, K extends keyof T>(part: T, ...keys: K[]): Pick<T, K> => {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) out[key] = part[key];
+  return harden(out);
+};
+
+/** The kernel's parts, wired; `makeKernel` puts its API on top. */
+const makeKernelParts = (options: KernelOptions) => {
+  const { powers, effectors, failureModes, maxBytes, onHalt, grantValidators = {}, durability = 'durable' } = options;
+  // Called as the caller's methods, never detached from them.
+  const now = () => powers.now();
+  const makeRequestId = () => powers.makeRequestId();
+  const sha256Hex = (data: string) => powers.sha256Hex(data);
+  const canonicalJson = (value: unknown) => powers.canonicalJson(value);
+  let open = true;
+  const isOpen = () => open;
+  const brands = makeGrantBrands();
+  const recorder = makeAuditRecorder({ now, sink: options.audit }, failureModes);
+  const { recordLater } = recorder;
+  const policy = makePolicySlot({ now, sha256Hex, canonicalJson, recordLater }, options.policy);
+  const currentPolicy = policy.current;
+  const agents = makeAgentRegistry({ now, recordLater });
+  const agentLookup = facet(agents, 'get');
+  const table = makeCapabilityTable({ now, recordLater, currentPolicy, agents: agentLookup, isOpen }, { grantValidators });
+  const decider = makeDecider({ sha256Hex, canonicalJson, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
+  const delegation = makeDelegation({
+    now,
+    recordLater,
+    currentPolicy,
+    agents: agentLookup,
+    table: facet(table, 'entry', 'issue'),
+    brands: facet(brands, 'isGrant', 'makeDerivedRef'),
+  });
+  const effects = makeEffectRunner({ now, effectors, makeGrant: brands.makeGrant, deriveGrants: delegation.deriveGrants }, { maxBytes });
+
+  const revokeAgent = (agentId: string, reason = 'revoked by operator') => {
+    if (!agents.markRevoked(agentId)) return false;
+    table.revokeHeldBy(agentId, reason);
+    recordLater({ type: 'agent.revoked', time: now(), agentId, reason });
+    return true;
+  };
+
+  const halt = (agentId: string, code: ErrorCode) => {
+    if (!agents.isLive(agentId)) return;
+    revokeAgent(agentId, `halted by failure mode (${code})`);
+    onHalt?.(agentId, code);
+  };
+
+  const mediation = makeMediation(
+    {
+      now,
+      makeRequestId,
+      sha256Hex,
+      canonicalJson,
+      record: recorder.record,
+      currentPolicy,
+      decider,
+      table: facet(table, 'entry', 'chainOf', 'noteExpired'),
+      agents: facet(agents, 'noteActivity', 'acquireTaints', 'busy'),
+      effects,
+      halt,
+    },
+    { failureModes, durability },
+  );
+
+  const shutdown = async () => {
+    if (!open) return;
+    open = false;
+    table.close();
+    recordLater({ type: 'runtime.shutdown', time: now() });
+    await recorder.settle();
+  };
+
+  const assertOpen = () => {
+    if (!open) throw new ZtError('ZT_SHUT_DOWN');
+  };
+
+  return { now, brands, recorder, policy, agents, table, decider, delegation, mediation, revokeAgent, shutdown, assertOpen };
+};
+
+export const makeKernel = (options: KernelOptions) => {
+  const { now, brands, recorder, policy, agents, table, decider, delegation, mediation, revokeAgent, shutdown, assertOpen } = makeKernelParts(options);
+
+  const issueCapability = (cap: Capability, issuer = 'operator'): CapabilityRecord => {
+    assertOpen();
+    if (!(cap instanceof Capability)) {
+      // Validate plain objects by constructing; this throws ZT_NO_HOLDER etc.
+      cap = new Capability(cap as never);
+    }
+    if (cap.id.includes('~')) throw new ZtError('ZT_BAD_ARGUMENT', '"~" in a capability id is reserved for derived capabilities');
+    return table.issue(cap, issuer, undefined);
+  };
+
+  /**
+   * Replaces the policy (the next decision uses it). A document that fails
+   * validation throws ZT_POLICY_INVALID and the policy in force stays. With
+   * `revokeRefused` (the default), live capabilities the new policy would no
+   * longer grant are revoked, each audited with the refusing decision.
+   */
+  const setPolicy = (input: unknown, options: { revokeRefused?: boolean } = {}) => {
+    const { policy: next, time } = policy.replace(input);
+    const { refused, revoked } = table.regrant(next, time, options.revokeRefused ?? true);
+    return harden({ policyHash: next.hash, refused, revoked });
+  };
+
+  return harden({
+    registerAgent: (agentId: string, options: { labels?: readonly string[] } = {}) => {
+      assertOpen();
+      agents.register(agentId, options);
+    },
+    issueCapability,
+    getCapability: table.snapshot,
+    capabilityShape: table.shape,
+    listCapabilities: table.list,
+    revokeCapability: table.revoke,
+    revokeAgent,
+    revokeAgentCapabilities: table.revokeHeldBy,
+    abortCallsOf: table.abortCallsOf,
+    /**
+     * Brackets a whole call from a vat (checks, audit, effect, denial alike):
+     * while any is open, the agent is not idle, so quiescence detection
+     * cannot mistake a slow denial for an agent waiting on nothing.
+     */
+    beginCall: (agentId: string) => agents.busy(agentId, +1),
+    endCall: (agentId: string) => agents.busy(agentId, -1),
+    /** From now on, every record about `agentId` names this (weaker) isolation level. */
+    markWeakIsolation: recorder.markWeakIsolation,
+    /**
+     * Delegation: the holder of `capabilityId` gives `to` a capability of its
+     * own, bound to `to`, no wider than the original (every use is also
+     * checked against and counted on the original), revoked with it, and only
+     * if the policy explicitly permits this delegation. Audited either way.
+     */
+    delegate: (request: DelegationRequest): CapabilityRecord => {
+      assertOpen();
+      return delegation.delegate(request);
+    },
+    execute: mediation.execute,
+    /**
+     * Decides without consuming or recording (forensics, benchmarks). The
+     * decision is hardened (the policy's own decisions already are, and are
+     * shared between requests).
+     */
+    evaluate: (request: ActionRequest) => harden(decider.evaluate(request, now()).decision),
+    whenIdle: agents.whenIdle,
+    refuse: mediation.refuse,
+    isDerivedRef: brands.isDerivedRef,
+    noteActivity: agents.noteActivity,
+    agentActivity: agents.activity,
+    hasAgent: agents.isLive,
+    setPolicy,
+    getPolicyHash: () => policy.current().hash,
+    record: recorder.record,
+    reattachAudit: recorder.reattach,
+    recordLater: recorder.recordLater,
+    flush: recorder.flush,
+    shutdown,
+  });
+};
+harden(makeKernel);
+
+export type Kernel = ReturnType<typeof makeKernel>;

@@ -1,0 +1,374 @@
+/**
+ * The mediated path of one request: decide → commit → perform → settle.
+ *
+ * Invariants:
+ * - No action executes unless (1) the agent is registered and live, (2) the
+ *   capability exists, is held by that agent, is live, unexpired and has uses
+ *   left, (3) it grants this action type and target, (4) the policy permits
+ *   it, and (5) the decision record is durable in the audit log (in
+ *   `relaxed` durability, the action may start while the record is on its
+ *   way, and its result is withheld unless the record lands).
+ * - Every request yields exactly one decision record; every executed action
+ *   one outcome record. A result is returned only once both are durable and
+ *   only if it could be recorded (its digest is part of the outcome record).
+ * - Uses are counted and taints acquired when a request is allowed, before it
+ *   runs: a call that fails half-way may still have had an effect.
+ * - `execute` never rejects: every failure is an outcome with a code.
+ */
+import { harden } from '../harden.js';
+import { ZtError, ErrorCodes, codeOf, type ErrorCode } from '../errors.js';
+import type { Policy } from '../policy.js';
+import { normalizeTarget } from '../targets.js';
+import { ActionRequest, type AuditRef, type Outcome } from '../types.js';
+import type { FailureModes } from '../failure-modes.js';
+import type { AgentRegistry } from './agents.js';
+import type { CapabilityTable, CapEntry, InFlight } from './capability-table.js';
+import type { Decider, Evaluation } from './decision.js';
+import type { EffectRun, EffectRunner } from './effect.js';
+import type { RecordDurably, RequestVia } from './types.js';
+
+const pickArgs = (args: Readonly<Record<string, unknown>>, names: readonly string[]): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  for (const name of names) if (Object.hasOwn(args, name)) out[name] = args[name];
+  return out;
+};
+
+const outcomeOf = (
+  requestId: string,
+  status: Outcome['status'],
+  audit: Outcome['audit'],
+  extra: { result?: unknown; code?: ErrorCode; message?: string },
+): Outcome =>
+  harden({
+    requestId,
+    status,
+    ok: status === 'succeeded',
+    ...(status === 'succeeded'
+      ? { result: extra.result }
+      : { error: { code: extra.code ?? 'ZT_EFFECT_FAILED', message: extra.message ?? ErrorCodes[extra.code ?? 'ZT_EFFECT_FAILED'] } }),
+    audit,
+  });
+
+/** The message of an error an agent may see: its own words without the code prefix, else the code's text. */
+const messageOf = (err: unknown, code: ErrorCode) => (err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code]);
+
+export interface MediationPowers {
+  readonly now: () => number;
+  readonly makeRequestId: () => string;
+  readonly sha256Hex: (data: string) => string;
+  readonly canonicalJson: (value: unknown) => string;
+  readonly record: RecordDurably;
+  readonly currentPolicy: () => Policy;
+  readonly decider: Decider;
+  readonly table: Pick<CapabilityTable, 'entry' | 'chainOf' | 'noteExpired'>;
+  readonly agents: Pick<AgentRegistry, 'noteActivity' | 'acquireTaints' | 'busy'>;
+  readonly effects: EffectRunner;
+  /** Halts an agent a failure mode says must stop. */
+  readonly halt: (agentId: string, code: ErrorCode) => void;
+}
+
+export interface MediationOptions {
+  readonly failureModes: Pick<FailureModes, 'policyError' | 'auditUnavailable'>;
+  readonly durability: 'durable' | 'relaxed';
+}
+
+/** A mediation path's powers and options, read by each step. */
+interface Mediator extends MediationPowers, MediationOptions {}
+
+/** An allowed request on its way: what was asked, decided and recorded about it. */
+interface Allowed {
+  readonly request: ActionRequest;
+  readonly requestId: string;
+  readonly time: number;
+  readonly evaluation: Evaluation;
+  /** The decision record (taints acquired are added to it when committed). */
+  readonly requestRecord: Record<string, unknown>;
+  readonly live: CapEntry;
+}
+
+/** A request that is not even well-formed: denied like any other, and recorded with what could be read of it. */
+const denyMalformed = async (m: Mediator, raw: Record<string, unknown>, via: RequestVia, err: unknown): Promise<Outcome> => {
+  const requestId = m.makeRequestId();
+  const pick = (k: string) => (typeof raw[k] === 'string' ? String(raw[k]).slice(0, 256) : null);
+  const ref = await m
+    .record({
+      type: 'request',
+      time: m.now(),
+      requestId,
+      via,
+      agentId: pick('agentId'),
+      capabilityId: pick('capabilityId'),
+      actionType: pick('actionType'),
+      target: pick('target'),
+      decision: 'deny',
+      code: 'ZT_BAD_ARGUMENT',
+      decidedBy: 'kernel',
+      rules: [],
+      policyHash: m.currentPolicy().hash,
+    })
+    .catch(() => undefined);
+  return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code: 'ZT_BAD_ARGUMENT', message: messageOf(err, 'ZT_BAD_ARGUMENT') });
+};
+
+/** The decision record: what was asked, what was decided and by whom, and what replay needs. */
+const decisionRecord = (m: Mediator, request: ActionRequest, via: RequestVia, requestId: string, time: number, evaluation: Evaluation): Record<string, unknown> => {
+  const { decision, entry, target, args, decisionRequest } = evaluation;
+  const policy = m.currentPolicy();
+  return {
+    type: 'request',
+    time,
+    requestId,
+    via,
+    agentId: request.agentId,
+    capabilityId: request.capabilityId,
+    actionType: request.actionType,
+    target,
+    ...(args ? { args } : {}),
+    decision: decision.allowed ? 'allow' : 'deny',
+    ...(decision.code ? { code: decision.code } : {}),
+    // Which stage decided: the kernel's capability checks, or the policy (replayable).
+    decidedBy: decisionRequest ? 'policy' : 'kernel',
+    rules: decision.rules,
+    policyHash: decision.policyHash,
+    ...(entry ? { uses: entry.uses } : {}),
+    // What replay needs to re-ask the policy: its context, and verbatim the arguments its conditions read.
+    ...(decisionRequest?.context ? { context: decisionRequest.context } : {}),
+    ...(decisionRequest && policy.argNames.length > 0 ? { policyArgs: pickArgs(request.args, policy.argNames) } : {}),
+  };
+};
+
+/** Records a denial (the denial stands even if it cannot be recorded) and applies the policy-error failure mode. */
+const deny = async (m: Mediator, request: ActionRequest, requestId: string, requestRecord: Record<string, unknown>, code: ErrorCode): Promise<Outcome> => {
+  let ref: AuditRef | undefined;
+  try {
+    ref = await m.record(requestRecord);
+  } catch {
+    // The denial stands either way; the latched fault denies what follows.
+  }
+  if (code === 'ZT_POLICY_ERROR' && m.failureModes.policyError === 'halt') m.halt(request.agentId, code);
+  return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code, message: ErrorCodes[code] });
+};
+
+/**
+ * Commits an allowed request before it runs: the taints the policy
+ * attaches (named in the decision record), and one use on every link of
+ * the capability's chain. Returns the chain.
+ */
+const commit = (m: Mediator, allowed: Allowed): CapEntry[] => {
+  const { request, evaluation, requestRecord, live, time } = allowed;
+  const policy = m.currentPolicy();
+  const { decisionRequest } = evaluation;
+  const newTaints = decisionRequest ? m.agents.acquireTaints(request.agentId, policy.taintsFor(decisionRequest)) : [];
+  if (newTaints.length > 0) requestRecord.taintsAcquired = newTaints;
+  const chain = live.delegated ? m.table.chainOf(live) : [live];
+  for (const link of chain) {
+    link.uses += 1;
+    if (link.spec.constraints.rate) link.useTimes.push(time);
+    if (policy.rateWindows.length > 0) link.policyUseTimes.push(time);
+  }
+  return chain;
+};
+
+/**
+ * Re-checks a further target reached while carrying out an allowed
+ * request (a redirect hop): same capability pattern, policy in force,
+ * capability still live. Each hop is audited and durable before use.
+ */
+const recheck = async (m: Mediator, allowed: Allowed, hop: string) => {
+  const { request, live: entry, requestId } = allowed;
+  let target: string | undefined;
+  let code: ErrorCode | undefined;
+  let rules: readonly string[] = [];
+  try {
+    target = normalizeTarget(request.actionType, hop);
+    if (entry.state !== 'live') code = 'ZT_REVOKED';
+    else if (!entry.pattern.matches(target)) code = 'ZT_WRONG_TARGET';
+    else {
+      const policy = m.currentPolicy();
+      const decision = policy.decide({
+        agentId: request.agentId,
+        actionType: request.actionType,
+        target,
+        args: request.args,
+        ...(policy.needsContext ? { context: m.decider.contextFor(request.agentId, entry, m.now()) } : {}),
+      });
+      rules = decision.rules;
+      if (!decision.allowed) code = decision.code ?? 'ZT_POLICY_DENIED';
+    }
+  } catch (err) {
+    code = codeOf(err) === 'ZT_BAD_ARGUMENT' ? 'ZT_WRONG_TARGET' : 'ZT_POLICY_ERROR';
+  }
+  await m.record({
+    type: 'request.hop',
+    time: m.now(),
+    requestId,
+    target: target ?? null,
+    decision: code ? 'deny' : 'allow',
+    ...(code ? { code } : {}),
+    rules,
+    policyHash: m.currentPolicy().hash,
+  });
+  return harden(code ? { allowed: false, code } : { allowed: true, target });
+};
+
+/** A succeeded run whose result cannot be encoded canonically is withheld: it could not be recorded. */
+const digestResult = (m: Mediator, run: EffectRun): { run: EffectRun; resultDigest?: string } => {
+  if (run.status !== 'succeeded') return { run };
+  try {
+    return { run, resultDigest: m.sha256Hex(m.canonicalJson(run.result ?? null)) };
+  } catch {
+    return { run: { status: 'failed', code: 'ZT_EFFECT_FAILED', message: 'the action returned data that cannot be recorded', effectCompleted: run.effectCompleted } };
+  }
+};
+
+/**
+ * Records the outcome and returns it once the decision and the outcome are
+ * both durable; withholds the result otherwise, or when the call was cut
+ * while its outcome was being recorded.
+ */
+const settle = async (m: Mediator, allowed: Allowed, signal: AbortSignal, decided: { ref: AuditRef | undefined; pending: Promise<AuditRef> }, performed: EffectRun): Promise<Outcome> => {
+  const { request, requestId, live } = allowed;
+  const { run, resultDigest } = digestResult(m, performed);
+  const { status, code, effectCompleted } = run;
+  const outcomeRecord = {
+    type: 'outcome',
+    time: m.now(),
+    requestId,
+    status,
+    ...(code ? { code } : {}),
+    ...(effectCompleted ? { effectCompleted } : {}),
+    ...(status === 'succeeded' ? { bytes: live.bytes } : {}),
+    ...(resultDigest !== undefined ? { resultDigest } : {}),
+  };
+  let decisionRef = decided.ref;
+  let outcomeRef: AuditRef;
+  try {
+    // Sent right away (after the decision, in order); in relaxed mode both acknowledgements are awaited together.
+    const pendingOutcome = m.record(outcomeRecord);
+    pendingOutcome.catch(() => undefined); // awaited on the next line but one
+    decisionRef ??= await decided.pending;
+    outcomeRef = await pendingOutcome;
+  } catch {
+    // The effect happened but could not be recorded: withhold its result.
+    if (m.failureModes.auditUnavailable === 'halt') m.halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
+    return outcomeOf(requestId, 'failed', decisionRef ? { decision: decisionRef } : {}, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+  }
+  if (status === 'succeeded' && signal.aborted) {
+    // Revoked while the outcome was being recorded: the revocation record
+    // lists this request as cut in flight, and its result is withheld.
+    const cutCode = codeOf(signal.reason) ?? 'ZT_REVOKED';
+    return outcomeOf(requestId, 'failed', { decision: decisionRef, outcome: outcomeRef }, { code: cutCode, message: ErrorCodes[cutCode] });
+  }
+  return outcomeOf(requestId, status, { decision: decisionRef, outcome: outcomeRef }, { result: run.result, code, message: run.message });
+};
+
+/**
+ * Runs an allowed, committed request while it is registered in flight:
+ * the decision record (awaited first unless `relaxed`), the effect, the
+ * outcome.
+ */
+const perform = async (m: Mediator, allowed: Allowed, chain: readonly CapEntry[], controller: AbortController): Promise<Outcome> => {
+  const { request, requestId, evaluation, requestRecord, live } = allowed;
+  let decisionRef: AuditRef | undefined;
+  // Durable (default): the decision is on disk before the action runs.
+  // Relaxed (opted into, and said in every record): the action starts
+  // while the decision is on its way; the result is still withheld
+  // unless both records are acknowledged.
+  const pendingDecision = m.record(requestRecord);
+  if (m.durability === 'durable') {
+    try {
+      decisionRef = await pendingDecision;
+    } catch {
+      if (m.failureModes.auditUnavailable === 'halt') m.halt(request.agentId, 'ZT_AUDIT_UNAVAILABLE');
+      return outcomeOf(requestId, 'denied', {}, { code: 'ZT_AUDIT_UNAVAILABLE', message: ErrorCodes.ZT_AUDIT_UNAVAILABLE });
+    }
+  } else {
+    pendingDecision.catch(() => undefined); // awaited in `settle`, before anything is returned
+  }
+  const run = await m.effects.run({
+    request,
+    entry: live,
+    chain,
+    target: evaluation.target,
+    controller,
+    recheck: hop => recheck(m, allowed, hop),
+  });
+  return await settle(m, allowed, controller.signal, { ref: decisionRef, pending: pendingDecision }, run);
+};
+
+/**
+ * The whole mediated path for one request. Never rejects: every failure is
+ * an outcome with a code.
+ */
+const execute = async (m: Mediator, request: ActionRequest, via: RequestVia): Promise<Outcome> => {
+  if (!(request instanceof ActionRequest)) {
+    try {
+      request = new ActionRequest(request as never);
+    } catch (err) {
+      return await denyMalformed(m, (request ?? {}) as unknown as Record<string, unknown>, via, err);
+    }
+  }
+  const requestId = m.makeRequestId();
+  const time = m.now();
+  m.agents.noteActivity(request.agentId);
+
+  const evaluation = m.decider.evaluate(request, time);
+  const { decision, entry } = evaluation;
+  if (decision.code === 'ZT_EXPIRED' && entry) {
+    for (const link of entry.delegated ? m.table.chainOf(entry) : [entry]) {
+      const { expiresAt } = link.spec.constraints;
+      if (expiresAt !== undefined && time >= expiresAt) m.table.noteExpired(link);
+    }
+  }
+  const requestRecord = decisionRecord(m, request, via, requestId, time, evaluation);
+  if (!decision.allowed) return await deny(m, request, requestId, requestRecord, decision.code ?? 'ZT_POLICY_DENIED');
+
+  const allowed: Allowed = { request, requestId, time, evaluation, requestRecord, live: entry as CapEntry };
+  const chain = commit(m, allowed);
+  const controller = new AbortController();
+  const call: InFlight = { requestId, agentId: request.agentId, controller };
+  allowed.live.inFlight.add(call);
+  m.agents.busy(request.agentId, +1);
+  try {
+    return await perform(m, allowed, chain, controller);
+  } finally {
+    allowed.live.inFlight.delete(call);
+    m.agents.busy(request.agentId, -1);
+  }
+};
+
+/**
+ * Records a call the membrane refused before it became a request (a
+ * method outside the interface, arguments that are not plain data): one
+ * decision record, like every other invocation.
+ */
+const refuse = async (m: Mediator, call: { agentId: string; capabilityId: string; method: string; code: ErrorCode }) => {
+  const entry = m.table.entry(call.capabilityId);
+  await m
+    .record({
+      type: 'request',
+      time: m.now(),
+      requestId: m.makeRequestId(),
+      via: 'vat',
+      agentId: call.agentId,
+      capabilityId: call.capabilityId,
+      method: call.method,
+      ...(entry ? { actionType: entry.spec.actionType } : {}),
+      decision: 'deny',
+      code: call.code,
+      rules: [],
+      policyHash: m.currentPolicy().hash,
+    })
+    .catch(() => undefined);
+};
+
+export const makeMediation = (powers: MediationPowers, options: MediationOptions) => {
+  const m: Mediator = { ...powers, ...options };
+  return harden({
+    execute: (request: ActionRequest, via: RequestVia): Promise<Outcome> => execute(m, request, via),
+    refuse: (call: { agentId: string; capabilityId: string; method: string; code: ErrorCode }): Promise<void> => refuse(m, call),
+  });
+};
+harden(makeMediation);
+
+export type Mediation = ReturnType<typeof makeMediation>;
