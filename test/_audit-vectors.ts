@@ -1,14 +1,15 @@
 /**
- * Loads the RFC 6962 / 9162 vectors from `../shared/vectors/rfc6962/`
- * beside the repository root. No silent skips: a missing folder or a file of
+ * Loads the RFC 6962 / 9162 vectors from `test/fixtures/rfc6962/` (a
+ * verbatim copy, with its source and licence in `SOURCE.md`), so that a
+ * clone on its own runs them. No silent skips: a missing folder or a file of
  * an unrecognised shape throws, failing the test that asked for it.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
 
-// dist/test/_audit-vectors.js -> <repo>/.. /shared/vectors/rfc6962/
-export const VECTORS_DIR = fileURLToPath(new URL('../../../shared/vectors/rfc6962/', import.meta.url));
+// dist/test/_audit-vectors.js -> <repo>/test/fixtures/rfc6962/
+export const VECTORS_DIR = fileURLToPath(new URL('../../test/fixtures/rfc6962/', import.meta.url));
 
 const b64 = (s: unknown, where: string): Uint8Array => {
   if (typeof s !== 'string') throw TypeError(`${where}: expected a base64 string`);
@@ -86,7 +87,7 @@ export const loadVectors = (): {
   allFiles: string[];
 } => {
   const top = readdirSync(VECTORS_DIR).sort();
-  const expected = ['README.md', 'consistency', 'inclusion', 'tree-heads.json'];
+  const expected = ['README.md', 'SOURCE.md', 'consistency', 'inclusion', 'tree-heads.json'];
   if (top.join(',') !== expected.join(',')) {
     throw Error(`unexpected vector folder layout: ${top.join(', ')}`);
   }
@@ -135,6 +136,7 @@ export const loadVectors = (): {
   };
   const allFiles = [
     'README.md',
+    'SOURCE.md',
     'tree-heads.json',
     ...inclusion.map(v => v.file),
     ...consistency.map(v => v.file),

@@ -16,7 +16,7 @@ import { nodeSha256 } from '../src/audit/node-powers.js';
 import { countFiles, loadVectors } from './_audit-vectors.js';
 
 const hasher = makeMerkleHasher(nodeSha256);
-// Loaded inside each test, so a missing ../shared/vectors/rfc6962 or an
+// Loaded inside each test, so a missing test/fixtures/rfc6962 or an
 // unrecognised file fails every vector test with a readable message.
 let loaded: ReturnType<typeof loadVectors> | undefined;
 const getVectors = () => (loaded ??= loadVectors());
