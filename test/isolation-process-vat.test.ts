@@ -14,7 +14,7 @@ import { fixtureAgent, makeVatWorld } from './_vats.js';
 import { processTree, startEscapeVat, waitGone } from './_isolation.js';
 import type { Effector } from '../src/effectors/types.js';
 import { makeProcessVatHostPowers, makeProcessVatStarter, readProcessVatHost } from '../src/isolation/process-vat-node-powers.js';
-import { ESCAPE_HOOK_FLAG, planProcessVat, assertIsolationAvailable, type IsolationProbe } from '../src/isolation/process-vat.js';
+import { ESCAPE_HOOK_FLAG, makeProcessVatWorker, planProcessVat, assertIsolationAvailable, type ChildLike, type IsolationProbe } from '../src/isolation/process-vat.js';
 import { ActionType, Capability } from '../src/types.js';
 
 const fakeRead: Effector = async ctx => {
@@ -88,6 +88,33 @@ test('attack: the escape hook is absent unless the kernel passed the test flag',
   await t.throwsAsync(() => (E(root) as unknown as { escape(c: string): Promise<unknown> }).escape('return process.pid'), { message: /escape/ });
   captp.abort();
   await worker.terminate();
+});
+
+test('a vat that died of its address-space limit is reported as out of memory, however long the native stack traces after the message', t => {
+  // Every thread of a dying Node prints its own stack trace: the message
+  // can be kilobytes before the end of the output, and split across chunks.
+  const on: Record<string, (...args: unknown[]) => void> = {};
+  let onStderr: (chunk: unknown) => void = () => undefined;
+  const child: ChildLike = {
+    pid: 1,
+    send: () => undefined,
+    on: ((event: string, listener: (...args: unknown[]) => void) => {
+      on[event] = listener;
+    }) as ChildLike['on'],
+    stdout: null,
+    stderr: { on: (_event, listener) => void (onStderr = listener) },
+    kill: () => undefined,
+    ref: () => undefined,
+    unref: () => undefined,
+  };
+  const worker = makeProcessVatWorker(child);
+  const errors: string[] = [];
+  worker.on('error', err => errors.push(String((err as { code?: string }).code)));
+  onStderr('\n\n#\n# Fatal process out of memory: Failed to reserve ');
+  onStderr('virtual memory for CodeRange\n#\n----- Native stack trace -----\n');
+  for (let i = 0; i < 200; i++) onStderr(` ${i}: 0x104aab1  [/usr/bin/node]\n`);
+  on.close?.(null, 'SIGTRAP');
+  t.deepEqual(errors, ['ERR_WORKER_OUT_OF_MEMORY']);
 });
 
 test('fail closed: a machine without bwrap cannot start a process vat (ZT_ISOLATION_UNAVAILABLE naming bwrap)', t => {

@@ -261,7 +261,8 @@ export interface ChildLike {
 }
 
 const MAX_BUFFERED_OUTPUT = 64 * 1024;
-const STDERR_TAIL = 4096;
+/** Output kept from one chunk to the next, so a message split across chunks is still recognized. */
+const STDERR_OVERLAP = 256;
 /** What V8 prints when the heap limit or RLIMIT_AS stops an allocation it cannot survive. */
 const OOM_PATTERN = /JavaScript heap out of memory|Reached heap limit|Fatal (?:process|JavaScript) (?:OOM|out of memory)/;
 
@@ -311,13 +312,18 @@ export const makeProcessVatWorker = (child: ChildLike): WorkerLike => {
   };
   let exitCode: number | undefined;
   let stderrTail = '';
+  let outOfMemory = false;
   const waiting: Array<(code: number) => void> = [];
   const stdout = makeBufferedStream();
   const stderr = makeBufferedStream();
 
   child.stdout?.on('data', chunk => stdout.push(chunk));
   child.stderr?.on('data', chunk => {
-    stderrTail = (stderrTail + String(chunk)).slice(-STDERR_TAIL);
+    // Checked as it arrives: a dying Node (and each of its dying threads)
+    // prints long native stack traces after the message.
+    const text = stderrTail + String(chunk);
+    if (OOM_PATTERN.test(text)) outOfMemory = true;
+    stderrTail = text.slice(-STDERR_OVERLAP);
     stderr.push(chunk);
   });
   child.on('message', message => {
@@ -327,7 +333,7 @@ export const makeProcessVatWorker = (child: ChildLike): WorkerLike => {
   const ended = (code: number) => {
     if (exitCode !== undefined) return;
     exitCode = code;
-    if (OOM_PATTERN.test(stderrTail)) {
+    if (outOfMemory) {
       const err = Object.assign(Error('the vat exceeded its memory limit'), { code: 'ERR_WORKER_OUT_OF_MEMORY' });
       for (const l of listeners.error) l(err);
     }
