@@ -14,7 +14,7 @@ import { fixtureAgent, makeVatWorld } from './_vats.js';
 import { processTree, startEscapeVat, waitGone } from './_isolation.js';
 import type { Effector } from '../src/effectors/types.js';
 import { makeProcessVatHostPowers, makeProcessVatStarter, readProcessVatHost } from '../src/isolation/process-vat-node-powers.js';
-import { ESCAPE_HOOK_FLAG, makeProcessVatWorker, planProcessVat, assertIsolationAvailable, type ChildLike, type IsolationProbe } from '../src/isolation/process-vat.js';
+import { ESCAPE_HOOK_FLAG, addressSpaceOverheadMb, makeProcessVatWorker, permissionFlags, planProcessVat, assertIsolationAvailable, type ChildLike, type IsolationProbe } from '../src/isolation/process-vat.js';
 import { ActionType, Capability } from '../src/types.js';
 
 const fakeRead: Effector = async ctx => {
@@ -117,6 +117,20 @@ test('a vat that died of its address-space limit is reported as out of memory, h
   t.deepEqual(errors, ['ERR_WORKER_OUT_OF_MEMORY']);
 });
 
+test('the permission flags and the address space fit each Node line: --permission from 22.13 (24 refuses the experimental flag), more address space from 24', t => {
+  const paths = ['/a', '/b'];
+  t.deepEqual(permissionFlags('v20.11.0', paths), ['--experimental-permission', '--allow-fs-read=/a,/b']);
+  t.deepEqual(permissionFlags('v20.20.2', paths), ['--experimental-permission', '--allow-fs-read=/a', '--allow-fs-read=/b']);
+  t.deepEqual(permissionFlags('v22.12.0', paths), ['--experimental-permission', '--allow-fs-read=/a', '--allow-fs-read=/b']);
+  for (const version of ['v22.13.0', 'v22.23.5', 'v23.5.0', 'v24.0.0', 'v26.1.0']) t.is(permissionFlags(version, paths)[0], '--permission', version);
+  t.is(addressSpaceOverheadMb('v20.20.2'), 1024);
+  t.is(addressSpaceOverheadMb('v22.23.5'), 1024);
+  t.is(addressSpaceOverheadMb('v24.22.3'), 1408);
+  t.is(addressSpaceOverheadMb('v26.1.0'), 1408, 'a line not measured gets the largest allowance');
+  const host = { ...readProcessVatHost(), nodeVersion: 'v24.22.3' };
+  t.deepEqual(planProcessVat(host, { memoryMb: 64, level: 'process-weak' }).limits.addressSpaceMb, 64 + 1408);
+});
+
 test('fail closed: a machine without bwrap cannot start a process vat (ZT_ISOLATION_UNAVAILABLE naming bwrap)', t => {
   const host = { ...readProcessVatHost(), bwrap: undefined };
   const err = t.throws(() => planProcessVat(host, { memoryMb: 64 }), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*bwrap/ });
@@ -161,7 +175,7 @@ test('the plan binds only Node, its libraries and the vat code, read-only, with 
   t.deepEqual(readable, [...host.codePaths]);
   t.false(args.some(a => /^--allow-(fs-write|child-process|worker|addons|wasi)/.test(a)));
   t.true(args.includes('--max-old-space-size=64'));
-  t.true(args.includes(`--as=${(64 + 1024) * 1024 * 1024}`));
+  t.true(args.includes(`--as=${(64 + addressSpaceOverheadMb(host.nodeVersion)) * 1024 * 1024}`));
 });
 
 test('cleanup: terminate leaves no process of the sandbox behind', async t => {

@@ -89,7 +89,7 @@ harden(readProcessVatHost);
 /** Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the seccomp filter). */
 const spawnPlan = (plan: ProcessVatPlan, ipc: boolean) => {
   const child = spawn(plan.command, [...plan.args], {
-    env: {},
+    env: { ...plan.env },
     cwd: '/',
     stdio: ['ignore', 'pipe', 'pipe', ipc ? 'ipc' : 'ignore', plan.seccomp ? 'pipe' : 'ignore'],
     serialization: 'json',

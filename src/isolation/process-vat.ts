@@ -11,7 +11,7 @@
  *   started half-contained. A weaker level runs only when named explicitly.
  * - The IPC channel (fd 3) is the vat's only link to the kernel; its
  *   environment is empty but for the two variables Node needs to find that
- *   channel; stdout/stderr are captured.
+ *   channel and the malloc setting of `VAT_ENV`; stdout/stderr are captured.
  * - `terminate()` kills the sandbox's outermost process; bubblewrap's
  *   `--die-with-parent` and the PID namespace take every process inside
  *   with it, and a kernel crash does the same. Nothing is written to disk,
@@ -35,6 +35,8 @@ import { ZtError } from '../errors.js';
 import type { WorkerLike } from '../vat-host.js';
 import { buildSeccompFilter, isSeccompArch } from './seccomp.js';
 
+const nodeMajor = (version: string): number => Number(/^v?(\d+)\./.exec(version)?.[1] ?? NaN);
+
 /** The isolation levels an operator can name for an agent. */
 export const ISOLATION_LEVELS = harden(['worker', 'process', 'process-weak'] as const);
 export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
@@ -53,12 +55,32 @@ export const VAT_UID = 65534;
 export const DEFAULT_CPU_SECONDS = 300;
 export const DEFAULT_OPEN_FILES = 64;
 /**
- * Address space allowed beyond the V8 heap limit: V8 reserves virtual
- * memory for its code range and heap spaces up front, and Node maps its own
- * binary, libraries and thread stacks. Measured: Node 20 with SES loaded
- * needs about 900 MiB of address space at a 16 MiB heap.
+ * Address space allowed beyond the V8 heap limit (RLIMIT_AS = heap limit +
+ * this), by Node release line. V8 reserves virtual memory up front: its
+ * code range (512 MiB) on every line, and from Node 24 (V8 13) also
+ * process-wide pointer tables (256 + 128 MiB); Node maps its own binary,
+ * libraries and thread stacks besides. Measured with SES loaded and a small
+ * agent running, at heap limits of 64 and 512 MiB (with `VAT_ENV`): Node 20
+ * and 22 need about 720 MiB, Node 24 about 1,110 MiB, so each line keeps
+ * some 300 MiB for buffers outside the heap. A release line not listed gets
+ * the largest value; `ztaas doctor` names a line that needs more.
  */
-export const ADDRESS_SPACE_OVERHEAD_MB = 1024;
+export const ADDRESS_SPACE_OVERHEAD_MB: Readonly<Record<number, number>> = harden({ 20: 1024, 22: 1024, 24: 1024 + 384 });
+
+/** `ADDRESS_SPACE_OVERHEAD_MB` of the release line of `nodeVersion` (e.g. `v24.1.0`). */
+export const addressSpaceOverheadMb = (nodeVersion: string): number =>
+  ADDRESS_SPACE_OVERHEAD_MB[nodeMajor(nodeVersion)] ?? Math.max(...Object.values(ADDRESS_SPACE_OVERHEAD_MB));
+harden(addressSpaceOverheadMb);
+
+/**
+ * The environment of the vat's Node, besides the IPC variables. One malloc
+ * arena: glibc otherwise gives each thread that contends for the heap an
+ * arena of its own, each reserving 64 MiB (128 MiB while it is created) of
+ * address space, so the address space a vat needs would depend on thread
+ * timing and RLIMIT_AS could kill a vat at random. C libraries other than
+ * glibc ignore the variable.
+ */
+export const VAT_ENV: Readonly<Record<string, string>> = harden({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' });
 
 export interface ProcessVatOptions {
   /** V8 old-generation heap limit, MiB (also sizes RLIMIT_AS). */
@@ -103,6 +125,8 @@ export interface ProcessVatPlan {
   readonly level: ProcessIsolationLevel;
   readonly command: string;
   readonly args: readonly string[];
+  /** The whole environment of `command` (nothing of the kernel's is inherited). */
+  readonly env: Readonly<Record<string, string>>;
   /** Bytes to write to fd 4 (bubblewrap's `--seccomp 4`), when any. */
   readonly seccomp?: Uint8Array;
   /** The paths the vat may read (bind mounts and `--allow-fs-read`). */
@@ -119,8 +143,6 @@ const checkInteger = (name: string, value: unknown, min: number, max: number): n
   }
   return value;
 };
-
-const nodeMajor = (version: string): number => Number(/^v?(\d+)\./.exec(version)?.[1] ?? NaN);
 
 /**
  * What is missing on this host for `level`, judged from static facts only
@@ -142,14 +164,16 @@ harden(staticMissing);
 /**
  * Node's permission-model flags for this Node version: one `--allow-fs-read`
  * per path since Node 20.16 (earlier releases took a comma-separated list);
- * `--permission` once the model left its experimental phase (Node 23.5).
+ * `--permission` once the model left its experimental phase (Node 22.13 and
+ * 23.5; Node 24 no longer accepts `--experimental-permission`).
  */
-const permissionFlags = (nodeVersion: string, readable: readonly string[]): string[] => {
+export const permissionFlags = (nodeVersion: string, readable: readonly string[]): string[] => {
   const [major, minor] = (/^v?(\d+)\.(\d+)/.exec(nodeVersion) ?? []).slice(1).map(Number) as [number, number];
   if (major < 20 || (major === 20 && minor < 16)) return ['--experimental-permission', `--allow-fs-read=${readable.join(',')}`];
-  const flag = major > 23 || (major === 23 && minor >= 5) ? '--permission' : '--experimental-permission';
-  return [flag, ...readable.map(p => `--allow-fs-read=${p}`)];
+  const stable = major > 23 || (major === 23 && minor >= 5) || (major === 22 && minor >= 13);
+  return [stable ? '--permission' : '--experimental-permission', ...readable.map(p => `--allow-fs-read=${p}`)];
 };
+harden(permissionFlags);
 
 /**
  * The command line of a process vat. Throws ZT_ISOLATION_UNAVAILABLE (with
@@ -179,7 +203,7 @@ export const planProcessVat = (
   }
   const testHooks = options.testHooks ?? {};
   const readable = [...host.codePaths, ...(options.agentFolder === undefined ? [] : [options.agentFolder])];
-  const addressSpaceMb = heapMb + ADDRESS_SPACE_OVERHEAD_MB;
+  const addressSpaceMb = heapMb + addressSpaceOverheadMb(host.nodeVersion);
 
   const nodeArgs = [
     ...(testHooks.nodePermissions === false ? [] : [...permissionFlags(host.nodeVersion, readable), '--no-addons']),
@@ -200,9 +224,16 @@ export const planProcessVat = (
 
   if (level === 'process-weak') {
     // No namespaces, no seccomp: Node's permission model and rlimits only.
-    // The network is NOT closed at this level (Node 20's permission model
-    // does not cover it); records of such an agent say `process-weak`.
-    return harden({ level, command: host.prlimit as string, args: harden([...prlimitArgs, host.execPath, ...nodeArgs]), readable: harden(readable), limits });
+    // The network is NOT closed at this level (Node's permission model, 20
+    // to 24, does not cover it); records of such an agent say `process-weak`.
+    return harden({
+      level,
+      command: host.prlimit as string,
+      args: harden([...prlimitArgs, host.execPath, ...nodeArgs]),
+      env: VAT_ENV,
+      readable: harden(readable),
+      limits,
+    });
   }
 
   const binds: string[] = [];
@@ -220,6 +251,7 @@ export const planProcessVat = (
     '--clearenv',
     '--setenv', 'NODE_CHANNEL_FD', '3',
     '--setenv', 'NODE_CHANNEL_SERIALIZATION_MODE', 'json',
+    ...Object.entries(VAT_ENV).flatMap(([name, value]) => ['--setenv', name, value]),
     '--uid', String(VAT_UID),
     '--gid', String(VAT_UID),
     '--hostname', 'zt-vat',
@@ -238,6 +270,7 @@ export const planProcessVat = (
     level,
     command: host.prlimit as string,
     args: harden([...prlimitArgs, host.bwrap as string, ...bwrapArgs]),
+    env: harden({}),
     seccomp: buildSeccompFilter(host.arch),
     readable: harden(readable),
     limits,
