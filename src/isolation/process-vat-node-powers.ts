@@ -13,6 +13,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exactEnv } from '../exact-env.js';
 import { makeNodeVatHostPowers } from '../node-powers.js';
 import type { VatHostPowers, WorkerLike } from '../vat-host.js';
 import {
@@ -49,7 +50,7 @@ const sharedLibraries = (execPath: string): string[] => {
   if (!ldd) return [];
   let text: string;
   try {
-    text = execFileSync(ldd, [execPath], { encoding: 'utf8', env: {}, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    text = execFileSync(ldd, [execPath], { encoding: 'utf8', env: exactEnv({}), timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return []; // a static binary, or no ldd: the probe's trial run will tell
   }
@@ -86,10 +87,13 @@ export const readProcessVatHost = (): ProcessVatHost => {
 };
 harden(readProcessVatHost);
 
-/** Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the seccomp filter). */
+/**
+ * Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the
+ * seccomp filter), with exactly the plan's arguments and environment.
+ */
 const spawnPlan = (plan: ProcessVatPlan, ipc: boolean) => {
   const child = spawn(plan.command, [...plan.args], {
-    env: { ...plan.env },
+    env: exactEnv(plan.env),
     cwd: '/',
     stdio: ['ignore', 'pipe', 'pipe', ipc ? 'ipc' : 'ignore', plan.seccomp ? 'pipe' : 'ignore'],
     serialization: 'json',
@@ -158,10 +162,6 @@ export const makeProcessVatStarter = (host: ProcessVatHost = readProcessVatHost(
 };
 harden(makeProcessVatStarter);
 
-/** Starts one process vat (reads the host each time; prefer a starter for many). */
-export const startProcessVat = (options: ProcessVatOptions): WorkerLike => makeProcessVatStarter().start(options);
-harden(startProcessVat);
-
 /**
  * Vat host powers whose vats are process vats: a drop-in for
  * `makeNodeVatHostPowers()` (same clock, digest, timers). `options` apply to
@@ -210,7 +210,7 @@ const bwrapVersion = (bwrap: string | undefined) => (): Promise<string | undefin
       resolve(undefined);
       return;
     }
-    execFile(bwrap, ['--version'], { env: {}, timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : String(stdout).trim()));
+    execFile(bwrap, ['--version'], { env: exactEnv({}), timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : String(stdout).trim()));
   });
 
 /**

@@ -12,6 +12,10 @@
  * - The IPC channel (fd 3) is the vat's only link to the kernel; its
  *   environment is empty but for the two variables Node needs to find that
  *   channel and the malloc setting of `VAT_ENV`; stdout/stderr are captured.
+ * - Nothing of the kernel's own command line or environment reaches the
+ *   vat: every Node flag is in the plan, and the adapter spawns it with
+ *   exactly the plan's environment (see src/exact-env.ts for what Node
+ *   would otherwise add).
  * - `terminate()` kills the sandbox's outermost process; bubblewrap's
  *   `--die-with-parent` and the PID namespace take every process inside
  *   with it, and a kernel crash does the same. Nothing is written to disk,
