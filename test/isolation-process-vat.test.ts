@@ -135,6 +135,7 @@ test('fail closed: a machine without bwrap cannot start a process vat (ZT_ISOLAT
   const host = { ...readProcessVatHost(), bwrap: undefined };
   const err = t.throws(() => planProcessVat(host, { memoryMb: 64 }), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*bwrap/ });
   t.deepEqual((err as unknown as { details: { missing: string[] } }).details.missing, ['bwrap (Debian package bubblewrap)']);
+  t.regex((err as unknown as { details: { fixes: string[] } }).details.fixes[0] ?? '', /apt-get install bubblewrap/);
   t.throws(() => makeProcessVatStarter(host).start({ memoryMb: 64 }), { message: /^ZT_ISOLATION_UNAVAILABLE\b/ });
   // The explicitly named weaker level does not need bwrap.
   t.is(planProcessVat(host, { memoryMb: 64, level: 'process-weak' }).level, 'process-weak');
@@ -146,11 +147,11 @@ test('fail closed: a machine without bwrap cannot start a process vat (ZT_ISOLAT
 test('fail closed: assertIsolationAvailable refuses a level the probe found missing, naming what is missing', t => {
   const probe = {
     platform: 'linux', arch: 'x64', node: 'v20',
-    worker: { available: true, missing: [], details: {} },
-    process: { available: false, missing: ['user namespaces (bwrap failed: …)'], details: {} },
-    'process-weak': { available: true, missing: [], details: {} },
+    worker: { available: true, missing: [], fixes: [], details: {} },
+    process: { available: false, missing: ['unprivileged user namespaces (bwrap: …)'], fixes: ['allow them: …'], details: {} },
+    'process-weak': { available: true, missing: [], fixes: [], details: {} },
   } as IsolationProbe;
-  t.throws(() => assertIsolationAvailable(probe, 'process'), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*user namespaces/ });
+  t.throws(() => assertIsolationAvailable(probe, 'process'), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*missing unprivileged user namespaces.*to fix: allow them/ });
   t.notThrows(() => assertIsolationAvailable(probe, 'process-weak'));
   t.throws(() => assertIsolationAvailable(probe, 'container' as never), { message: /^ZT_BAD_ARGUMENT\b/ });
 });
