@@ -10,9 +10,8 @@
  */
 import { test } from './_prepare.js';
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 
-const KERNEL = fileURLToPath(new URL('./_host-flags-kernel.js', import.meta.url));
+const KERNEL = new URL('./_host-flags-kernel.js', import.meta.url).href;
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 const PERMISSION = major > 22 || (major === 22 && minor >= 13) ? '--permission' : '--experimental-permission';
 
@@ -24,9 +23,11 @@ interface SelfReport {
 }
 
 test('attack: a kernel under the permission model passes neither its grants nor its flags to programs, MCP servers, vats or probes', async t => {
-  const hostFlags = [PERMISSION, '--allow-fs-read=*', '--allow-child-process', '--max-old-space-size=200', '--disable-warning=ExperimentalWarning'];
+  // The kernel is even started from a string (`--input-type=module -e`), a
+  // flag no child may inherit either.
+  const hostFlags = [PERMISSION, '--allow-fs-read=*', '--allow-child-process', '--max-old-space-size=200', '--disable-warning=ExperimentalWarning', '--input-type=module'];
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, [...hostFlags, KERNEL], { env: {}, timeout: 90_000 }, (err, out, err2) => (err ? reject(Error(`${err.message}\n${err2}`)) : resolve(out)));
+    execFile(process.execPath, [...hostFlags, '-e', `await import(${JSON.stringify(KERNEL)})`], { env: {}, timeout: 90_000 }, (err, out, err2) => (err ? reject(Error(`${err.message}\n${err2}`)) : resolve(out)));
   });
   const report = JSON.parse(stdout.trim().split('\n').pop() as string) as {
     kernel: { execArgv: string[]; permission: boolean };
@@ -35,7 +36,7 @@ test('attack: a kernel under the permission model passes neither its grants nor 
     vat: SelfReport;
     probe: { weak: string[]; process: string[] };
   };
-  t.deepEqual(report.kernel, { execArgv: hostFlags, permission: true }, 'the stand-in kernel runs under the permission model');
+  t.deepEqual(report.kernel, { execArgv: [...hostFlags, '-e', `await import(${JSON.stringify(KERNEL)})`], permission: true }, 'the stand-in kernel runs under the permission model');
   // A program gets exactly the environment it was given.
   t.deepEqual(report.program, ['ONLY=this']);
   // An MCP server in Node: no flags, no NODE_OPTIONS, no permission model, its own heap limit.
@@ -47,6 +48,7 @@ test('attack: a kernel under the permission model passes neither its grants nor 
   t.is(report.vat.nodeOptions, null);
   t.deepEqual(report.vat.permission, { child: false, readEtc: false });
   t.false(report.vat.execArgv.includes('--allow-child-process'));
+  t.false(report.vat.execArgv.includes('--input-type=module'));
   t.false(report.vat.execArgv.some(a => a === '--allow-fs-read=*'));
   t.is(report.vat.maxOldSpaceMb > 0 && report.vat.execArgv.includes('--max-old-space-size=64'), true);
   // The probe judges the sandbox the runtime would start, not one widened by the kernel's flags.
