@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { makeTempDir } from './_kernel.js';
 import { startEscapeVat, type EscapeKind } from './_isolation.js';
 import type { EscapeReport } from '../src/isolation/escape-hook.js';
+import { readProcessVatHost } from '../src/isolation/process-vat-node-powers.js';
+import { VAT_ENV } from '../src/isolation/process-vat.js';
 
 type Vat = Awaited<ReturnType<typeof startEscapeVat>>;
 const vats = new Map<EscapeKind, Promise<Vat>>();
@@ -70,6 +72,8 @@ test.after.always(async () => {
 });
 
 const fs = `const fs = process.getBuiltinModule('node:fs');`;
+/** Where this host's Node and its libraries are: bound into the sandbox at their host paths. */
+const host = readProcessVatHost();
 const errorCode = (r: EscapeReport) => r.error?.code;
 
 const CONTAINED: ReadonlyArray<Exclude<EscapeKind, 'worker'>> = ['process', 'process-os-only'];
@@ -154,8 +158,8 @@ test('[process-os-only] escape: writing any file fails at the OS (EROFS on every
   const expected: Record<string, string> = {
     [join(tmp.dir, 'escaped.txt')]: 'ENOENT', // the host temp folder does not exist in the sandbox
     '/zt-escape': 'EROFS',
-    // No /tmp in the sandbox, unless the project itself lives under /tmp (then it is a read-only folder on the way to the vat's code).
-    '/tmp/zt-escape': distFile.startsWith('/tmp/') ? 'EROFS' : 'ENOENT',
+    // No /tmp in the sandbox, unless the project or Node lives under /tmp (then it is a read-only folder on the way to a bound file).
+    '/tmp/zt-escape': [distFile, host.execPath, ...host.libraries].some(p => p.startsWith('/tmp/')) ? 'EROFS' : 'ENOENT',
     '/dev/shm/zt-escape': 'EROFS',
     '/dev/zt-escape': 'EROFS',
     [distFile]: 'EROFS', // the vat's own code is bound read-only
@@ -199,11 +203,13 @@ for (const [kind, codes] of [
 
 test('[process-os-only] escape: the sandbox file system holds only Node, its libraries and the vat code', async t => {
   const r = await escape('process-os-only', `${fs} return fs.readdirSync('/').sort()`);
-  // The project's own top-level folder appears too: the vat's code is bound at its host path.
-  const projectTop = distFile.split('/')[1] as string;
-  t.deepEqual(r.value, [...new Set(['dev', 'lib', 'lib64', 'proc', 'usr', projectTop])].sort());
-  const usr = await escape('process-os-only', `${fs} return fs.readdirSync('/usr/bin')`);
-  t.deepEqual(usr.value, ['node']);
+  // Each file is bound at its host path, so the top-level folders of Node,
+  // its libraries and the project appear, and nothing else.
+  const tops = [host.execPath, ...host.libraries, distFile].map(p => p.split('/')[1] as string);
+  t.deepEqual(r.value, [...new Set(['dev', 'proc', ...tops])].sort());
+  const nodeDir = host.execPath.slice(0, host.execPath.lastIndexOf('/'));
+  const dir = await escape('process-os-only', `${fs} return fs.readdirSync(${JSON.stringify(nodeDir)})`);
+  t.deepEqual(dir.value, [host.execPath.slice(nodeDir.length + 1)]);
 });
 
 test('[worker] escape: a worker-level escape reads the secret and the audit log', async t => {
@@ -220,7 +226,7 @@ for (const [kind, code] of [
 ] as const) {
   test(`[${kind}] escape: spawning a process fails (${code})`, async t => {
     // Both an absent shell and the Node binary, which is in the sandbox.
-    for (const cmd of ['/bin/sh', '/usr/bin/node']) {
+    for (const cmd of ['/bin/sh', host.execPath]) {
       const r = await escape(kind, `
         const r = process.getBuiltinModule('node:child_process').spawnSync(${JSON.stringify(cmd)}, ['-e', '0']);
         if (r.error) throw r.error; return r.status;`);
@@ -320,7 +326,8 @@ for (const kind of [...CONTAINED, 'process-weak'] as const) {
     // does not reach; the address-space limit refuses it.
     const r = await escape(kind, `return Buffer.allocUnsafe(2e9).length`);
     t.is(r.error?.name, 'RangeError');
-    t.regex(r.error?.message ?? '', /allocation failed/i);
+    // `Array buffer allocation failed` up to Node 22, `Failed to allocate memory` from Node 24.
+    t.regex(r.error?.message ?? '', /allocation failed|failed to allocate/i);
   });
 
   test(`[${kind}] escape: open files are bounded by RLIMIT_NOFILE (EMFILE)`, async t => {
@@ -376,5 +383,5 @@ test('[process] escape: a CPU spinner is killed by RLIMIT_CPU (SIGXCPU)', async 
 test('[process-os-only] escape: the vat runs as nobody with no capabilities, in its own session', async t => {
   const r = await escape('process-os-only', `${fs} const s = fs.readFileSync('/proc/self/status', 'utf8'); return { uid: process.getuid(), gid: process.getgid(), capEff: /CapEff:\\s*(\\w+)/.exec(s)[1], noNewPrivs: /NoNewPrivs:\\s*(\\d)/.exec(s)[1], seccomp: /Seccomp:\\s*(\\d)/.exec(s)[1], env: Object.keys(process.env).sort() }`);
   t.like(r.value as object, { uid: 65534, gid: 65534, capEff: '0000000000000000', noNewPrivs: '1', seccomp: '2' });
-  t.false(((r.value as { env: string[] }).env).some(k => !['PWD', 'NODE_CHANNEL_SERIALIZATION_MODE'].includes(k)), 'no environment but what bubblewrap and Node set');
+  t.false(((r.value as { env: string[] }).env).some(k => !['PWD', 'NODE_CHANNEL_SERIALIZATION_MODE', ...Object.keys(VAT_ENV)].includes(k)), 'no environment but what bubblewrap and Node set, and the malloc setting');
 });

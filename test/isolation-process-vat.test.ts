@@ -14,7 +14,7 @@ import { fixtureAgent, makeVatWorld } from './_vats.js';
 import { processTree, startEscapeVat, waitGone } from './_isolation.js';
 import type { Effector } from '../src/effectors/types.js';
 import { makeProcessVatHostPowers, makeProcessVatStarter, readProcessVatHost } from '../src/isolation/process-vat-node-powers.js';
-import { ESCAPE_HOOK_FLAG, planProcessVat, assertIsolationAvailable, type IsolationProbe } from '../src/isolation/process-vat.js';
+import { ESCAPE_HOOK_FLAG, addressSpaceOverheadMb, makeProcessVatWorker, permissionFlags, planProcessVat, assertIsolationAvailable, type ChildLike, type IsolationProbe } from '../src/isolation/process-vat.js';
 import { ActionType, Capability } from '../src/types.js';
 
 const fakeRead: Effector = async ctx => {
@@ -90,10 +90,52 @@ test('attack: the escape hook is absent unless the kernel passed the test flag',
   await worker.terminate();
 });
 
+test('a vat that died of its address-space limit is reported as out of memory, however long the native stack traces after the message', t => {
+  // Every thread of a dying Node prints its own stack trace: the message
+  // can be kilobytes before the end of the output, and split across chunks.
+  const on: Record<string, (...args: unknown[]) => void> = {};
+  let onStderr: (chunk: unknown) => void = () => undefined;
+  const child: ChildLike = {
+    pid: 1,
+    send: () => undefined,
+    on: ((event: string, listener: (...args: unknown[]) => void) => {
+      on[event] = listener;
+    }) as ChildLike['on'],
+    stdout: null,
+    stderr: { on: (_event, listener) => void (onStderr = listener) },
+    kill: () => undefined,
+    ref: () => undefined,
+    unref: () => undefined,
+  };
+  const worker = makeProcessVatWorker(child);
+  const errors: string[] = [];
+  worker.on('error', err => errors.push(String((err as { code?: string }).code)));
+  onStderr('\n\n#\n# Fatal process out of memory: Failed to reserve ');
+  onStderr('virtual memory for CodeRange\n#\n----- Native stack trace -----\n');
+  for (let i = 0; i < 200; i++) onStderr(` ${i}: 0x104aab1  [/usr/bin/node]\n`);
+  on.close?.(null, 'SIGTRAP');
+  t.deepEqual(errors, ['ERR_WORKER_OUT_OF_MEMORY']);
+});
+
+test('the permission flags and the address space fit each Node line: --permission from 22.13 (24 refuses the experimental flag), more address space from 24', t => {
+  const paths = ['/a', '/b'];
+  t.deepEqual(permissionFlags('v20.11.0', paths), ['--experimental-permission', '--allow-fs-read=/a,/b']);
+  t.deepEqual(permissionFlags('v20.20.2', paths), ['--experimental-permission', '--allow-fs-read=/a', '--allow-fs-read=/b']);
+  t.deepEqual(permissionFlags('v22.12.0', paths), ['--experimental-permission', '--allow-fs-read=/a', '--allow-fs-read=/b']);
+  for (const version of ['v22.13.0', 'v22.23.5', 'v23.5.0', 'v24.0.0', 'v26.1.0']) t.is(permissionFlags(version, paths)[0], '--permission', version);
+  t.is(addressSpaceOverheadMb('v20.20.2'), 1024);
+  t.is(addressSpaceOverheadMb('v22.23.5'), 1024);
+  t.is(addressSpaceOverheadMb('v24.22.3'), 1408);
+  t.is(addressSpaceOverheadMb('v26.1.0'), 1408, 'a line not measured gets the largest allowance');
+  const host = { ...readProcessVatHost(), nodeVersion: 'v24.22.3' };
+  t.deepEqual(planProcessVat(host, { memoryMb: 64, level: 'process-weak' }).limits.addressSpaceMb, 64 + 1408);
+});
+
 test('fail closed: a machine without bwrap cannot start a process vat (ZT_ISOLATION_UNAVAILABLE naming bwrap)', t => {
   const host = { ...readProcessVatHost(), bwrap: undefined };
   const err = t.throws(() => planProcessVat(host, { memoryMb: 64 }), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*bwrap/ });
   t.deepEqual((err as unknown as { details: { missing: string[] } }).details.missing, ['bwrap (Debian package bubblewrap)']);
+  t.regex((err as unknown as { details: { fixes: string[] } }).details.fixes[0] ?? '', /apt-get install bubblewrap/);
   t.throws(() => makeProcessVatStarter(host).start({ memoryMb: 64 }), { message: /^ZT_ISOLATION_UNAVAILABLE\b/ });
   // The explicitly named weaker level does not need bwrap.
   t.is(planProcessVat(host, { memoryMb: 64, level: 'process-weak' }).level, 'process-weak');
@@ -105,11 +147,11 @@ test('fail closed: a machine without bwrap cannot start a process vat (ZT_ISOLAT
 test('fail closed: assertIsolationAvailable refuses a level the probe found missing, naming what is missing', t => {
   const probe = {
     platform: 'linux', arch: 'x64', node: 'v20',
-    worker: { available: true, missing: [], details: {} },
-    process: { available: false, missing: ['user namespaces (bwrap failed: …)'], details: {} },
-    'process-weak': { available: true, missing: [], details: {} },
+    worker: { available: true, missing: [], fixes: [], details: {} },
+    process: { available: false, missing: ['unprivileged user namespaces (bwrap: …)'], fixes: ['allow them: …'], details: {} },
+    'process-weak': { available: true, missing: [], fixes: [], details: {} },
   } as IsolationProbe;
-  t.throws(() => assertIsolationAvailable(probe, 'process'), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*user namespaces/ });
+  t.throws(() => assertIsolationAvailable(probe, 'process'), { message: /^ZT_ISOLATION_UNAVAILABLE\b.*missing unprivileged user namespaces.*to fix: allow them/ });
   t.notThrows(() => assertIsolationAvailable(probe, 'process-weak'));
   t.throws(() => assertIsolationAvailable(probe, 'container' as never), { message: /^ZT_BAD_ARGUMENT\b/ });
 });
@@ -134,7 +176,7 @@ test('the plan binds only Node, its libraries and the vat code, read-only, with 
   t.deepEqual(readable, [...host.codePaths]);
   t.false(args.some(a => /^--allow-(fs-write|child-process|worker|addons|wasi)/.test(a)));
   t.true(args.includes('--max-old-space-size=64'));
-  t.true(args.includes(`--as=${(64 + 1024) * 1024 * 1024}`));
+  t.true(args.includes(`--as=${(64 + addressSpaceOverheadMb(host.nodeVersion)) * 1024 * 1024}`));
 });
 
 test('cleanup: terminate leaves no process of the sandbox behind', async t => {

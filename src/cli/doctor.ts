@@ -1,7 +1,8 @@
 /**
  * `ztaas doctor`: which isolation levels this machine can establish, and
- * why not. Judged by running real sandboxes (`probeIsolation`), never by
- * assumption; exits 0 when every level is available, 1 otherwise.
+ * for the others what is missing and how to fix it. Judged by running real
+ * sandboxes (`probeIsolation`), never by assumption; exits 0 when every
+ * level is available, 1 otherwise.
  *
  * Output goes to the `io` sinks (process streams by default) so tests can
  * run the command in-process.
@@ -38,7 +39,10 @@ export const renderDoctor = (probe: IsolationProbe): string => {
   for (const level of ISOLATION_LEVELS) {
     const report = probe[level];
     lines.push(`${report.available ? 'ok     ' : 'MISSING'}  ${level.padEnd(12)}  ${WHAT[level] ?? ''}`);
-    for (const m of report.missing) lines.push(`           - missing: ${m}`);
+    report.missing.forEach((missing, i) => {
+      lines.push(`           - missing: ${missing}`);
+      lines.push(`             fix: ${report.fixes[i] ?? 'see details in `ztaas doctor --json`'}`);
+    });
   }
   if (probe.process.available && isSeccompArch(probe.arch)) {
     lines.push('', `seccomp refuses: ${deniedSyscalls(probe.arch).join(', ')}`);

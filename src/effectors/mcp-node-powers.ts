@@ -6,7 +6,8 @@
  * Stdio servers are started by a transport written here rather than the
  * SDK's StdioClientTransport, for three reasons:
  * - nothing is inherited: the server's environment is exactly the
- *   configured `env` (the SDK's transport adds HOME, PATH, USER, ...);
+ *   configured `env` (the SDK's transport adds HOME, PATH, USER, ...; Node
+ *   would add the kernel's permission flags, see exact-env.ts);
  * - the server leads its own process group, and closing (or its exit) kills
  *   the whole group, so a server that forks helpers leaves nothing behind;
  * - its stderr is kept (a bounded tail) for the operator, never shown to
@@ -19,6 +20,7 @@
  */
 import { harden } from '../harden.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { exactEnv } from '../exact-env.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
@@ -71,7 +73,7 @@ export const makeStdioTransport = (config: McpStdioServerConfig) => {
           return;
         }
         const proc = spawn(config.command, [...(config.args ?? [])], {
-          env: { ...(config.env ?? {}) },
+          env: exactEnv(config.env ?? {}),
           cwd: config.cwd ?? '/',
           shell: false,
           detached: true,

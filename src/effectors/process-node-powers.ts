@@ -2,11 +2,13 @@
  * Node adapter for the process effector: the only process-effector module
  * that touches `node:child_process` and `node:fs`. Each program is spawned
  * without a shell, detached (it leads a new session and process group, so
- * the group can be killed as a whole), with exactly the environment given,
+ * the group can be killed as a whole), with exactly the arguments and the
+ * environment given (nothing of the kernel's own flags, see exact-env.ts),
  * and with pipes for stdin, stdout and stderr.
  */
 import { harden } from '../harden.js';
 import { spawn } from 'node:child_process';
+import { exactEnv } from '../exact-env.js';
 import { constants } from 'node:fs';
 import { access, open, readlink, realpath, stat } from 'node:fs/promises';
 import type { TimerPowers } from './settings.js';
@@ -26,7 +28,7 @@ export const makeNodeProcessPowers = (): ProcessPowers =>
     ...makeNodeTimerPowers(),
     spawn: (file: string, args: readonly string[], options: { readonly env: Readonly<Record<string, string>>; readonly cwd: string }) =>
       spawn(file, [...args], {
-        env: { ...options.env },
+        env: exactEnv(options.env),
         cwd: options.cwd,
         argv0: file,
         shell: false,

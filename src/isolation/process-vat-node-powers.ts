@@ -10,9 +10,10 @@
  */
 import { harden } from '../harden.js';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exactEnv } from '../exact-env.js';
 import { makeNodeVatHostPowers } from '../node-powers.js';
 import { distDir } from '../vat-files.js';
 import type { VatHostPowers, WorkerLike } from '../vat-host.js';
@@ -25,11 +26,12 @@ import {
   type ProcessVatHost,
   type ProcessVatOptions,
   type ProcessVatPlan,
+  type ProbePowers,
   type TrialResult,
+  TRIAL_TIMEOUT_MS,
 } from './process-vat.js';
 
 const SYSTEM_DIRS = harden(['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin']);
-const PROBE_TIMEOUT_MS = 15_000;
 
 const findCommand = (name: string): string | undefined => {
   for (const dir of SYSTEM_DIRS) {
@@ -50,7 +52,7 @@ const sharedLibraries = (execPath: string): string[] => {
   if (!ldd) return [];
   let text: string;
   try {
-    text = execFileSync(ldd, [execPath], { encoding: 'utf8', env: {}, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    text = execFileSync(ldd, [execPath], { encoding: 'utf8', env: exactEnv({}), timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return []; // a static binary, or no ldd: the probe's trial run will tell
   }
@@ -87,10 +89,13 @@ export const readProcessVatHost = (): ProcessVatHost => {
 };
 harden(readProcessVatHost);
 
-/** Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the seccomp filter). */
+/**
+ * Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the
+ * seccomp filter), with exactly the plan's arguments and environment.
+ */
 const spawnPlan = (plan: ProcessVatPlan, ipc: boolean) => {
   const child = spawn(plan.command, [...plan.args], {
-    env: {},
+    env: exactEnv(plan.env),
     cwd: '/',
     stdio: ['ignore', 'pipe', 'pipe', ipc ? 'ipc' : 'ignore', plan.seccomp ? 'pipe' : 'ignore'],
     serialization: 'json',
@@ -159,10 +164,6 @@ export const makeProcessVatStarter = (host: ProcessVatHost = readProcessVatHost(
 };
 harden(makeProcessVatStarter);
 
-/** Starts one process vat (reads the host each time; prefer a starter for many). */
-export const startProcessVat = (options: ProcessVatOptions): WorkerLike => makeProcessVatStarter().start(options);
-harden(startProcessVat);
-
 /**
  * Vat host powers whose vats are process vats: a drop-in for
  * `makeNodeVatHostPowers()` (same clock, digest, timers). `options` apply to
@@ -181,14 +182,18 @@ const runTrial = (plan: ProcessVatPlan): Promise<TrialResult> =>
   new Promise(resolve => {
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
     let child: ReturnType<typeof spawn>;
     try {
       child = spawnPlan(plan, false);
     } catch (err) {
-      resolve(harden({ exitCode: null, stdout: '', stderr: String((err as Error)?.message ?? err) }));
+      resolve(harden({ exitCode: null, spawnError: String((err as Error)?.message ?? err), stdout: '', stderr: '' }));
       return;
     }
-    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, TRIAL_TIMEOUT_MS);
     child.stdout?.on('data', chunk => {
       stdout = (stdout + String(chunk)).slice(0, 16_384);
     });
@@ -197,11 +202,11 @@ const runTrial = (plan: ProcessVatPlan): Promise<TrialResult> =>
     });
     child.on('error', err => {
       clearTimeout(timer);
-      resolve(harden({ exitCode: null, stdout, stderr: stderr || err.message }));
+      resolve(harden({ exitCode: null, spawnError: err.message, stdout, stderr }));
     });
-    child.on('close', code => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve(harden({ exitCode: code, stdout, stderr }));
+      resolve(harden({ exitCode: code, signal, timedOut, stdout, stderr }));
     });
   });
 
@@ -211,13 +216,27 @@ const bwrapVersion = (bwrap: string | undefined) => (): Promise<string | undefin
       resolve(undefined);
       return;
     }
-    execFile(bwrap, ['--version'], { env: {}, timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : String(stdout).trim()));
+    execFile(bwrap, ['--version'], { env: exactEnv({}), timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : String(stdout).trim()));
   });
+
+const isFile = (path: string): boolean => {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+};
+
+/** The powers of the isolation probe on this host: real trial sandboxes. */
+export const makeNodeProbePowers = (host: ProcessVatHost = readProcessVatHost()): ProbePowers =>
+  harden({ host, runTrial, bwrapVersion: bwrapVersion(host.bwrap), isFile });
+harden(makeNodeProbePowers);
 
 /**
  * Which isolation levels this machine can establish, judged by running real
- * sandboxes (see `probeIsolation` in process-vat.ts), and what is missing.
+ * sandboxes (see `probeIsolation` in process-vat.ts), what is missing and
+ * how to fix it.
  */
-export const probeIsolation = (host: ProcessVatHost = readProcessVatHost()): Promise<IsolationProbe> =>
-  probeWith({ host, runTrial, bwrapVersion: bwrapVersion(host.bwrap) });
+export const probeIsolation = (host: ProcessVatHost = readProcessVatHost()): Promise<IsolationProbe> => probeWith(makeNodeProbePowers(host));
 harden(probeIsolation);

@@ -11,7 +11,11 @@
  *   started half-contained. A weaker level runs only when named explicitly.
  * - The IPC channel (fd 3) is the vat's only link to the kernel; its
  *   environment is empty but for the two variables Node needs to find that
- *   channel; stdout/stderr are captured.
+ *   channel and the malloc setting of `VAT_ENV`; stdout/stderr are captured.
+ * - Nothing of the kernel's own command line or environment reaches the
+ *   vat: every Node flag is in the plan, and the adapter spawns it with
+ *   exactly the plan's environment (see src/exact-env.ts for what Node
+ *   would otherwise add).
  * - `terminate()` kills the sandbox's outermost process; bubblewrap's
  *   `--die-with-parent` and the PID namespace take every process inside
  *   with it, and a kernel crash does the same. Nothing is written to disk,
@@ -33,7 +37,10 @@
 import { harden } from '../harden.js';
 import { ZtError } from '../errors.js';
 import type { WorkerLike } from '../vat-host.js';
+import { explainTrialFailure, SUPPORTED_NODE_LINES, type Gap, type TrialResult } from './explain.js';
 import { buildSeccompFilter, isSeccompArch } from './seccomp.js';
+
+const nodeMajor = (version: string): number => Number(/^v?(\d+)\./.exec(version)?.[1] ?? NaN);
 
 /** The isolation levels an operator can name for an agent. */
 export const ISOLATION_LEVELS = harden(['worker', 'process', 'process-weak'] as const);
@@ -53,12 +60,32 @@ export const VAT_UID = 65534;
 export const DEFAULT_CPU_SECONDS = 300;
 export const DEFAULT_OPEN_FILES = 64;
 /**
- * Address space allowed beyond the V8 heap limit: V8 reserves virtual
- * memory for its code range and heap spaces up front, and Node maps its own
- * binary, libraries and thread stacks. Measured: Node 20 with SES loaded
- * needs about 900 MiB of address space at a 16 MiB heap.
+ * Address space allowed beyond the V8 heap limit (RLIMIT_AS = heap limit +
+ * this), by Node release line. V8 reserves virtual memory up front: its
+ * code range (512 MiB) on every line, and from Node 24 (V8 13) also
+ * process-wide pointer tables (256 + 128 MiB); Node maps its own binary,
+ * libraries and thread stacks besides. Measured with SES loaded and a small
+ * agent running, at heap limits of 64 and 512 MiB (with `VAT_ENV`): Node 20
+ * and 22 need about 720 MiB, Node 24 about 1,110 MiB, so each line keeps
+ * some 300 MiB for buffers outside the heap. A release line not listed gets
+ * the largest value; `ztaas doctor` names a line that needs more.
  */
-export const ADDRESS_SPACE_OVERHEAD_MB = 1024;
+export const ADDRESS_SPACE_OVERHEAD_MB: Readonly<Record<number, number>> = harden({ 20: 1024, 22: 1024, 24: 1024 + 384 });
+
+/** `ADDRESS_SPACE_OVERHEAD_MB` of the release line of `nodeVersion` (e.g. `v24.1.0`). */
+export const addressSpaceOverheadMb = (nodeVersion: string): number =>
+  ADDRESS_SPACE_OVERHEAD_MB[nodeMajor(nodeVersion)] ?? Math.max(...Object.values(ADDRESS_SPACE_OVERHEAD_MB));
+harden(addressSpaceOverheadMb);
+
+/**
+ * The environment of the vat's Node, besides the IPC variables. One malloc
+ * arena: glibc otherwise gives each thread that contends for the heap an
+ * arena of its own, each reserving 64 MiB (128 MiB while it is created) of
+ * address space, so the address space a vat needs would depend on thread
+ * timing and RLIMIT_AS could kill a vat at random. C libraries other than
+ * glibc ignore the variable.
+ */
+export const VAT_ENV: Readonly<Record<string, string>> = harden({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' });
 
 export interface ProcessVatOptions {
   /** V8 old-generation heap limit, MiB (also sizes RLIMIT_AS). */
@@ -103,6 +130,8 @@ export interface ProcessVatPlan {
   readonly level: ProcessIsolationLevel;
   readonly command: string;
   readonly args: readonly string[];
+  /** The whole environment of `command` (nothing of the kernel's is inherited). */
+  readonly env: Readonly<Record<string, string>>;
   /** Bytes to write to fd 4 (bubblewrap's `--seccomp 4`), when any. */
   readonly seccomp?: Uint8Array;
   /** The paths the vat may read (bind mounts and `--allow-fs-read`). */
@@ -120,36 +149,50 @@ const checkInteger = (name: string, value: unknown, min: number, max: number): n
   return value;
 };
 
-const nodeMajor = (version: string): number => Number(/^v?(\d+)\./.exec(version)?.[1] ?? NaN);
-
 /**
- * What is missing on this host for `level`, judged from static facts only
- * (the adapter's probe then runs a real sandbox to confirm).
+ * What is missing on this host for `level`, and how to provide it, judged
+ * from static facts only (the probe then runs a real sandbox to confirm).
  */
-export const staticMissing = (host: ProcessVatHost, level: ProcessIsolationLevel): string[] => {
-  const missing: string[] = [];
-  if (host.platform !== 'linux') missing.push(`linux (this is ${host.platform})`);
-  if (!host.prlimit) missing.push('prlimit (util-linux)');
-  if (!(nodeMajor(host.nodeVersion) >= 20)) missing.push(`node permission model (node ${host.nodeVersion} < 20)`);
-  if (level === 'process') {
-    if (!host.bwrap) missing.push('bwrap (Debian package bubblewrap)');
-    if (!isSeccompArch(host.arch)) missing.push(`seccomp filter for architecture ${host.arch}`);
+export const staticGaps = (host: ProcessVatHost, level: ProcessIsolationLevel): Gap[] => {
+  const gaps: Gap[] = [];
+  const weaker = level === 'process' ? ', or name level process-weak' : '';
+  if (host.platform !== 'linux') gaps.push({ missing: `linux (this is ${host.platform})`, fix: 'process isolation needs Linux; name level worker on this machine' });
+  if (!host.prlimit) gaps.push({ missing: 'prlimit (util-linux)', fix: 'install util-linux (`apt-get install util-linux`)' });
+  if (!(nodeMajor(host.nodeVersion) >= 20)) {
+    gaps.push({ missing: `node permission model (node ${host.nodeVersion} < 20)`, fix: `run the kernel with Node ${SUPPORTED_NODE_LINES.join(', ')}` });
   }
-  return missing;
+  if (level === 'process') {
+    if (!host.bwrap) gaps.push({ missing: 'bwrap (Debian package bubblewrap)', fix: `install bubblewrap (\`apt-get install bubblewrap\`; \`npm run setup\` does it)${weaker}` });
+    if (!isSeccompArch(host.arch)) gaps.push({ missing: `seccomp filter for architecture ${host.arch}`, fix: `run on x64 or arm64${weaker}` });
+  }
+  return harden(gaps);
 };
+harden(staticGaps);
+
+/** The `missing` part of `staticGaps`. */
+export const staticMissing = (host: ProcessVatHost, level: ProcessIsolationLevel): string[] => staticGaps(host, level).map(g => g.missing);
 harden(staticMissing);
+
+const unavailable = (level: ProcessIsolationLevel | IsolationLevel, gaps: readonly Gap[], where = '') =>
+  new ZtError(
+    'ZT_ISOLATION_UNAVAILABLE',
+    `isolation level ${level} cannot be established${where}: missing ${gaps.map(g => g.missing).join(', ')}; to fix: ${gaps.map(g => g.fix).join('; ')}`,
+    { level, missing: gaps.map(g => g.missing), fixes: gaps.map(g => g.fix) },
+  );
 
 /**
  * Node's permission-model flags for this Node version: one `--allow-fs-read`
  * per path since Node 20.16 (earlier releases took a comma-separated list);
- * `--permission` once the model left its experimental phase (Node 23.5).
+ * `--permission` once the model left its experimental phase (Node 22.13 and
+ * 23.5; Node 24 no longer accepts `--experimental-permission`).
  */
-const permissionFlags = (nodeVersion: string, readable: readonly string[]): string[] => {
+export const permissionFlags = (nodeVersion: string, readable: readonly string[]): string[] => {
   const [major, minor] = (/^v?(\d+)\.(\d+)/.exec(nodeVersion) ?? []).slice(1).map(Number) as [number, number];
   if (major < 20 || (major === 20 && minor < 16)) return ['--experimental-permission', `--allow-fs-read=${readable.join(',')}`];
-  const flag = major > 23 || (major === 23 && minor >= 5) ? '--permission' : '--experimental-permission';
-  return [flag, ...readable.map(p => `--allow-fs-read=${p}`)];
+  const stable = major > 23 || (major === 23 && minor >= 5) || (major === 22 && minor >= 13);
+  return [stable ? '--permission' : '--experimental-permission', ...readable.map(p => `--allow-fs-read=${p}`)];
 };
+harden(permissionFlags);
 
 /**
  * The command line of a process vat. Throws ZT_ISOLATION_UNAVAILABLE (with
@@ -167,10 +210,8 @@ export const planProcessVat = (
   const heapMb = checkInteger('memoryMb', options.memoryMb, 8, 65536);
   const cpuSeconds = checkInteger('cpuSeconds', options.cpuSeconds ?? DEFAULT_CPU_SECONDS, 1, 7 * 24 * 3600);
   const openFiles = checkInteger('openFiles', options.openFiles ?? DEFAULT_OPEN_FILES, 16, 65536);
-  const missing = staticMissing(host, level);
-  if (missing.length > 0) {
-    throw new ZtError('ZT_ISOLATION_UNAVAILABLE', `isolation level ${level} cannot be established: missing ${missing.join(', ')}`, { level, missing });
-  }
+  const gaps = staticGaps(host, level);
+  if (gaps.length > 0) throw unavailable(level, gaps);
   for (const p of [host.execPath, host.vatMain, ...host.codePaths, ...host.libraries]) {
     if (!isAbsolutePath(p)) throw new ZtError('ZT_ISOLATION_UNAVAILABLE', 'a path the vat needs is not a plain absolute path', { path: p });
   }
@@ -179,7 +220,7 @@ export const planProcessVat = (
   }
   const testHooks = options.testHooks ?? {};
   const readable = [...host.codePaths, ...(options.agentFolder === undefined ? [] : [options.agentFolder])];
-  const addressSpaceMb = heapMb + ADDRESS_SPACE_OVERHEAD_MB;
+  const addressSpaceMb = heapMb + addressSpaceOverheadMb(host.nodeVersion);
 
   const nodeArgs = [
     ...(testHooks.nodePermissions === false ? [] : [...permissionFlags(host.nodeVersion, readable), '--no-addons']),
@@ -200,9 +241,16 @@ export const planProcessVat = (
 
   if (level === 'process-weak') {
     // No namespaces, no seccomp: Node's permission model and rlimits only.
-    // The network is NOT closed at this level (Node 20's permission model
-    // does not cover it); records of such an agent say `process-weak`.
-    return harden({ level, command: host.prlimit as string, args: harden([...prlimitArgs, host.execPath, ...nodeArgs]), readable: harden(readable), limits });
+    // The network is NOT closed at this level (Node's permission model, 20
+    // to 24, does not cover it); records of such an agent say `process-weak`.
+    return harden({
+      level,
+      command: host.prlimit as string,
+      args: harden([...prlimitArgs, host.execPath, ...nodeArgs]),
+      env: VAT_ENV,
+      readable: harden(readable),
+      limits,
+    });
   }
 
   const binds: string[] = [];
@@ -220,6 +268,7 @@ export const planProcessVat = (
     '--clearenv',
     '--setenv', 'NODE_CHANNEL_FD', '3',
     '--setenv', 'NODE_CHANNEL_SERIALIZATION_MODE', 'json',
+    ...Object.entries(VAT_ENV).flatMap(([name, value]) => ['--setenv', name, value]),
     '--uid', String(VAT_UID),
     '--gid', String(VAT_UID),
     '--hostname', 'zt-vat',
@@ -238,6 +287,7 @@ export const planProcessVat = (
     level,
     command: host.prlimit as string,
     args: harden([...prlimitArgs, host.bwrap as string, ...bwrapArgs]),
+    env: harden({}),
     seccomp: buildSeccompFilter(host.arch),
     readable: harden(readable),
     limits,
@@ -261,7 +311,8 @@ export interface ChildLike {
 }
 
 const MAX_BUFFERED_OUTPUT = 64 * 1024;
-const STDERR_TAIL = 4096;
+/** Output kept from one chunk to the next, so a message split across chunks is still recognized. */
+const STDERR_OVERLAP = 256;
 /** What V8 prints when the heap limit or RLIMIT_AS stops an allocation it cannot survive. */
 const OOM_PATTERN = /JavaScript heap out of memory|Reached heap limit|Fatal (?:process|JavaScript) (?:OOM|out of memory)/;
 
@@ -311,13 +362,18 @@ export const makeProcessVatWorker = (child: ChildLike): WorkerLike => {
   };
   let exitCode: number | undefined;
   let stderrTail = '';
+  let outOfMemory = false;
   const waiting: Array<(code: number) => void> = [];
   const stdout = makeBufferedStream();
   const stderr = makeBufferedStream();
 
   child.stdout?.on('data', chunk => stdout.push(chunk));
   child.stderr?.on('data', chunk => {
-    stderrTail = (stderrTail + String(chunk)).slice(-STDERR_TAIL);
+    // Checked as it arrives: a dying Node (and each of its dying threads)
+    // prints long native stack traces after the message.
+    const text = stderrTail + String(chunk);
+    if (OOM_PATTERN.test(text)) outOfMemory = true;
+    stderrTail = text.slice(-STDERR_OVERLAP);
     stderr.push(chunk);
   });
   child.on('message', message => {
@@ -327,7 +383,7 @@ export const makeProcessVatWorker = (child: ChildLike): WorkerLike => {
   const ended = (code: number) => {
     if (exitCode !== undefined) return;
     exitCode = code;
-    if (OOM_PATTERN.test(stderrTail)) {
+    if (outOfMemory) {
       const err = Object.assign(Error('the vat exceeded its memory limit'), { code: 'ERR_WORKER_OUT_OF_MEMORY' });
       for (const l of listeners.error) l(err);
     }
@@ -387,7 +443,10 @@ const signalNumber = (signal: string): number => SIGNALS[signal] ?? 0;
 /** What a probe of one level found. */
 export interface LevelReport {
   readonly available: boolean;
+  /** What the level lacks on this machine, one entry per missing piece. */
   readonly missing: readonly string[];
+  /** How to provide each: `fixes[i]` for `missing[i]`. */
+  readonly fixes: readonly string[];
   readonly details: Readonly<Record<string, unknown>>;
 }
 
@@ -401,18 +460,15 @@ export interface IsolationProbe {
 }
 
 /**
- * Throws ZT_ISOLATION_UNAVAILABLE, naming what is missing, unless `level`
- * can be established according to `probe`.
+ * Throws ZT_ISOLATION_UNAVAILABLE, naming what is missing and how to fix
+ * it, unless `level` can be established according to `probe`.
  */
 export const assertIsolationAvailable = (probe: IsolationProbe, level: IsolationLevel): void => {
   if (!isIsolationLevel(level)) throw new ZtError('ZT_BAD_ARGUMENT', `unknown isolation level ${String(level)}; expected one of ${ISOLATION_LEVELS.join(', ')}`);
   const report = probe[level];
   if (!report.available) {
-    throw new ZtError(
-      'ZT_ISOLATION_UNAVAILABLE',
-      `isolation level ${level} cannot be established on this machine: missing ${report.missing.join(', ')}`,
-      { level, missing: [...report.missing] },
-    );
+    const fixes = report.fixes ?? [];
+    throw unavailable(level, report.missing.map((missing, i) => ({ missing, fix: fixes[i] ?? 'see `ztaas doctor`' })), ' on this machine');
   }
 };
 harden(assertIsolationAvailable);
@@ -437,19 +493,19 @@ process.stdout.write(JSON.stringify(out) + '\\n');
 `;
 harden(probeScript);
 
-/** A trial run: the exit code and output of the probe script in a sandbox. */
-export interface TrialResult {
-  readonly exitCode: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { Gap, TrialResult } from './explain.js';
+
+/** The time a trial sandbox gets to start and report. */
+export const TRIAL_TIMEOUT_MS = 15_000;
 
 export interface ProbePowers {
   readonly host: ProcessVatHost;
-  /** Runs `plan` (a `node -e` probe script; bounded in time) and reports. */
+  /** Runs `plan` (a `node -e` probe script), stopping it after `TRIAL_TIMEOUT_MS`, and reports how it ended. */
   runTrial(plan: ProcessVatPlan): Promise<TrialResult>;
   /** `bwrap --version`, or undefined. */
   bwrapVersion(): Promise<string | undefined>;
+  /** Whether `path` is a readable file. */
+  isFile(path: string): boolean;
 }
 
 const parseTrial = (trial: TrialResult): Record<string, unknown> | undefined => {
@@ -462,55 +518,104 @@ const parseTrial = (trial: TrialResult): Record<string, unknown> | undefined => 
   }
 };
 
-const firstLine = (text: string) => text.split('\n').find(l => l.trim() !== '')?.slice(0, 300) ?? '';
+/** The trial's command line as an operator can paste it (the probe script shortened). */
+const displayCommand = (plan: ProcessVatPlan): string[] => [plan.command, ...plan.args.map((a, i) => (plan.args[i - 1] === '-e' ? "'<probe script: see probeScript in src/isolation/process-vat.ts>'" : a))];
+
+const trialDetails = (plan: ProcessVatPlan, trial: TrialResult, seen: Record<string, unknown> | undefined) =>
+  seen ?? {
+    exitCode: trial.exitCode,
+    signal: trial.signal ?? null,
+    ...(trial.timedOut === true ? { timedOut: true } : {}),
+    ...(trial.spawnError === undefined ? {} : { spawnError: trial.spawnError }),
+    stderr: trial.stderr.slice(0, 2000),
+    command: displayCommand(plan),
+  };
 
 /**
  * Checks, by running real sandboxes, which isolation levels this machine can
- * establish, and names what is missing for the others.
+ * establish, and names what is missing for the others and how to fix it.
  */
 export const probeIsolation = async (powers: ProbePowers): Promise<IsolationProbe> => {
   const { host } = powers;
   const judge = async (level: ProcessIsolationLevel): Promise<LevelReport> => {
-    const missing = staticMissing(host, level);
+    const gaps: Gap[] = [...staticGaps(host, level)];
     const details: Record<string, unknown> = { prlimit: host.prlimit ?? null };
+    const report = () =>
+      harden({ available: gaps.length === 0, missing: harden(gaps.map(g => g.missing)), fixes: harden(gaps.map(g => g.fix)), details: harden(details) });
     if (level === 'process') {
       details.bwrap = host.bwrap ?? null;
       details.bwrapVersion = host.bwrap ? ((await powers.bwrapVersion()) ?? null) : null;
       details.seccompArch = isSeccompArch(host.arch) ? host.arch : null;
     }
-    if (missing.length > 0) return harden({ available: false, missing: harden(missing), details: harden(details) });
+    for (const path of host.codePaths) {
+      if (!powers.isFile(path)) gaps.push({ missing: `the vat code ${path} (not found)`, fix: 'build it: `npm run build` (or reinstall ztaas)' });
+    }
+    if (gaps.length > 0) return report();
     // Writes are tried only inside bubblewrap, where a write that got
     // through would land in the sandbox's own throwaway root.
-    const plan = (nodeLayer: boolean) =>
-      planProcessVat(host, { memoryMb: 64, cpuSeconds: 10, level, ...(nodeLayer ? {} : { testHooks: { nodePermissions: false } }) }, probeScript(level === 'process'));
-    const [full, osOnly] = await Promise.all([powers.runTrial(plan(true)), level === 'process' ? powers.runTrial(plan(false)) : undefined]);
-    const seen = parseTrial(full);
-    details.trial = seen ?? { exitCode: full.exitCode, stderr: firstLine(full.stderr) };
-    if (!seen) {
-      const why = firstLine(full.stderr);
-      if (level === 'process' && /bwrap|namespace|Operation not permitted|setting up uid map/i.test(why)) missing.push(`user namespaces (bwrap failed: ${why})`);
-      else missing.push(`a working sandbox (${why || `exit ${String(full.exitCode)}`})`);
-      return harden({ available: false, missing: harden(missing), details: harden(details) });
+    let plans: { full: ProcessVatPlan; osOnly: ProcessVatPlan | undefined };
+    try {
+      const plan = (nodePermissions: boolean) =>
+        planProcessVat(host, { memoryMb: 64, cpuSeconds: 10, level, ...(nodePermissions ? {} : { testHooks: { nodePermissions: false } }) }, probeScript(level === 'process'));
+      plans = { full: plan(true), osOnly: level === 'process' ? plan(false) : undefined };
+    } catch (err) {
+      const path = (err as { details?: { path?: unknown } }).details?.path;
+      gaps.push({
+        missing: `a plain absolute path for every file the vat needs (${path === undefined ? String((err as Error)?.message ?? err) : JSON.stringify(path)})`,
+        fix: "install Node and ztaas at paths without commas, newlines or '..'",
+      });
+      return report();
     }
+    const run = (plan: ProcessVatPlan): Promise<TrialResult> =>
+      powers.runTrial(plan).catch((err: unknown) => harden({ exitCode: null, spawnError: String((err as Error)?.message ?? err), stdout: '', stderr: '' }));
+    const [full, osOnly] = await Promise.all([run(plans.full), plans.osOnly ? run(plans.osOnly) : undefined]);
+    const context = (plan: ProcessVatPlan, nodePermissions: boolean) => ({
+      level,
+      nodeVersion: host.nodeVersion,
+      command: plan.command,
+      bwrap: host.bwrap,
+      addressSpaceMb: plan.limits.addressSpaceMb,
+      timeoutMs: TRIAL_TIMEOUT_MS,
+      nodePermissions,
+    });
+    const seen = parseTrial(full);
+    details.trial = trialDetails(plans.full, full, seen);
+    if (!seen) {
+      gaps.push(explainTrialFailure(full, context(plans.full, true)));
+      return report();
+    }
+    const flag = permissionFlags(host.nodeVersion, [])[0];
+    const layerBroken = `run the kernel with Node ${SUPPORTED_NODE_LINES.join(', ')}, and report this with the output of \`ztaas doctor --json\``;
     const permission = seen.permission as { fsWrite?: boolean; child?: boolean } | null;
-    if (!permission || permission.fsWrite !== false || permission.child !== false) missing.push('node permission model (--experimental-permission had no effect)');
-    if (seen.write === 'written') missing.push('read-only file system (a probe wrote a file)');
-    if (seen.spawn === 'spawned') missing.push('process creation blocked (a probe spawned a process)');
+    if (!permission || permission.fsWrite !== false || permission.child !== false) {
+      gaps.push({ missing: `node permission model (${flag} had no effect: ${JSON.stringify(permission)})`, fix: layerBroken });
+    }
+    if (seen.write === 'written') gaps.push({ missing: 'read-only file system (a probe wrote a file)', fix: layerBroken });
+    if (seen.spawn === 'spawned') gaps.push({ missing: 'process creation blocked (a probe spawned a process)', fix: layerBroken });
     if (level === 'process') {
-      if (seen.uid !== VAT_UID) missing.push(`unprivileged uid inside the sandbox (got ${String(seen.uid)})`);
+      const bwrapBroken = `use an unprivileged (not setuid) bubblewrap 0.4 or later (\`bwrap --version\` says ${String(details.bwrapVersion)})`;
+      if (seen.uid !== VAT_UID) gaps.push({ missing: `unprivileged uid inside the sandbox (got ${String(seen.uid)})`, fix: bwrapBroken });
       const interfaces = seen.interfaces;
-      if (!Array.isArray(interfaces) || interfaces.some(i => i !== 'lo')) missing.push('empty network namespace');
+      if (!Array.isArray(interfaces) || interfaces.some(i => i !== 'lo')) {
+        gaps.push({ missing: `empty network namespace (interfaces: ${JSON.stringify(interfaces)})`, fix: bwrapBroken });
+      }
       const os = osOnly ? parseTrial(osOnly) : undefined;
-      details.trialWithoutNodePermissions = os ?? { exitCode: osOnly?.exitCode ?? null, stderr: firstLine(osOnly?.stderr ?? '') };
-      if (!os) missing.push('a working sandbox without the node layer');
-      else {
-        if (os.spawn !== 'EPERM') missing.push(`seccomp filter (process creation gave ${String(os.spawn)}, expected EPERM)`);
-        if (os.write === 'written') missing.push('read-only mount namespace');
+      details.trialWithoutNodePermissions = osOnly && plans.osOnly ? trialDetails(plans.osOnly, osOnly, os) : null;
+      if (!os) {
+        if (osOnly && plans.osOnly) gaps.push(explainTrialFailure(osOnly, context(plans.osOnly, false)));
+      } else {
+        if (os.spawn !== 'EPERM') {
+          gaps.push({
+            missing: `seccomp filter (process creation gave ${String(os.spawn)}, expected EPERM)`,
+            fix: 'run on a Linux kernel built with CONFIG_SECCOMP_FILTER, with a bubblewrap that supports --seccomp; or name level process-weak',
+          });
+        }
+        if (os.write === 'written') gaps.push({ missing: 'read-only mount namespace', fix: bwrapBroken });
       }
     } else {
-      details.network = 'open: Node 20 permission model does not cover the network';
+      details.network = "open: Node's permission model does not cover the network";
     }
-    return harden({ available: missing.length === 0, missing: harden(missing), details: harden(details) });
+    return report();
   };
   const [processReport, weakReport] = await Promise.all([judge('process'), judge('process-weak')]);
   return harden({
@@ -520,6 +625,7 @@ export const probeIsolation = async (powers: ProbePowers): Promise<IsolationProb
     worker: harden({
       available: true,
       missing: harden([]),
+      fixes: harden([]),
       details: harden({ containment: 'SES Compartment in a worker thread; no OS containment of the worker' }),
     }),
     process: processReport,
