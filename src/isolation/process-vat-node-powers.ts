@@ -11,8 +11,7 @@
 import { harden } from '../harden.js';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { exactEnv } from '../exact-env.js';
 import { makeNodeVatHostPowers } from '../node-powers.js';
 import { distDir } from '../vat-files.js';
