@@ -103,6 +103,7 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
     if (m === null || typeof m !== 'object') return;
     switch (m.type) {
       case REPLY: {
+        noteBusy(m.seq, m.busy);
         const waiter = waiting.get(m.id as number);
         if (!waiter) return;
         waiting.delete(m.id as number);

@@ -38,7 +38,6 @@ const IDLE_POLL_MS = 5;
 
 let busySeq = 0;
 let reportedBusy = false;
-let asyncCalls = 0;
 let idlePoll: ReturnType<typeof setInterval> | undefined;
 
 const post = (message: unknown) => {
@@ -81,22 +80,31 @@ const root = buildRootObject({
   makeHostSink,
 });
 
-const isBusy = () => asyncCalls > 0 || root.isBusy();
-
-/** Reports a change of busy state; while busy, keeps looking until idle. */
-const report = () => {
-  const busy = isBusy();
+/**
+ * The busy state the host sees. A call waiting for its answer already holds
+ * the host process; what the kernel reports is the work that goes on after
+ * an answer (an audit append, a running agent, a shutdown). The state rides
+ * on every answer; on its own only when it changes between answers (found
+ * by looking again, while busy, every few milliseconds).
+ */
+const noteState = (): { busy: boolean; seq: number } => {
+  const busy = root.isBusy();
   if (busy !== reportedBusy) {
     reportedBusy = busy;
     busySeq += 1;
-    port.postMessage({ type: BUSY, seq: busySeq, busy });
   }
   if (busy && !idlePoll) {
-    idlePoll = setInterval(report, IDLE_POLL_MS);
+    idlePoll = setInterval(poll, IDLE_POLL_MS);
   } else if (!busy && idlePoll) {
     clearInterval(idlePoll);
     idlePoll = undefined;
   }
+  return { busy: reportedBusy, seq: busySeq };
+};
+const poll = () => {
+  const seq = busySeq;
+  const state = noteState();
+  if (state.seq !== seq) port.postMessage({ type: BUSY, ...state });
 };
 
 const answerSync = (id: number, method: string, args: unknown[]) => {
@@ -111,30 +119,19 @@ const answerSync = (id: number, method: string, args: unknown[]) => {
   // The busy state rides on the answer, so the host holds on to the
   // process before its caller goes on (a record made just before the host
   // ends is still written).
-  const busy = isBusy();
-  if (busy !== reportedBusy) {
-    reportedBusy = busy;
-    busySeq += 1;
-  }
+  const state = noteState();
   try {
-    syncPort.postMessage({ ...reply, busy: reportedBusy, seq: busySeq });
+    syncPort.postMessage({ ...reply, ...state });
   } catch (err) {
-    syncPort.postMessage({ id, ok: false, error: errorToData(err), busy: reportedBusy, seq: busySeq });
+    syncPort.postMessage({ id, ok: false, error: errorToData(err), ...state });
   }
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
-  report();
 };
 
 const answerAsync = (id: number, method: string, args: unknown[]) => {
   const fn = Object.hasOwn(root.async, method) ? root.async[method as keyof typeof root.async] : undefined;
-  asyncCalls += 1;
-  report();
-  const settle = (reply: ReplyData) => {
-    asyncCalls -= 1;
-    post({ type: REPLY, ...reply });
-    report();
-  };
+  const settle = (reply: ReplyData) => post({ type: REPLY, ...reply, ...noteState() });
   if (typeof fn !== 'function') {
     settle({ id, ok: false, error: errorToData(Error(`unknown operation ${String(method)}`)) });
     return;
