@@ -25,7 +25,7 @@
 import { harden } from './harden.js';
 import { Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
-import { ErrorCodes, ZtError, agentRefusal, type ErrorCode } from './errors.js';
+import { ErrorCodes, ZtError, agentRefusal, reasonOf, type ErrorCode } from './errors.js';
 import type { Kernel } from './kernel.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
@@ -208,7 +208,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       const grantTarget = record.exact ? record.target : undefined;
       request = toRequest(record.actionType, method, grantTarget, params);
     } catch (err) {
-      return refuse(capabilityId, method, 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      return refuse(capabilityId, method, 'ZT_BAD_ARGUMENT', reasonOf(err));
     }
     const outcome = await kernel.execute(
       new ActionRequest({ capabilityId, agentId, actionType: record.actionType, target: request.target, args: request.args }),
@@ -236,7 +236,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       to = recipient;
       options = optionsOf(raw);
     } catch (err) {
-      return refuse(capabilityId, 'delegate', 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      return refuse(capabilityId, 'delegate', 'ZT_BAD_ARGUMENT', reasonOf(err));
     }
     try {
       const target = optionalString(options, 'target');
@@ -250,7 +250,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       return harden({ capabilityId: record.id, holder: record.holder, actionType: record.actionType, target: record.target });
     } catch (err) {
       const code = err instanceof ZtError ? err.code : 'ZT_POLICY_ERROR';
-      throw agentRefusal(code, err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      throw agentRefusal(code, reasonOf(err));
     }
   };
 
