@@ -1,7 +1,9 @@
 /**
- * Stable error codes. Every refusal or failure in ZT-AAS carries one of these
- * codes; the code is the contract, the text is for people. A `ZtError` keeps
- * three fields apart:
+ * Stable error codes, and errors as data.
+ *
+ * Every refusal or failure in ZT-AAS carries one of the codes below; the code
+ * is the contract, the text is for people. A `ZtError` keeps three fields
+ * apart:
  * - `code`: the stable code (`ZT_REVOKED`);
  * - `reason`: one sentence saying what went wrong, without the code. It is
  *   written so that whoever made the failing call may read it, and that
@@ -12,9 +14,14 @@
  *   never reach an agent.
  * `message` is `CODE: reason`, so logs and messages read as before.
  *
- * An agent gets a redacted, passable record whose message starts with the
- * code (`ZT_REVOKED: capability revoked`) and carries no host path, stack
- * or secret beyond what its own capability already names.
+ * As with Endo's `Fail`/`q`, values are hidden unless deliberately shown:
+ * putting a value in `reason` is the decision to show it (to the caller);
+ * everything else about an error is hidden. One function, `toAgentRefusal`,
+ * decides what an agent sees of any thrown value: a `ZtError` crosses as its
+ * code and reason; anything else (a `TypeError`, an OS error, a string)
+ * crosses as a code and that code's table text, so no host path, stack,
+ * cause or foreign message ever reaches an agent. What crosses is a frozen
+ * passable record `{ name: 'ZtError', code, message }`, never an Error.
  *
  * The table below is the one place codes are defined; docs/ERRORS.md is
  * generated from the same descriptions.
@@ -158,14 +165,6 @@ export const reasonOf = (err: unknown): string | undefined => (isZtError(err) ? 
 harden(reasonOf);
 
 /**
- * The error an agent sees: a plain, hardened, passable Error whose message is
- * `CODE: message`. Callers pass only agent-safe text (no host paths).
- */
-export const agentError = (code: ErrorCode, message: string = ErrorCodes[code]): Error =>
-  harden(Error(`${code}: ${message}`));
-harden(agentError);
-
-/**
  * A refusal as it crosses the membrane to an agent: a frozen plain record
  * `{ name: 'ZtError', code, message }` rather than an Error, so it carries
  * no stack and no host object, and CapTP passes it as data. Agents read
@@ -176,6 +175,20 @@ export interface AgentRefusal {
   readonly code: ErrorCode;
   readonly message: string;
 }
-export const agentRefusal = (code: ErrorCode, message: string = ErrorCodes[code]): AgentRefusal =>
-  harden({ name: 'ZtError', code, message: `${code}: ${message}` });
-harden(agentRefusal);
+
+/** Longest reason an agent is shown; a longer one is cut. */
+export const MAX_AGENT_REASON = 1024;
+
+/**
+ * What an agent may see of `err`, whatever was thrown: the only place that
+ * decides it. A ZtError crosses as its code and reason (never its details,
+ * stack or cause); any other value as `fallback` and that code's table
+ * text, without reading anything of it.
+ */
+export const toAgentRefusal = (err: unknown, fallback: ErrorCode = 'ZT_EFFECT_FAILED'): AgentRefusal => {
+  if (isZtError(err) && isErrorCode(err.code) && typeof err.reason === 'string') {
+    return harden({ name: 'ZtError', code: err.code, message: `${err.code}: ${err.reason.slice(0, MAX_AGENT_REASON)}` });
+  }
+  return harden({ name: 'ZtError', code: fallback, message: `${fallback}: ${ErrorCodes[fallback]}` });
+};
+harden(toAgentRefusal);
