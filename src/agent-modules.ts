@@ -12,7 +12,7 @@
  */
 import { harden } from './harden.js';
 import type { ModuleSource } from '@endo/module-source';
-import { ZtError, codeOf } from './errors.js';
+import { ZtError, codeOf, reasonOf } from './errors.js';
 import { AGENT_ROOT_URL, resolveAgentSpecifier } from './agent-specifiers.js';
 import { normalizePath } from './paths.js';
 
@@ -117,7 +117,7 @@ export const loadAgentBundle = async (powers: ModulePowers, modulePath: string, 
         resolved = resolveAgentSpecifier(specifier, virtual);
       } catch (err) {
         const code = codeOf(err) ?? 'ZT_MODULE_FORBIDDEN';
-        throw new ZtError(code, `${display}: ${String((err as Error).message).replace(/^ZT_[A-Z_]+: /, '')}`);
+        throw new ZtError(code, `${display}: ${reasonOf(err) ?? 'cannot be imported'}`);
       }
       if (!seen.has(resolved)) {
         if (seen.size >= MODULE_LIMITS.maxModules) throw new ZtError('ZT_MODULE_FORBIDDEN', `the agent has more than ${MODULE_LIMITS.maxModules} modules`);

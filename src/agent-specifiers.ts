@@ -7,26 +7,26 @@
  * is ever revealed to them.
  */
 import { harden } from './harden.js';
-import { agentError } from './errors.js';
+import { ZtError } from './errors.js';
 
 export const AGENT_ROOT_URL = 'file:///agent/';
 
 const isRelativeOrAbsolute = (specifier: string) =>
   specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('/');
 
-/** Resolves `specifier` from `referrer`, or throws a passable ZT_MODULE_* error. */
+/** Resolves `specifier` from `referrer`, or throws a ZT_MODULE_* ZtError whose reason names only the specifier. */
 export const resolveAgentSpecifier = (specifier: string, referrer: string): string => {
   if (typeof specifier !== 'string' || !isRelativeOrAbsolute(specifier)) {
-    throw agentError('ZT_MODULE_FORBIDDEN', `cannot import ${JSON.stringify(String(specifier))}: builtins and packages are not available to agents`);
+    throw new ZtError('ZT_MODULE_FORBIDDEN', `cannot import ${JSON.stringify(String(specifier))}: builtins and packages are not available to agents`);
   }
   let url: URL;
   try {
     url = new URL(specifier, referrer);
   } catch {
-    throw agentError('ZT_MODULE_OUTSIDE', `cannot resolve ${JSON.stringify(specifier)}`);
+    throw new ZtError('ZT_MODULE_OUTSIDE', `cannot resolve ${JSON.stringify(specifier)}`);
   }
   if (url.protocol !== 'file:' || url.search !== '' || url.hash !== '' || !url.href.startsWith(AGENT_ROOT_URL)) {
-    throw agentError('ZT_MODULE_OUTSIDE', `cannot import ${JSON.stringify(specifier)}: it is outside the agent's folder`);
+    throw new ZtError('ZT_MODULE_OUTSIDE', `cannot import ${JSON.stringify(specifier)}: it is outside the agent's folder`);
   }
   return url.href;
 };

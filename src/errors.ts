@@ -1,12 +1,27 @@
 /**
- * Stable error codes. Every refusal or failure in ZT-AAS carries one of these
- * codes; the code is the contract, the message is for people.
+ * Stable error codes, and errors as data.
  *
- * Two audiences:
- * - the operator gets a complete `ZtError` (code, message, details);
- * - an agent gets a redacted, passable `Error` whose message starts with the
- *   code (`ZT_REVOKED: capability revoked`) and carries no host path, stack
- *   or secret beyond what its own capability already names.
+ * Every refusal or failure in ZT-AAS carries one of the codes below; the code
+ * is the contract, the text is for people. A `ZtError` keeps three fields
+ * apart:
+ * - `code`: the stable code (`ZT_REVOKED`);
+ * - `reason`: one sentence saying what went wrong, without the code. It is
+ *   written so that whoever made the failing call may read it, and that
+ *   caller may be an agent: a reason names only what the call itself named
+ *   (its target, specifier, argument, limit) and fixed text;
+ * - `details`: operator-only data — what the code found out on the host
+ *   (resolved or real paths, configuration, OS messages, causes). Details
+ *   never reach an agent.
+ * `message` is `CODE: reason`, so logs and messages read as before.
+ *
+ * As with Endo's `Fail`/`q`, values are hidden unless deliberately shown:
+ * putting a value in `reason` is the decision to show it (to the caller);
+ * everything else about an error is hidden. One function, `toAgentRefusal`,
+ * decides what an agent sees of any thrown value: a `ZtError` crosses as its
+ * code and reason; anything else (a `TypeError`, an OS error, a string)
+ * crosses as a code and that code's table text, so no host path, stack,
+ * cause or foreign message ever reaches an agent. What crosses is a frozen
+ * passable record `{ name: 'ZtError', code, message }`, never an Error.
  *
  * The table below is the one place codes are defined; docs/ERRORS.md is
  * generated from the same descriptions.
@@ -84,30 +99,25 @@ export const isErrorCode = (code: unknown): code is ErrorCode =>
   typeof code === 'string' && Object.hasOwn(ErrorCodes, code);
 
 /**
- * An operator-facing error with a stable code. `details` may name host paths
- * and other information that must never reach an agent.
+ * An error with a stable code: `reason` for the caller (see the header),
+ * `details` for the operator only.
  */
 export class ZtError extends Error {
   readonly code: ErrorCode;
+  readonly reason: string;
   readonly details: Readonly<Record<string, unknown>> | undefined;
-  constructor(
-    code: ErrorCode,
-    message: string = ErrorCodes[code],
-    details?: Record<string, unknown>,
-  ) {
-    super(`${code}: ${message}`);
+  constructor(code: ErrorCode, reason: string = ErrorCodes[code], details?: Record<string, unknown>) {
+    super(`${code}: ${reason}`);
     this.name = 'ZtError';
     this.code = code;
+    this.reason = String(reason);
     this.details = details === undefined ? undefined : Object.freeze({ ...details });
   }
 }
 harden(ZtError);
 
-export const ztError = (
-  code: ErrorCode,
-  message?: string,
-  details?: Record<string, unknown>,
-): ZtError => new ZtError(code, message, details);
+export const ztError = (code: ErrorCode, reason?: string, details?: Record<string, unknown>): ZtError =>
+  new ZtError(code, reason, details);
 harden(ztError);
 
 /**
@@ -116,15 +126,25 @@ harden(ztError);
 export function assertZt(
   cond: unknown,
   code: ErrorCode,
-  message?: string,
+  reason?: string,
+  details?: Record<string, unknown>,
 ): asserts cond {
-  if (!cond) throw new ZtError(code, message);
+  if (!cond) throw new ZtError(code, reason, details);
 }
 harden(assertZt);
 
+/** Whether `err` is a ZtError; never throws (not even for a revoked proxy). */
+const isZtError = (err: unknown): err is ZtError => {
+  try {
+    return err instanceof ZtError;
+  } catch {
+    return false;
+  }
+};
+
 /** Reads the code of a ZtError, or of a redacted error whose message starts with one. */
 export const codeOf = (err: unknown): ErrorCode | undefined => {
-  if (err instanceof ZtError) return err.code;
+  if (isZtError(err)) return err.code;
   if (err !== null && typeof err === 'object') {
     const message = (err as { message?: unknown }).message;
     if (typeof message === 'string') {
@@ -137,12 +157,12 @@ export const codeOf = (err: unknown): ErrorCode | undefined => {
 harden(codeOf);
 
 /**
- * The error an agent sees: a plain, hardened, passable Error whose message is
- * `CODE: message`. Callers pass only agent-safe text (no host paths).
+ * The reason of a ZtError (its message without the code), or `undefined` for
+ * any other value: the text of a foreign error is never taken for a reason.
+ * Write `reasonOf(err) ?? fallback`.
  */
-export const agentError = (code: ErrorCode, message: string = ErrorCodes[code]): Error =>
-  harden(Error(`${code}: ${message}`));
-harden(agentError);
+export const reasonOf = (err: unknown): string | undefined => (isZtError(err) ? err.reason : undefined);
+harden(reasonOf);
 
 /**
  * A refusal as it crosses the membrane to an agent: a frozen plain record
@@ -155,6 +175,20 @@ export interface AgentRefusal {
   readonly code: ErrorCode;
   readonly message: string;
 }
-export const agentRefusal = (code: ErrorCode, message: string = ErrorCodes[code]): AgentRefusal =>
-  harden({ name: 'ZtError', code, message: `${code}: ${message}` });
-harden(agentRefusal);
+
+/** Longest reason an agent is shown; a longer one is cut. */
+export const MAX_AGENT_REASON = 1024;
+
+/**
+ * What an agent may see of `err`, whatever was thrown: the only place that
+ * decides it. A ZtError crosses as its code and reason (never its details,
+ * stack or cause); any other value as `fallback` and that code's table
+ * text, without reading anything of it.
+ */
+export const toAgentRefusal = (err: unknown, fallback: ErrorCode = 'ZT_EFFECT_FAILED'): AgentRefusal => {
+  if (isZtError(err) && isErrorCode(err.code) && typeof err.reason === 'string') {
+    return harden({ name: 'ZtError', code: err.code, message: `${err.code}: ${err.reason.slice(0, MAX_AGENT_REASON)}` });
+  }
+  return harden({ name: 'ZtError', code: fallback, message: `${fallback}: ${ErrorCodes[fallback]}` });
+};
+harden(toAgentRefusal);

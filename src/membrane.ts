@@ -18,6 +18,9 @@
  *   A call to a method outside the capability's interface, or with bad
  *   arguments, is refused and audited like any other request.
  * - Cutting the membrane (vat ended) makes every caretaker refuse at once.
+ * - Every error crosses to the vat through `toAgentRefusal` (src/errors.ts):
+ *   as a frozen record of a code and an agent-safe reason, never with the
+ *   error's details, stack or a foreign error's message.
  *
  * Caretakers expose one method, `invoke(method, args)`; the agent vat wraps
  * each presence so agents write `E(cap).read()` (see vats/vat-agent.ts).
@@ -25,7 +28,7 @@
 import { harden } from './harden.js';
 import { Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
-import { ErrorCodes, ZtError, agentRefusal, type ErrorCode } from './errors.js';
+import { ZtError, reasonOf, toAgentRefusal } from './errors.js';
 import type { Kernel } from './kernel.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
@@ -162,9 +165,10 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
   let cut = false;
   const caretakers = new Map<string, object>();
 
-  const refuse = async (capabilityId: string, method: string, code: ErrorCode, message?: string): Promise<never> => {
-    await kernel.refuse({ agentId, capabilityId, method, code });
-    throw agentRefusal(code, message ?? ErrorCodes[code]);
+  /** Records a call refused before it became a request, then rejects it with what the agent may see. */
+  const refuse = async (capabilityId: string, method: string, err: ZtError): Promise<never> => {
+    await kernel.refuse({ agentId, capabilityId, method, code: err.code });
+    throw toAgentRefusal(err);
   };
 
   /** Replaces kernel-branded derived references in a result by their caretakers. */
@@ -189,16 +193,16 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
   };
 
   const dispatch = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
-    if (cut) throw agentRefusal('ZT_TERMINATED');
+    if (cut) throw toAgentRefusal(new ZtError('ZT_TERMINATED'));
     const record = kernel.capabilityShape(capabilityId);
-    if (typeof method !== 'string' || !record) return refuse(capabilityId, String(method).slice(0, 64), 'ZT_NOT_IN_INTERFACE');
+    if (typeof method !== 'string' || !record) return refuse(capabilityId, String(method).slice(0, 64), new ZtError('ZT_NOT_IN_INTERFACE'));
     if (method === 'describe') {
       const state = kernel.getCapability(capabilityId)?.state;
       return harden({ id: record.id, actionType: record.actionType, target: record.target, state });
     }
     if (method === 'delegate') return delegate(capabilityId, params);
     if (!CAPABILITY_INTERFACES[record.actionType].includes(method)) {
-      return refuse(capabilityId, method.slice(0, 64), 'ZT_NOT_IN_INTERFACE', `${record.actionType} capabilities answer ${[...CAPABILITY_INTERFACES[record.actionType], 'describe'].join(', ')}`);
+      return refuse(capabilityId, method.slice(0, 64), new ZtError('ZT_NOT_IN_INTERFACE', `${record.actionType} capabilities answer ${[...CAPABILITY_INTERFACES[record.actionType], 'describe'].join(', ')}`));
     }
     let request: { target: string; args: ActionArgs };
     try {
@@ -208,15 +212,17 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       const grantTarget = record.exact ? record.target : undefined;
       request = toRequest(record.actionType, method, grantTarget, params);
     } catch (err) {
-      return refuse(capabilityId, method, 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      return refuse(capabilityId, method, new ZtError('ZT_BAD_ARGUMENT', reasonOf(err)));
     }
     const outcome = await kernel.execute(
       new ActionRequest({ capabilityId, agentId, actionType: record.actionType, target: request.target, args: request.args }),
       'vat',
     );
     if (outcome.ok) return exportResult(outcome.result);
+    // The outcome holds the code and reason of the ZtError that ended the
+    // call, or the table text for anything else: never its details.
     const { code, message } = outcome.error ?? { code: 'ZT_EFFECT_FAILED' as const, message: undefined };
-    throw agentRefusal(code, message);
+    throw toAgentRefusal(new ZtError(code, message));
   };
 
   /**
@@ -236,7 +242,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       to = recipient;
       options = optionsOf(raw);
     } catch (err) {
-      return refuse(capabilityId, 'delegate', 'ZT_BAD_ARGUMENT', err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      return refuse(capabilityId, 'delegate', new ZtError('ZT_BAD_ARGUMENT', reasonOf(err)));
     }
     try {
       const target = optionalString(options, 'target');
@@ -249,8 +255,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       });
       return harden({ capabilityId: record.id, holder: record.holder, actionType: record.actionType, target: record.target });
     } catch (err) {
-      const code = err instanceof ZtError ? err.code : 'ZT_POLICY_ERROR';
-      throw agentRefusal(code, err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : undefined);
+      throw toAgentRefusal(err, 'ZT_POLICY_ERROR');
     }
   };
 

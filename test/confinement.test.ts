@@ -5,11 +5,13 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from './_prepare.js';
+import { Far } from '@endo/far';
 import { makeTempDir } from './_kernel.js';
 import { fixtureAgent, makeVatWorld } from './_vats.js';
 import { loadAgentBundle } from '../src/agent-modules.js';
 import { makeNodeModulePowers } from '../src/node-powers.js';
 import { ActionType, Capability } from '../src/types.js';
+import { buildRootObject, type KernelFacet, type RunReport } from '../vats/vat-agent.js';
 
 test('a benign agent gets its input and returns plain data', async t => {
   const { kernel, launch, sink } = makeVatWorld();
@@ -88,6 +90,31 @@ test('escape: dynamic import of builtins or outside paths fails inside the vat',
   t.is(value['../../secret.js'], 'ZT_MODULE_OUTSIDE');
   // Only the static module graph is loaded; a file reached by dynamic import alone is not part of the agent.
   t.regex(value['./helper.js'], /ZT_MODULE_NOT_FOUND/);
+});
+
+test('escape: a module graph that skipped the kernel\'s checks is refused inside the vat with the code of the refused import', async t => {
+  // The vat does not rely on the kernel having vetted the graph: its own
+  // module hooks refuse a builtin and a module the kernel did not send, and
+  // the run reports the hook's code and reason (not a generic load failure).
+  const parse = async (text: string) =>
+    harden(JSON.parse(JSON.stringify({ ...(await makeNodeModulePowers().parseModule(text, 'file:///agent/index.js')) }))) as unknown;
+  const run = (entry: string, modules: Record<string, unknown>) =>
+    (
+      buildRootObject({
+        getKernel: async () => Far('Kernel', { log: () => undefined }) as unknown as KernelFacet,
+        afterTurn: fn => {
+          setImmediate(fn);
+        },
+      }) as unknown as { run(spec: object): Promise<RunReport> }
+    ).run(harden({ entry, modules, caps: {}, input: null }));
+  const builtin = { 'file:///agent/index.js': await parse("import fs from 'node:fs'; export default () => fs;") };
+  t.deepEqual(await run('file:///agent/index.js', builtin), {
+    status: 'failed',
+    code: 'ZT_MODULE_FORBIDDEN',
+    message: 'cannot import "node:fs": builtins and packages are not available to agents',
+  });
+  const missing = { 'file:///agent/index.js': await parse("import { x } from './gone.js'; export default () => x;") };
+  t.deepEqual(await run('file:///agent/index.js', missing), { status: 'failed', code: 'ZT_MODULE_NOT_FOUND', message: '/gone.js is not part of the agent' });
 });
 
 test('escape: a read capability used on other paths is denied by the kernel with ZT_WRONG_TARGET', async t => {

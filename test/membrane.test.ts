@@ -9,16 +9,27 @@ import { VAT_KINDS } from './_vat-kinds.js';
 import type { Effector } from '../src/effectors/types.js';
 import type { GrantingContext } from '../src/grants.js';
 import { ActionType, Capability } from '../src/types.js';
+import { ErrorCodes, ZtError } from '../src/errors.js';
+
+/** A host path only the operator may learn. */
+const HOST_PATH = '/srv/operator/private/real-target.txt';
 
 /**
  * A READ effector over a fake tree: `/dir` lists derived capabilities, `/slow`
  * waits until aborted (calling `onSlowStart` when it begins: the call is then
- * in flight in the kernel).
+ * in flight in the kernel), `/host-detail` refuses with a ZtError whose
+ * details name a host path, `/host-crash` throws a TypeError that names one.
  */
 const makeFakeRead = (hooks: { onSlowStart?: () => void }): Effector => async ctx => {
   if (ctx.target === '/dir') {
     const { grant } = ctx as typeof ctx & GrantingContext;
     return { entries: ['a', 'b'].map(name => ({ name, cap: grant({ actionType: ActionType.READ, target: `/dir/${name}` }) })) };
+  }
+  if (ctx.target === '/host-detail') {
+    throw new ZtError('ZT_ACCESS_DENIED', `${ctx.target}: symbolic links are not followed`, { realPath: HOST_PATH, cause: `ELOOP: open '${HOST_PATH}'` });
+  }
+  if (ctx.target === '/host-crash') {
+    throw Object.assign(new TypeError(`cannot read properties of undefined (reading 'fd') opening ${HOST_PATH}`), { path: HOST_PATH });
   }
   if (ctx.target === '/slow') {
     hooks.onSlowStart?.();
@@ -130,6 +141,32 @@ for (const kind of VAT_KINDS) {
     t.deepEqual(finished?.inFlightCut, [request?.requestId]);
     await new Promise(resolve => setTimeout(resolve, 50));
     t.like(sink.records.find(r => r.type === 'outcome'), { requestId: request?.requestId, status: 'failed', code: 'ZT_TERMINATED' });
+  });
+
+  test(`[${kind.name}] attack: an error whose details name a host path reaches the agent without them`, async t => {
+    // The effector refuses with operator-only details (the real path behind a
+    // symbolic link, the OS error). The agent inspects the refusal it gets:
+    // its own properties, its prototype, its stack, its JSON.
+    const { run, sink } = setup([{ id: 'file', target: '/host-detail' }]);
+    const seen = (await run('refusal-seen')).value;
+    t.deepEqual(seen, {
+      own: ['code', 'message', 'name'],
+      record: { name: 'ZtError', code: 'ZT_ACCESS_DENIED', message: 'ZT_ACCESS_DENIED: /host-detail: symbolic links are not followed' },
+      isError: false,
+      stack: 'undefined',
+    });
+    t.false(JSON.stringify(seen).includes(HOST_PATH));
+    t.like(sink.records.find(r => r.type === 'outcome'), { status: 'failed', code: 'ZT_ACCESS_DENIED' });
+  });
+
+  test(`[${kind.name}] attack: a foreign error thrown inside an effector reaches the agent as the generic text of its code`, async t => {
+    // The effector crashes with a TypeError whose message and own properties
+    // name a host path: the agent learns the code and its table text only.
+    const { run, sink } = setup([{ id: 'file', target: '/host-crash' }]);
+    const seen = (await run('refusal-seen')).value as { record: unknown };
+    t.deepEqual(seen.record, { name: 'ZtError', code: 'ZT_EFFECT_FAILED', message: `ZT_EFFECT_FAILED: ${ErrorCodes.ZT_EFFECT_FAILED}` });
+    t.false(JSON.stringify(seen).includes(HOST_PATH));
+    t.like(sink.records.find(r => r.type === 'outcome'), { status: 'failed', code: 'ZT_EFFECT_FAILED' });
   });
 
   test(`[${kind.name}] attack: re-using a capability after revocation through a cached promise is refused with ZT_REVOKED`, async t => {

@@ -11,6 +11,9 @@
  *   folder, already parsed); a builtin or bare specifier is refused with
  *   ZT_MODULE_FORBIDDEN, a path outside the folder with ZT_MODULE_OUTSIDE.
  * - What leaves the vat as the agent's result is checked to be plain data.
+ * - Every refusal the vat itself makes reaches the agent through
+ *   `toAgentRefusal` (src/errors.ts), as the membrane's do: a frozen record
+ *   of a code and an agent-safe reason, never an Error with a stack.
  *
  * This file holds only the vat's logic (`buildRootObject`); the worker shell
  * (`worker-main.ts`) establishes lockdown and the single CapTP connection.
@@ -18,7 +21,7 @@
 import { harden } from '../src/harden.js';
 import { E, Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
-import { agentError, agentRefusal, codeOf, type ErrorCode } from '../src/errors.js';
+import { ZtError, reasonOf, toAgentRefusal, type ErrorCode } from '../src/errors.js';
 import { AGENT_ROOT_URL, resolveAgentSpecifier } from '../src/agent-specifiers.js';
 
 export interface AgentVatPowers {
@@ -96,6 +99,7 @@ declare const HandledPromise: {
  * the agent passes them to a capability.
  */
 const makePresenceWrapper = () => {
+  const refuse = (code: ErrorCode, reason: string) => Promise.reject(toAgentRefusal(new ZtError(code, reason)));
   const wrappers = new WeakMap<object, object>();
   const unwrapped = new WeakMap<object, object>();
 
@@ -105,7 +109,7 @@ const makePresenceWrapper = () => {
     let wrapper: object | undefined;
     const handler = harden({
       applyMethod: (_target: unknown, method: unknown, args: unknown[]) => {
-        if (typeof method !== 'string') return Promise.reject(agentRefusal('ZT_NOT_IN_INTERFACE', 'capability methods have string names'));
+        if (typeof method !== 'string') return refuse('ZT_NOT_IN_INTERFACE', 'capability methods have string names');
         let params: unknown;
         try {
           params = harden(args.map(unwrapDeep));
@@ -113,12 +117,12 @@ const makePresenceWrapper = () => {
           // proxies, thenables): the agent gets a code, not a marshal error.
           passStyleOf(params);
         } catch {
-          return Promise.reject(agentRefusal('ZT_BAD_ARGUMENT', 'arguments must be plain data'));
+          return refuse('ZT_BAD_ARGUMENT', 'arguments must be plain data');
         }
         return (E(remote) as unknown as { invoke(m: string, a: unknown): Promise<unknown> }).invoke(method, params).then(wrapDeep);
       },
-      get: () => Promise.reject(agentRefusal('ZT_NOT_IN_INTERFACE', 'capabilities have no properties; call a method')),
-      applyFunction: () => Promise.reject(agentRefusal('ZT_NOT_IN_INTERFACE', 'a capability is not a function; call a method')),
+      get: () => refuse('ZT_NOT_IN_INTERFACE', 'capabilities have no properties; call a method'),
+      applyFunction: () => refuse('ZT_NOT_IN_INTERFACE', 'a capability is not a function; call a method'),
     });
     void new HandledPromise((_resolve, _reject, resolveWithPresence) => {
       wrapper = harden(resolveWithPresence(handler));
@@ -224,15 +228,31 @@ export const buildRootObject = (powers: AgentVatPowers) => {
 
   /** `track`: whether this is the vat's real run (quiescence probes watch it). */
   const runAgent = async ({ entry, modules, caps, input }: RunSpec, track: boolean): Promise<RunReport> => {
+    // A module hook's refusal reaches the agent (on a dynamic import) as a
+    // redacted record, thrown as is (`noAggregateLoadErrors`); the ZtError
+    // behind it is kept for the run's report.
+    const refusals = new WeakMap<object, ZtError>();
+    const refuseModule = (err: unknown, fallback: ErrorCode): never => {
+      const refusal = toAgentRefusal(err, fallback);
+      if (err instanceof ZtError) refusals.set(refusal, err);
+      throw refusal;
+    };
     try {
       const compartment = new Compartment({
         __options__: true,
         name: 'agent',
+        noAggregateLoadErrors: true,
         globals: harden({ E, console: makeConsole() }),
-        resolveHook: (specifier: string, referrer: string) => resolveAgentSpecifier(specifier, referrer),
+        resolveHook: (specifier: string, referrer: string) => {
+          try {
+            return resolveAgentSpecifier(specifier, referrer);
+          } catch (err) {
+            return refuseModule(err, 'ZT_MODULE_FORBIDDEN');
+          }
+        },
         importHook: async (specifier: string) => {
           const source = Object.hasOwn(modules, specifier) ? modules[specifier] : undefined;
-          if (source === undefined) throw agentError('ZT_MODULE_NOT_FOUND', `${specifier.slice(AGENT_ROOT_URL.length - 1)} is not part of the agent`);
+          if (source === undefined) return refuseModule(new ZtError('ZT_MODULE_NOT_FOUND', `${specifier.slice(AGENT_ROOT_URL.length - 1)} is not part of the agent`), 'ZT_MODULE_NOT_FOUND');
           return source as never;
         },
       } as never);
@@ -241,8 +261,8 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       try {
         ({ namespace } = (await compartment.import(entry)) as { namespace: Record<string, unknown> });
       } catch (err) {
-        const code = codeOf(err);
-        return fail(code ?? 'ZT_MODULE_SYNTAX', code ? describeThrown(err).replace(/^ZT_[A-Z_]+: /, '') : `module failed to load: ${describeThrown(err)}`);
+        const refused = err !== null && typeof err === 'object' ? refusals.get(err) : undefined;
+        return fail(refused?.code ?? 'ZT_MODULE_SYNTAX', reasonOf(refused) ?? `module failed to load: ${describeThrown(err)}`);
       }
       const main = namespace.default;
       if (typeof main !== 'function') return fail('ZT_MODULE_NO_MAIN', 'the agent module must export a default function');

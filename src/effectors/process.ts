@@ -296,7 +296,7 @@ export const makeExecuteEffector = (powers: ProcessPowers): Effector =>
     } catch (err) {
       throw translate(err, target);
     }
-    if (program.realPath !== target) throw new ZtError('ZT_ACCESS_DENIED', `${target}: the program path resolves through a symbolic link; grant its resolved path`);
+    if (program.realPath !== target) throw new ZtError('ZT_ACCESS_DENIED', `${target}: the program path resolves through a symbolic link; grant its resolved path`, { realPath: program.realPath });
     if (!program.isFile) throw new ZtError('ZT_NOT_A_FILE', `${target}: not a regular file`);
     if (!program.executable) throw new ZtError('ZT_ACCESS_DENIED', `${target}: not executable`);
 
@@ -307,7 +307,7 @@ export const makeExecuteEffector = (powers: ProcessPowers): Effector =>
       throw translate(err, 'working directory');
     }
     try {
-      if (pinned.realPath !== dir || pinned.isSymbolicLink) throw new ZtError('ZT_ACCESS_DENIED', 'the working directory resolves through a symbolic link');
+      if (pinned.realPath !== dir || pinned.isSymbolicLink) throw new ZtError('ZT_ACCESS_DENIED', 'the working directory resolves through a symbolic link', { realPath: pinned.realPath });
       if (!pinned.isDirectory) throw new ZtError('ZT_NOT_A_DIRECTORY', 'the working directory is not a directory');
       signal.throwIfAborted();
       return await run(powers, { target, argList, childEnv, enterPath: pinned.enterPath, input, limits, timeoutMs: settings.timeoutMs, encoding, signal });

@@ -10,7 +10,7 @@
  * leave an action unrestricted.
  */
 import { harden } from '../harden.js';
-import { ZtError, assertZt } from '../errors.js';
+import { ZtError, assertZt, reasonOf } from '../errors.js';
 import { compileTargetPattern, normalizePath } from '../paths.js';
 import type { CapabilityConstraints } from '../types.js';
 
@@ -102,7 +102,7 @@ export const compileArgPattern = (pattern: unknown, where: string): ArgMatcher =
     try {
       compiled = compileTargetPattern(glob);
     } catch (err) {
-      throw new ZtError('ZT_BAD_ARGUMENT', `${where}: ${err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : 'bad glob'}`);
+      throw new ZtError('ZT_BAD_ARGUMENT', `${where}: ${reasonOf(err) ?? 'bad glob'}`);
     }
     const pathPattern = compiled;
     return harden({

@@ -6,7 +6,7 @@
  * regular expressions or instants) are reported with their JSON pointer.
  */
 import { harden } from '../harden.js';
-import { ZtError } from '../errors.js';
+import { reasonOf } from '../errors.js';
 import type { TargetKind } from '../targets.js';
 import { targetKindOf } from '../targets.js';
 import type { ActionType } from '../types.js';
@@ -81,7 +81,7 @@ const compileScope = (
         else if (p.kind === 'url') url.push(p);
         else tool.push(p);
       } catch (err) {
-        sink.problems.push({ pointer: at, message: `invalid ${kind} pattern: ${err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : 'malformed'}` });
+        sink.problems.push({ pointer: at, message: `invalid ${kind} pattern: ${reasonOf(err) ?? 'malformed'}` });
       }
     });
     targets = harden({ path, url, tool });

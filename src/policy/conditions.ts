@@ -13,7 +13,7 @@
  *   three cannot disagree about what a leaf means.
  */
 import { harden } from '../harden.js';
-import { ZtError, type ErrorCode } from '../errors.js';
+import { ZtError, reasonOf, type ErrorCode } from '../errors.js';
 import { normalizePath } from '../paths.js';
 import {
   compilePathPattern,
@@ -189,7 +189,7 @@ const compileArgMatcher = (m: ArgMatcher, at: string, what: string, sink: CondSi
       try {
         return [compile(s)];
       } catch (err) {
-        sink.problems.push({ pointer: `${at}/${key}/${i}`, message: err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : 'invalid pattern' });
+        sink.problems.push({ pointer: `${at}/${key}/${i}`, message: reasonOf(err) ?? 'invalid pattern' });
         return [];
       }
     });
@@ -305,7 +305,7 @@ const compileUrlTest = (at: string, u: UrlTest, sink: CondSink): CondNode => {
     try {
       return [compilePathPattern(p)];
     } catch (err) {
-      sink.problems.push({ pointer: `${at}/paths/${i}`, message: err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : 'invalid pattern' });
+      sink.problems.push({ pointer: `${at}/paths/${i}`, message: reasonOf(err) ?? 'invalid pattern' });
       return [];
     }
   });
