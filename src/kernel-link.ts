@@ -126,7 +126,7 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
           },
           (err: unknown) => {
             if (dead) return;
-            const error = err instanceof ZtError ? { name: 'ZtError', code: err.code, reason: err.message.replace(/^ZT_[A-Z_]+: /, '') } : { name: 'Error', reason: String((err as Error)?.message ?? err) };
+            const error = err instanceof ZtError ? { name: 'ZtError', code: err.code, reason: err.reason } : { name: 'Error', reason: String((err as Error)?.message ?? err) };
             worker.postMessage({ type: SINK_REPLY, id, ok: false, error });
           },
         );

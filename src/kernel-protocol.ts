@@ -49,14 +49,12 @@ export interface SyncReplyData extends ReplyData {
   readonly seq: number;
 }
 
-const CODE_PREFIX = /^ZT_[A-Z_]+: /;
-
 export const errorToData = (err: unknown): ErrorData => {
   if (err instanceof ZtError) {
     return harden({
       name: 'ZtError',
       code: err.code,
-      reason: err.message.replace(CODE_PREFIX, ''),
+      reason: err.reason,
       ...(err.details === undefined ? {} : { details: { ...err.details } }),
     });
   }

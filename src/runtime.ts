@@ -22,7 +22,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
-import { ZtError, codeOf, isErrorCode } from './errors.js';
+import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import { DEFAULT_FAILURE_MODES, type FailureModes } from './failure-modes.js';
 import type { CapabilityRecord, CapabilityState } from './kernel.js';
@@ -119,7 +119,7 @@ let unrecorded = 0;
 const unrecordedOutcome = (err: unknown): Outcome => {
   unrecorded += 1;
   const code = codeOf(err) ?? 'ZT_KERNEL_UNAVAILABLE';
-  const message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : 'the kernel vat could not be asked';
+  const message = reasonOf(err) ?? 'the kernel vat could not be asked';
   return harden({ requestId: `unrecorded-${unrecorded}`, status: code === 'ZT_KERNEL_UNAVAILABLE' ? 'failed' : 'denied', ok: false, error: { code, message }, audit: {} });
 };
 
@@ -171,7 +171,7 @@ export class SandboxRuntime {
     const result: RunOutcome =
       outcome && typeof outcome === 'object'
         ? harden(outcome)
-        : harden({ agentId, runId, status: 'failed', ok: false, error: { code: error?.code ?? 'ZT_KERNEL_UNAVAILABLE', message: error?.message.replace(/^ZT_[A-Z_]+: /, '') ?? 'the kernel vat is gone' } });
+        : harden({ agentId, runId, status: 'failed', ok: false, error: { code: error?.code ?? 'ZT_KERNEL_UNAVAILABLE', message: error?.reason ?? 'the kernel vat is gone' } });
     const resolve = this.#runs.get(runId);
     if (resolve) {
       this.#runs.delete(runId);

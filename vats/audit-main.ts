@@ -19,7 +19,7 @@ import { makeCapTP } from '@endo/captp';
 import { AUDIT_APPEND, AUDIT_APPENDED, AUDIT_OPEN_FAILED } from '../src/audit/audit-vat-protocol.js';
 import type { Durability } from '../src/audit/file-store.js';
 import { makeNodeAuditVatPowers } from '../src/audit/node-powers.js';
-import { codeOf } from '../src/errors.js';
+import { codeOf, reasonOf } from '../src/errors.js';
 import { buildRootObject } from './vat-audit.js';
 
 const port = parentPort;
@@ -31,10 +31,10 @@ const { dir, durability, checkpointIntervalMs, appendPort } = (workerData ?? {})
 };
 if (!port || !appendPort) throw Error('audit-main must be started by startAuditVat');
 
-/** `{ code, message }` of a failure, for the kernel (the message starts with the code). */
+/** `{ code, reason }` of a failure, for the kernel. */
 const failure = (err: unknown) => ({
   code: codeOf(err) ?? 'ZT_AUDIT_UNAVAILABLE',
-  message: err instanceof Error ? err.message : String(err),
+  reason: reasonOf(err) ?? (err instanceof Error ? err.message : String(err)),
 });
 
 try {

@@ -304,9 +304,9 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   );
 
   const onAppendPortMessage = (message: unknown): void => {
-    const m = message as { type?: unknown; code?: unknown; message?: unknown };
+    const m = message as { type?: unknown; code?: unknown; reason?: unknown };
     if (m && m.type === AUDIT_APPENDED) {
-      const reply = m as { id?: unknown; first?: unknown; leafHashes?: unknown; code?: unknown; message?: unknown };
+      const reply = m as { id?: unknown; first?: unknown; leafHashes?: unknown; code?: unknown; reason?: unknown };
       const waiter = rawPending.get(reply.id as number);
       if (!waiter) return;
       rawPending.delete(reply.id as number);
@@ -315,14 +315,13 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
       } else {
         // The batch failed in the vat: its own code (e.g. ZT_BAD_ARGUMENT), or unavailable.
         const code = isErrorCode(reply.code) ? reply.code : 'ZT_AUDIT_UNAVAILABLE';
-        waiter.reject(ztError(code, String(reply.message).replace(/^ZT_[A-Z_]+: /, '')));
+        waiter.reject(ztError(code, String(reply.reason)));
       }
       return;
     }
     if (m && m.type === AUDIT_OPEN_FAILED) {
       const code = isErrorCode(m.code) ? m.code : 'ZT_AUDIT_UNAVAILABLE';
-      // The vat's message already starts with `CODE: `.
-      const text = String(m.message).replace(/^ZT_[A-Z_]+: /, '');
+      const text = String(m.reason);
       openFailure = { code, message: text };
       die(unavailable(`the audit vat could not open its store (${code})`, text));
     }

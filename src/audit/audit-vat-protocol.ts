@@ -9,11 +9,11 @@
  * with a ZT_ code; no store internals, no host objects.
  */
 
-/** Vat → kernel `{ type, code, message }` on the append port: the vat could not open its store and exits. */
+/** Vat → kernel `{ type, code, reason }` on the append port: the vat could not open its store and exits. */
 export const AUDIT_OPEN_FAILED = 'ZTAAS_AUDIT_OPEN_FAILED';
 /** Kernel → vat `{ type, id, joined }` on the append port: append the '\n'-joined record texts. */
 export const AUDIT_APPEND = 'ZTAAS_AUDIT_APPEND';
-/** Vat → kernel `{ type, id, first, leafHashes }`, or `{ type, id, code, message }` on failure. */
+/** Vat → kernel `{ type, id, first, leafHashes }`, or `{ type, id, code, reason }` on failure. */
 export const AUDIT_APPENDED = 'ZTAAS_AUDIT_APPENDED';
 
 /** A checkpoint of the log: a tree head, and its signed note if any. */

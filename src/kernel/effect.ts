@@ -16,7 +16,7 @@
  *   withheld.
  */
 import { harden } from '../harden.js';
-import { ZtError, ErrorCodes, codeOf, type ErrorCode } from '../errors.js';
+import { ZtError, ErrorCodes, codeOf, reasonOf, type ErrorCode } from '../errors.js';
 import type { Effector, EffectContext } from '../effectors/types.js';
 import type { GrantBrands, GrantToken } from '../grants.js';
 import type { ActionRequest, ActionType, CapabilityConstraints, Outcome } from '../types.js';
@@ -147,7 +147,7 @@ export const makeEffectRunner = (powers: EffectRunnerPowers, options: EffectRunn
     if (code === 'ZT_TOO_LARGE' && chain.some(link => link.spec.constraints.bytesBudget !== undefined && link.spec.constraints.bytesBudget - link.bytes < Math.min(maxBytes, link.spec.constraints.maxBytes ?? Infinity))) {
       code = 'ZT_BUDGET_EXHAUSTED';
     }
-    let message = err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code];
+    let message = reasonOf(err) ?? ErrorCodes[code];
     if (signal.aborted) message = ErrorCodes[code];
     return { code, message };
   };

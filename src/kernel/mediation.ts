@@ -16,7 +16,7 @@
  * - `execute` never rejects: every failure is an outcome with a code.
  */
 import { harden } from '../harden.js';
-import { ZtError, ErrorCodes, codeOf, type ErrorCode } from '../errors.js';
+import { ErrorCodes, codeOf, reasonOf, type ErrorCode } from '../errors.js';
 import type { Policy } from '../policy.js';
 import { normalizeTarget } from '../targets.js';
 import { ActionRequest, type AuditRef, type Outcome } from '../types.js';
@@ -50,7 +50,7 @@ const outcomeOf = (
   });
 
 /** The message of an error an agent may see: its own words without the code prefix, else the code's text. */
-const messageOf = (err: unknown, code: ErrorCode) => (err instanceof ZtError ? err.message.replace(/^ZT_[A-Z_]+: /, '') : ErrorCodes[code]);
+const messageOf = (err: unknown, code: ErrorCode) => reasonOf(err) ?? ErrorCodes[code];
 
 export interface MediationPowers {
   readonly now: () => number;
