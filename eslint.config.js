@@ -33,4 +33,18 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The kernel's clock and timers are powers it is given (KernelPowers).
+    files: ['src/kernel/**/*.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'harden', message: "import { harden } from src/harden.ts: the host realm is not locked down" },
+        ...['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'Date', 'performance'].map(name => ({
+          name,
+          message: 'the kernel takes its clock and timers from its powers',
+        })),
+      ],
+    },
+  },
 );

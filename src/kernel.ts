@@ -11,5 +11,6 @@ export type {
   KernelAuditSink,
   KernelOptions,
   KernelPowers,
+  KernelTimers,
   RequestVia,
 } from './kernel/types.js';

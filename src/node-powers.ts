@@ -21,6 +21,9 @@ export const makeNodeKernelPowers = (): KernelPowers =>
   harden({
     now: () => Date.now(),
     makeRequestId: () => `req-${randomUUID()}`,
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    setBackgroundTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
+    clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
     sha256Hex,
     canonicalJson,
   });

@@ -21,12 +21,12 @@ import { harden } from '../harden.js';
 import { ZtError, type ErrorCode } from '../errors.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { AuditRef } from '../types.js';
-import type { KernelAuditSink } from './types.js';
+import type { KernelAuditSink, KernelTimers } from './types.js';
 
 /** Records kept while the audit log is down, to write when it is back. */
 const MAX_HELD_RECORDS = 10_000;
 
-export interface AuditRecorderPowers {
+export interface AuditRecorderPowers extends Pick<KernelTimers, 'setTimeout' | 'clearTimeout'> {
   readonly now: () => number;
   /** The sink written to until `reattach` replaces it. */
   readonly sink: KernelAuditSink;
@@ -35,7 +35,7 @@ export interface AuditRecorderPowers {
 export type AuditRecorderOptions = Pick<FailureModes, 'auditTimeoutMs' | 'auditUnavailable'>;
 
 export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRecorderOptions) => {
-  const { now } = powers;
+  const { now, setTimeout, clearTimeout } = powers;
   let sink = powers.sink;
   let auditFault: ErrorCode | undefined;
   /** Agents whose operator chose a named weaker isolation level, and that level. */
@@ -59,7 +59,7 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
       hold(rec);
       throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log is unavailable; this runtime denies everything until it is back');
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: unknown;
     try {
       return await Promise.race([
         sink.append(rec),

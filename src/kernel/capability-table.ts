@@ -27,7 +27,7 @@ import { compileTarget } from '../targets.js';
 import type { ActionType, Capability } from '../types.js';
 import type { AgentRegistry } from './agents.js';
 import { compileArgRules, type CompiledArgRules } from './arg-rules.js';
-import type { CapabilityRecord, CapabilityShape, CapabilityState, RecordLater } from './types.js';
+import type { CapabilityRecord, CapabilityShape, CapabilityState, KernelTimers, RecordLater } from './types.js';
 
 /** setTimeout's largest delay; an expiry further away cannot be reached by one call. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -65,12 +65,12 @@ export interface CapEntry {
   revokedReason?: string;
   readonly inFlight: Set<InFlight>;
   /** Fires at `expiresAt` to record the expiry (unref'd; cleared on revocation and shutdown). */
-  expiryTimer?: ReturnType<typeof setTimeout>;
+  expiryTimer?: unknown;
   /** `capability.expired` has been recorded. */
   expiredRecorded?: boolean;
 }
 
-export interface CapabilityTablePowers {
+export interface CapabilityTablePowers extends Pick<KernelTimers, 'setBackgroundTimeout' | 'clearTimeout'> {
   readonly now: () => number;
   readonly recordLater: RecordLater;
   readonly currentPolicy: () => Policy;
@@ -185,7 +185,7 @@ const issue = (t: Table, cap: Capability, issuer: string, parent: CapEntry | und
 const noteExpired = (t: Table, entry: CapEntry): void => {
   if (entry.expiredRecorded || entry.state !== 'live') return;
   entry.expiredRecorded = true;
-  clearTimeout(entry.expiryTimer);
+  t.clearTimeout(entry.expiryTimer);
   entry.expiryTimer = undefined;
   t.recordLater({
     type: 'capability.expired',
@@ -205,11 +205,10 @@ const armExpiry = (t: Table, entry: CapEntry): void => {
     return;
   }
   // Far expiries take several timers; the kernel clock is asked each time.
-  entry.expiryTimer = setTimeout(() => {
+  entry.expiryTimer = t.setBackgroundTimeout(() => {
     entry.expiryTimer = undefined;
     armExpiry(t, entry);
   }, Math.min(left, MAX_TIMER_MS));
-  (entry.expiryTimer as { unref?: () => void }).unref?.();
 };
 
 const abortInFlight = (entry: CapEntry, code: ErrorCode, why: string): string[] => {
@@ -226,7 +225,7 @@ const revoke = (t: Table, id: string, reason: string): boolean => {
   const entry = t.caps.get(id);
   if (!entry) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
   if (entry.state === 'revoked') return false;
-  clearTimeout(entry.expiryTimer);
+  t.clearTimeout(entry.expiryTimer);
   entry.expiryTimer = undefined;
   entry.state = 'revoked';
   entry.revokedAt = t.now();
@@ -307,7 +306,7 @@ const regrant = (t: Table, policy: Policy, time: number, revokeRefused: boolean)
 /** Shutdown: stops every expiry timer and aborts every call in flight with ZT_SHUT_DOWN. */
 const close = (t: Table) => {
   for (const entry of t.caps.values()) {
-    clearTimeout(entry.expiryTimer);
+    t.clearTimeout(entry.expiryTimer);
     entry.expiryTimer = undefined;
     abortInFlight(entry, 'ZT_SHUT_DOWN', 'the runtime is shutting down');
   }

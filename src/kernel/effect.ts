@@ -20,6 +20,7 @@ import { ZtError, ErrorCodes, codeOf, reasonOf, type ErrorCode } from '../errors
 import type { Effector, EffectContext } from '../effectors/types.js';
 import type { GrantBrands, GrantToken } from '../grants.js';
 import type { ActionRequest, ActionType, CapabilityConstraints, Outcome } from '../types.js';
+import type { KernelTimers } from './types.js';
 import { MAX_TIMER_MS, type CapEntry } from './capability-table.js';
 
 /** Races `promise` against `signal`; the loser's rejection is observed, never left floating. */
@@ -94,7 +95,7 @@ export interface EffectCall {
   readonly recheck: EffectContext['recheck'];
 }
 
-export interface EffectRunnerPowers {
+export interface EffectRunnerPowers extends Pick<KernelTimers, 'setTimeout' | 'clearTimeout'> {
   readonly now: () => number;
   readonly effectors: Partial<Record<ActionType, Effector>>;
   readonly makeGrant: GrantBrands['makeGrant'];
@@ -108,7 +109,7 @@ export interface EffectRunnerOptions {
 }
 
 export const makeEffectRunner = (powers: EffectRunnerPowers, options: EffectRunnerOptions) => {
-  const { now, effectors, makeGrant, deriveGrants } = powers;
+  const { now, effectors, makeGrant, deriveGrants, setTimeout, clearTimeout } = powers;
   const { maxBytes } = options;
 
   /**
@@ -157,7 +158,7 @@ export const makeEffectRunner = (powers: EffectRunnerPowers, options: EffectRunn
     const { request, entry, chain, target, controller } = call;
     const effector = effectors[request.actionType];
     let release: (() => void) | undefined;
-    let expiryTimer: ReturnType<typeof setTimeout> | undefined;
+    let expiryTimer: unknown;
     let effectCompleted = false;
     try {
       if (!effector) throw new ZtError('ZT_EFFECT_FAILED', `no effector is configured for ${request.actionType}`);

@@ -64,13 +64,14 @@ const makeKernelParts = (options: KernelOptions) => {
   let open = true;
   const isOpen = () => open;
   const brands = makeGrantBrands();
-  const recorder = makeAuditRecorder({ now, sink: options.audit }, failureModes);
+  const { setTimeout, setBackgroundTimeout, clearTimeout } = powers;
+  const recorder = makeAuditRecorder({ now, setTimeout, clearTimeout, sink: options.audit }, failureModes);
   const { recordLater } = recorder;
   const policy = makePolicySlot({ now, sha256Hex, canonicalJson, recordLater }, options.policy);
   const currentPolicy = policy.current;
   const agents = makeAgentRegistry({ now, recordLater });
   const agentLookup = facet(agents, 'get');
-  const table = makeCapabilityTable({ now, recordLater, currentPolicy, agents: agentLookup, isOpen }, { grantValidators });
+  const table = makeCapabilityTable({ now, setBackgroundTimeout, clearTimeout, recordLater, currentPolicy, agents: agentLookup, isOpen }, { grantValidators });
   const decider = makeDecider({ sha256Hex, canonicalJson, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
   const delegation = makeDelegation({
     now,
@@ -80,7 +81,7 @@ const makeKernelParts = (options: KernelOptions) => {
     table: facet(table, 'entry', 'issue'),
     brands: facet(brands, 'isGrant', 'makeDerivedRef'),
   });
-  const effects = makeEffectRunner({ now, effectors, makeGrant: brands.makeGrant, deriveGrants: delegation.deriveGrants }, { maxBytes });
+  const effects = makeEffectRunner({ now, setTimeout, clearTimeout, effectors, makeGrant: brands.makeGrant, deriveGrants: delegation.deriveGrants }, { maxBytes });
 
   const revokeAgent = (agentId: string, reason = 'revoked by operator') => {
     if (!agents.markRevoked(agentId)) return false;

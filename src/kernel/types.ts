@@ -17,7 +17,15 @@ export interface KernelAuditSink {
   append(record: Record<string, unknown>): Promise<AuditRef>;
 }
 
-export interface KernelPowers {
+/** The kernel's timers (the clock's companions): injected, never the globals. */
+export interface KernelTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** A timer that never keeps its thread alive on its own (capability expiry). */
+  setBackgroundTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface KernelPowers extends KernelTimers {
   now(): number;
   makeRequestId(): string;
   sha256Hex(data: string): string;
