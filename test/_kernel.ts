@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { makeReadEffector, makeWriteEffector } from '../src/effectors/files.js';
 import type { Effector } from '../src/effectors/types.js';
 import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
-import { makeKernel, type KernelAuditSink } from '../src/kernel.js';
+import { makeKernel, type KernelAuditSink, type KernelTimers } from '../src/kernel.js';
 import { makeNodeFileEffectorPowers } from '../src/effectors/files-node-powers.js';
 import { makeNodeKernelPowers } from '../src/node-powers.js';
 import { CAPABILITY_CEILING_POLICY } from '../src/policy.js';
@@ -50,6 +50,8 @@ export const makeTestKernel = (
     failureModes?: Partial<FailureModes>;
     effectors?: Partial<Record<ActionType, Effector>>;
     now?: () => number;
+    /** Replaces the kernel's timers (a test clock drives them). */
+    timers?: KernelTimers;
     durability?: 'durable' | 'relaxed';
   } = {},
 ) => {
@@ -58,7 +60,7 @@ export const makeTestKernel = (
   const base = makeNodeKernelPowers();
   const halted: string[] = [];
   const kernel = makeKernel({
-    powers: { ...base, now: opts.now ?? base.now },
+    powers: { ...base, ...opts.timers, now: opts.now ?? base.now },
     audit: sink,
     policy: opts.policy ?? CAPABILITY_CEILING_POLICY,
     effectors: { READ: makeReadEffector(files), WRITE: makeWriteEffector(files), ...opts.effectors },

@@ -110,18 +110,50 @@ test('argument rules: values outside the grant are denied with ZT_ARGUMENT_DENIE
 });
 
 test('expiry reached mid-call cuts the call with ZT_EXPIRED and aborts the effect', async t => {
+  // A test clock and its timers: the call is surely under way when the capability expires.
+  let clock = 1_000_000;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  let nextTimer = 0;
+  const kernelTimers = {
+    setTimeout: (fn: () => void, ms: number) => {
+      nextTimer += 1;
+      timers.set(nextTimer, { at: clock + ms, fn });
+      return nextTimer;
+    },
+    setBackgroundTimeout: (fn: () => void, ms: number) => kernelTimers.setTimeout(fn, ms),
+    clearTimeout: (handle: unknown) => {
+      timers.delete(handle as number);
+    },
+  };
+  const advanceTo = (time: number) => {
+    clock = time;
+    for (const [id, timer] of [...timers]) {
+      if (timer.at <= clock) {
+        timers.delete(id);
+        timer.fn();
+      }
+    }
+  };
+  let started!: () => void;
+  const running = new Promise<void>(resolve => {
+    started = resolve;
+  });
   let aborted = false;
   const slow: Effector = ({ signal }) =>
     new Promise((_, reject) => {
+      started();
       signal.addEventListener('abort', () => {
         aborted = true;
         reject(signal.reason);
       });
     });
-  const { kernel } = makeTestKernel({ effectors: { READ: slow } });
+  const { kernel } = makeTestKernel({ effectors: { READ: slow }, now: () => clock, timers: kernelTimers });
   kernel.registerAgent('a');
-  kernel.issueCapability(new Capability({ id: 'r', actionType: ActionType.READ, target: '/f', holder: 'a', constraints: { expiresAt: Date.now() + 150 } }));
-  const outcome = await kernel.execute(read('r', 'a', '/f'), 'api');
+  kernel.issueCapability(new Capability({ id: 'r', actionType: ActionType.READ, target: '/f', holder: 'a', constraints: { expiresAt: clock + 150 } }));
+  const pending = kernel.execute(read('r', 'a', '/f'), 'api');
+  await running;
+  advanceTo(clock + 150);
+  const outcome = await pending;
   t.is(outcome.error?.code, 'ZT_EXPIRED');
   t.true(aborted);
   t.is((await kernel.execute(read('r', 'a', '/f'), 'api')).error?.code, 'ZT_EXPIRED');
