@@ -17,7 +17,8 @@
  *   not find half a batch.
  * - Crash recovery on open. A torn final line (no '\n', or not parsable) is
  *   what a crash mid-write leaves, and is truncated away. Damage anywhere
- *   else is not explained by a crash and is ZT_AUDIT_CORRUPT.
+ *   else is not explained by a crash and is ZT_AUDIT_CORRUPT
+ *   (file-store-recovery.ts, which also takes the one-writer lock).
  *
  * Pure: file-system and timer powers come in through `FileStorePowers`
  * (`node-powers.ts` builds them from `node:fs`), so tests can count syncs
@@ -25,6 +26,7 @@
  */
 import { harden } from '../harden.js';
 import { ztError, ZtError } from '../errors.js';
+import { openRecovered, storeUnavailable as unavailable } from './file-store-recovery.js';
 
 export type Durability = 'durable' | 'relaxed';
 
@@ -88,78 +90,6 @@ export interface FileStore {
 
 export const RECORDS_FILE = 'records.jsonl';
 const NEWLINE = 0x0a;
-const SCAN_CHUNK = 1 << 20;
-
-const unavailable = (message: string, cause?: unknown): ZtError =>
-  ztError('ZT_AUDIT_UNAVAILABLE', message, cause === undefined ? undefined : { cause: describe(cause) });
-
-const describe = (err: unknown): string => {
-  if (err !== null && typeof err === 'object') {
-    const { code, message } = err as { code?: unknown; message?: unknown };
-    if (typeof code === 'string') return code;
-    if (typeof message === 'string') return message;
-  }
-  return String(err);
-};
-
-const isParsable = (decoder: InstanceType<typeof TextDecoder>, bytes: Uint8Array): boolean => {
-  try {
-    JSON.parse(decoder.decode(bytes));
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
-  if (a.length === 0) return b.slice();
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-};
-
-/**
- * Scans the file in chunks, returning the start offset of each complete,
- * parsable line and the length to keep. Only the last complete line may be
- * unparsable (a torn write); an unparsable line followed by another complete
- * line is ZT_AUDIT_CORRUPT.
- */
-const scan = async (
-  file: StoreFileHandle,
-): Promise<{ offsets: number[]; keep: number; fileSize: number }> => {
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  const fileSize = await file.size();
-  const offsets: number[] = [];
-  let carry: Uint8Array = new Uint8Array(0); // the unfinished line so far
-  let lineStart = 0; // start of the line being assembled
-  let badStart: number | undefined; // start of an unparsable complete line
-
-  for (let pos = 0; pos < fileSize; ) {
-    const chunk = await file.read(pos, Math.min(SCAN_CHUNK, fileSize - pos));
-    if (chunk.length === 0) break;
-    let from = 0;
-    for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, from)) {
-      const line = concat(carry, chunk.subarray(from, i));
-      carry = new Uint8Array(0);
-      if (badStart !== undefined) {
-        throw ztError('ZT_AUDIT_CORRUPT', `record ${offsets.length} is not valid JSON`, {
-          index: offsets.length,
-          offset: badStart,
-        });
-      }
-      if (isParsable(decoder, line)) offsets.push(lineStart);
-      else badStart = lineStart;
-      lineStart = pos + i + 1;
-      from = i + 1;
-    }
-    if (from < chunk.length) carry = concat(carry, chunk.subarray(from));
-    pos += chunk.length;
-  }
-  // Drop an unterminated tail and a final unparsable line: both are what a
-  // write torn by a crash leaves behind.
-  return { offsets, keep: badStart ?? lineStart, fileSize };
-};
 
 interface Waiter {
   bytes: Uint8Array;
@@ -169,6 +99,106 @@ interface Waiter {
   resolve: (firstIndex: number) => void;
   reject: (err: unknown) => void;
 }
+
+/** Runs jobs one at a time, in the order given; a failed job does not stop the next. */
+const makeSerialChain = () => {
+  let chain: Promise<void> = Promise.resolve();
+  return (job: () => Promise<void>): Promise<void> => {
+    const run = chain.then(job);
+    chain = run.catch(() => {});
+    return run;
+  };
+};
+
+/** Writes all of `bytes` at `position`, however many writes it takes. */
+const writeAll = async (file: StoreFileHandle, bytes: Uint8Array, position: number): Promise<void> => {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = await file.write(bytes.subarray(done), position + done);
+    if (!(n > 0)) throw unavailable('short write to the audit store');
+    done += n;
+  }
+};
+
+/** Byte length of each '\n'-terminated line of `bytes`; undefined if malformed. */
+const splitLines = (bytes: Uint8Array): number[] | undefined => {
+  if (bytes.length === 0 || bytes[bytes.length - 1] !== NEWLINE) return undefined;
+  const lengths: number[] = [];
+  for (let from = 0; from < bytes.length; ) {
+    const end = bytes.indexOf(NEWLINE, from);
+    if (end === from) return undefined; // an empty line
+    lengths.push(end + 1 - from);
+    from = end + 1;
+  }
+  return lengths;
+};
+
+/**
+ * The bytes of the waiting batches as one write at `written`, and where
+ * each of their lines will start. One waiter (the common case under load:
+ * one big batch per turn) is written as is; several are joined so one write
+ * and one sync cover all.
+ */
+const joinWaiters = (batch: readonly Waiter[], written: number) => {
+  let total = 0;
+  for (const w of batch) total += w.bytes.length;
+  const bytes = batch.length === 1 ? batch[0]!.bytes : new Uint8Array(total);
+  const starts: number[] = [];
+  let at = 0;
+  for (const w of batch) {
+    if (bytes !== w.bytes) bytes.set(w.bytes, at);
+    let lineAt = written + at;
+    for (const len of w.lineLengths) {
+      starts.push(lineAt);
+      lineAt += len;
+    }
+    at += w.bytes.length;
+  }
+  return { bytes, starts, total };
+};
+
+/** `lines` as '\n'-terminated UTF-8, one encoder call for the whole batch; a ZtError if they are not lines. */
+const encodeLines = (encoder: InstanceType<typeof TextEncoder>, lines: readonly string[]): Uint8Array | ZtError => {
+  if (!Array.isArray(lines) || lines.length === 0) {
+    return ztError('ZT_BAD_ARGUMENT', 'appendBatch needs a non-empty array of lines');
+  }
+  for (const line of lines) {
+    if (typeof line !== 'string' || line === '' || line.includes('\n')) {
+      return ztError('ZT_BAD_ARGUMENT', 'each line must be a non-empty string without newlines');
+    }
+  }
+  return encoder.encode(`${lines.join('\n')}\n`);
+};
+
+/**
+ * Up to `count` written lines from index `fromSeq`: `offsets[i]` is where
+ * line i starts and `written` where the written bytes end.
+ */
+const readLines = async (
+  file: StoreFileHandle,
+  decoder: InstanceType<typeof TextDecoder>,
+  index: { readonly offsets: readonly number[]; readonly written: number },
+  fromSeq: number,
+  count: number,
+): Promise<string[]> => {
+  if (!Number.isSafeInteger(fromSeq) || fromSeq < 0 || !Number.isSafeInteger(count) || count < 0) {
+    throw ztError('ZT_BAD_ARGUMENT', 'readRange needs non-negative integers');
+  }
+  const { offsets, written } = index;
+  const available = offsets.length;
+  const end = Math.min(available, fromSeq + count);
+  if (fromSeq >= end) return [];
+  const start = offsets[fromSeq]!;
+  const stop = end < available ? offsets[end]! : written;
+  let bytes: Uint8Array;
+  try {
+    bytes = await file.read(start, stop - start);
+  } catch (err) {
+    throw unavailable('cannot read the audit store', err);
+  }
+  if (bytes.length !== stop - start) throw unavailable('short read from the audit store');
+  return decoder.decode(bytes).slice(0, -1).split('\n');
+};
 
 export const openFileStore = async (
   powers: FileStorePowers,
@@ -181,41 +211,13 @@ export const openFileStore = async (
   if (durability !== 'durable' && durability !== 'relaxed') {
     throw ztError('ZT_BAD_ARGUMENT', `unknown durability ${String(durability)}`);
   }
-  let file: StoreFileHandle;
-  let unlock: (() => Promise<void>) | undefined;
-  try {
-    await powers.makeDir(dir);
-    // Two writers on one log would interleave their numbering: refuse the second.
-    if (powers.lock) unlock = await powers.lock(dir, fileName);
-    file = await powers.openFile(dir, fileName);
-  } catch (err) {
-    await unlock?.().catch(() => {});
-    throw err instanceof ZtError ? err : unavailable('cannot open the audit store', err);
-  }
-  const release = async (): Promise<void> => {
-    const u = unlock;
-    unlock = undefined;
-    await u?.().catch(() => {});
-  };
-  let scanned: Awaited<ReturnType<typeof scan>>;
-  try {
-    scanned = await scan(file);
-    if (scanned.keep < scanned.fileSize) {
-      await file.truncate(scanned.keep);
-      await file.datasync();
-    }
-  } catch (err) {
-    await file.close().catch(() => {});
-    await release();
-    throw err instanceof ZtError ? err : unavailable('cannot recover the audit store', err);
-  }
-  const { offsets } = scanned;
+  const { file, offsets, keep, release } = await openRecovered(powers, dir, fileName);
 
   const encoder = new TextEncoder();
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   // Bytes before `written` are written (and, in durable mode, synced);
   // offsets[i] is where written line i starts.
-  let written = scanned.keep;
+  let written = keep;
   let accepted = offsets.length; // lines accepted, written or not
   let queue: Waiter[] = [];
   let flushScheduled = false;
@@ -225,12 +227,7 @@ export const openFileStore = async (
   let cancelSyncTimer: (() => void) | undefined;
 
   // Writes, syncs and close run one at a time, in order, on this chain.
-  let chain: Promise<void> = Promise.resolve();
-  const exclusive = (job: () => Promise<void>): Promise<void> => {
-    const run = chain.then(job);
-    chain = run.catch(() => {});
-    return run;
-  };
+  const exclusive = makeSerialChain();
 
   const fail = (err: ZtError): void => {
     if (failure) return;
@@ -240,15 +237,6 @@ export const openFileStore = async (
     const waiting = queue;
     queue = [];
     for (const w of waiting) w.reject(err);
-  };
-
-  const writeAll = async (bytes: Uint8Array, position: number): Promise<void> => {
-    let done = 0;
-    while (done < bytes.length) {
-      const n = await file.write(bytes.subarray(done), position + done);
-      if (!(n > 0)) throw unavailable('short write to the audit store');
-      done += n;
-    }
   };
 
   const syncNow = async (): Promise<void> => {
@@ -276,24 +264,9 @@ export const openFileStore = async (
     if (queue.length === 0 || failure) return;
     const batch = queue;
     queue = [];
-    let total = 0;
-    for (const w of batch) total += w.bytes.length;
-    // One waiter (the common case under load: one big batch per turn) is
-    // written as is; several are joined so one write and one sync cover all.
-    const bytes = batch.length === 1 ? batch[0]!.bytes : new Uint8Array(total);
-    const starts: number[] = [];
-    let at = 0;
-    for (const w of batch) {
-      if (bytes !== w.bytes) bytes.set(w.bytes, at);
-      let lineAt = written + at;
-      for (const len of w.lineLengths) {
-        starts.push(lineAt);
-        lineAt += len;
-      }
-      at += w.bytes.length;
-    }
+    const { bytes, starts, total } = joinWaiters(batch, written);
     try {
-      await writeAll(bytes, written);
+      await writeAll(file, bytes, written);
       if (durability === 'durable') await file.datasync();
     } catch (err) {
       const error = err instanceof ZtError ? err : unavailable('cannot write the audit store', err);
@@ -311,19 +284,6 @@ export const openFileStore = async (
       scheduleRelaxedSync();
     }
     for (const w of batch) w.resolve(w.firstIndex);
-  };
-
-  /** Byte length of each '\n'-terminated line of `bytes`; undefined if malformed. */
-  const splitLines = (bytes: Uint8Array): number[] | undefined => {
-    if (bytes.length === 0 || bytes[bytes.length - 1] !== NEWLINE) return undefined;
-    const lengths: number[] = [];
-    for (let from = 0; from < bytes.length; ) {
-      const end = bytes.indexOf(NEWLINE, from);
-      if (end === from) return undefined; // an empty line
-      lengths.push(end + 1 - from);
-      from = end + 1;
-    }
-    return lengths;
   };
 
   const enqueue = (bytes: Uint8Array, lineLengths: number[]): Promise<number> => {
@@ -344,18 +304,9 @@ export const openFileStore = async (
   const appendBatch = (lines: readonly string[]): Promise<number> => {
     const refused = refusal();
     if (refused) return Promise.reject(refused);
-    if (!Array.isArray(lines) || lines.length === 0) {
-      return Promise.reject(ztError('ZT_BAD_ARGUMENT', 'appendBatch needs a non-empty array of lines'));
-    }
-    for (const line of lines) {
-      if (typeof line !== 'string' || line === '' || line.includes('\n')) {
-        return Promise.reject(
-          ztError('ZT_BAD_ARGUMENT', 'each line must be a non-empty string without newlines'),
-        );
-      }
-    }
-    // One encoder call for the whole batch; line lengths come from the bytes.
-    const bytes = encoder.encode(`${lines.join('\n')}\n`);
+    const bytes = encodeLines(encoder, lines);
+    if (bytes instanceof ZtError) return Promise.reject(bytes);
+    // Line lengths come from the bytes.
     return enqueue(bytes, splitLines(bytes)!);
   };
 
@@ -369,24 +320,7 @@ export const openFileStore = async (
     return enqueue(bytes, lineLengths);
   };
 
-  const readRange = async (fromSeq: number, count: number): Promise<string[]> => {
-    if (!Number.isSafeInteger(fromSeq) || fromSeq < 0 || !Number.isSafeInteger(count) || count < 0) {
-      throw ztError('ZT_BAD_ARGUMENT', 'readRange needs non-negative integers');
-    }
-    const available = offsets.length;
-    const end = Math.min(available, fromSeq + count);
-    if (fromSeq >= end) return [];
-    const start = offsets[fromSeq]!;
-    const stop = end < available ? offsets[end]! : written;
-    let bytes: Uint8Array;
-    try {
-      bytes = await file.read(start, stop - start);
-    } catch (err) {
-      throw unavailable('cannot read the audit store', err);
-    }
-    if (bytes.length !== stop - start) throw unavailable('short read from the audit store');
-    return decoder.decode(bytes).slice(0, -1).split('\n');
-  };
+  const readRange = (fromSeq: number, count: number): Promise<string[]> => readLines(file, decoder, { offsets, written }, fromSeq, count);
 
   const sync = async (): Promise<void> => {
     await exclusive(syncNow);

@@ -1,13 +1,13 @@
 /**
  * Node adapter for the file effectors: the only file-effector module that
  * touches `node:fs`. Linux-specific on purpose: O_PATH descriptors and
- * /proc/self/fd are what make the path checks race-free (see files.ts).
+ * /proc/self/fd are what make the path checks race-free (see files-pin.ts).
  */
 import { harden } from '../harden.js';
 import { randomBytes } from 'node:crypto';
 import { constants, statSync } from 'node:fs';
 import { open, readdir, readlink, rename, unlink } from 'node:fs/promises';
-import type { DirEntryType, FileHandleLike, FilePowers } from './files.js';
+import type { DirEntryType, FileHandleLike, FilePowers } from './files-powers.js';
 
 /** Linux open(2) flags Node does not export. */
 const LINUX_O_PATH = 0o10000000;

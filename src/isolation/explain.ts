@@ -1,7 +1,7 @@
 /**
  * Why a trial sandbox failed, in words an operator can act on. The
  * isolation probe runs real sandboxes (see `probeIsolation` in
- * process-vat.ts); when one ends without its report, this module turns its
+ * probe.ts); when one ends without its report, this module turns its
  * exit status and output into one missing piece and how to provide it.
  *
  * Invariant: every explanation names a concrete missing piece and a fix.
@@ -146,7 +146,7 @@ export const explainTrialFailure = (trial: TrialResult, context: TrialContext): 
   if (MEMORY.test(line)) {
     return gap(
       `address space for ${node}: it did not start under RLIMIT_AS of ${context.addressSpaceMb} MiB (${line})`,
-      `${useSupportedNode}; another line may reserve more address space at start than ADDRESS_SPACE_OVERHEAD_MB (src/isolation/process-vat.ts) allows`,
+      `${useSupportedNode}; another line may reserve more address space at start than ADDRESS_SPACE_OVERHEAD_MB (src/isolation/process-vat-plan.ts) allows`,
     );
   }
   if (trial.signal === 'SIGSYS' || (line === '' && trial.exitCode === 128 + 31)) {

@@ -1,7 +1,7 @@
 /**
  * The Node adapter of process vats: the only isolation module that reaches
  * for ambient authority (`node:child_process`, `node:fs`). It gathers the
- * facts about this host that `process-vat.ts` plans with (where `bwrap`,
+ * facts about this host that `process-vat-plan.ts` plans with (where `bwrap`,
  * `prlimit`, Node and its shared libraries are; which files the vat code
  * needs) and spawns the planned command.
  *
@@ -234,7 +234,7 @@ harden(makeNodeProbePowers);
 
 /**
  * Which isolation levels this machine can establish, judged by running real
- * sandboxes (see `probeIsolation` in process-vat.ts), what is missing and
+ * sandboxes (see `probeIsolation` in probe.ts), what is missing and
  * how to fix it.
  */
 export const probeIsolation = (host: ProcessVatHost = readProcessVatHost()): Promise<IsolationProbe> => probeWith(makeNodeProbePowers(host));
