@@ -9,10 +9,18 @@
  * - Identity is preserved: one caretaker per capability per vat connection,
  *   so the same capability always reaches the vat as the same presence, and
  *   a caretaker the vat sends back is recognized by identity, never by shape.
- * - What crosses back is accepted only as plain data (no remotable, promise,
- *   error or tagged value), so no getter, proxy, thenable or toString of the
- *   agent's is ever run in kernel context. (CapTP has already turned the
- *   agent's values into fresh kernel-realm copies.)
+ * - What crosses back is accepted only as plain data, checked and copied
+ *   once, here, by `copyArgumentList` (src/plain-data.ts, the one
+ *   definition): no remotable, promise, error or tagged value, nothing the
+ *   audit log cannot encode, nothing past the bounds. So no getter, proxy,
+ *   thenable or toString of the agent's is ever run in kernel context, and
+ *   the kernel trusts the copy without checking it again. (CapTP has already
+ *   turned the agent's values into fresh kernel-realm copies.) The agent
+ *   vat runs the same check before sending; when it refuses, it sends a
+ *   marker in place of the argument list, so the refusal is recorded here
+ *   like any other.
+ * - A method name is the agent's too: it is recorded cut to 64 code points,
+ *   with any lone surrogate replaced, so it can always be recorded.
  * - A caretaker holds no authority of its own: each call is a new request
  *   through the kernel, which re-checks holder, state, limits and policy.
  *   A call to a method outside the capability's interface, or with bad
@@ -27,40 +35,10 @@
  */
 import { harden } from './harden.js';
 import { Far } from '@endo/far';
-import { passStyleOf } from '@endo/pass-style';
 import { ZtError, reasonOf, toAgentRefusal } from './errors.js';
 import type { Kernel } from './kernel.js';
+import { copyArgumentList, recordableString } from './plain-data.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
-
-const MAX_DEPTH = 16;
-
-/** Throws ZT_BAD_ARGUMENT unless `value` is plain passable data. */
-export const assertPlainData = (value: unknown, depth = 0): void => {
-  if (depth > MAX_DEPTH) throw new ZtError('ZT_BAD_ARGUMENT', 'argument nests too deeply');
-  let style: string;
-  try {
-    style = passStyleOf(value);
-  } catch {
-    throw new ZtError('ZT_BAD_ARGUMENT', 'argument is not passable data');
-  }
-  switch (style) {
-    case 'undefined':
-    case 'null':
-    case 'boolean':
-    case 'number':
-    case 'string':
-      return;
-    case 'copyArray':
-      for (const item of value as unknown[]) assertPlainData(item, depth + 1);
-      return;
-    case 'copyRecord':
-      for (const item of Object.values(value as Record<string, unknown>)) assertPlainData(item, depth + 1);
-      return;
-    default:
-      throw new ZtError('ZT_BAD_ARGUMENT', `a ${style} cannot be passed to a capability`);
-  }
-};
-harden(assertPlainData);
 
 /** The methods each kind of capability answers, besides `describe`. */
 export const CAPABILITY_INTERFACES: Readonly<Record<ActionType, readonly string[]>> = harden({
@@ -167,7 +145,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
 
   /** Records a call refused before it became a request, then rejects it with what the agent may see. */
   const refuse = async (capabilityId: string, method: string, err: ZtError): Promise<never> => {
-    await kernel.refuse({ agentId, capabilityId, method, code: err.code });
+    await kernel.refuse({ agentId, capabilityId, method: recordableString(method, 64), code: err.code });
     throw toAgentRefusal(err);
   };
 
@@ -195,26 +173,26 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
   const dispatch = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
     if (cut) throw toAgentRefusal(new ZtError('ZT_TERMINATED'));
     const record = kernel.capabilityShape(capabilityId);
-    if (typeof method !== 'string' || !record) return refuse(capabilityId, String(method).slice(0, 64), new ZtError('ZT_NOT_IN_INTERFACE'));
+    if (typeof method !== 'string' || !record) return refuse(capabilityId, typeof method === 'string' ? method : typeof method, new ZtError('ZT_NOT_IN_INTERFACE'));
     if (method === 'describe') {
       const state = kernel.getCapability(capabilityId)?.state;
       return harden({ id: record.id, actionType: record.actionType, target: record.target, state });
     }
     if (method === 'delegate') return delegate(capabilityId, params);
     if (!CAPABILITY_INTERFACES[record.actionType].includes(method)) {
-      return refuse(capabilityId, method.slice(0, 64), new ZtError('ZT_NOT_IN_INTERFACE', `${record.actionType} capabilities answer ${[...CAPABILITY_INTERFACES[record.actionType], 'describe'].join(', ')}`));
+      return refuse(capabilityId, method, new ZtError('ZT_NOT_IN_INTERFACE', `${record.actionType} capabilities answer ${[...CAPABILITY_INTERFACES[record.actionType], 'describe'].join(', ')}`));
     }
     let request: { target: string; args: ActionArgs };
     try {
-      if (!Array.isArray(params)) throw new ZtError('ZT_BAD_ARGUMENT', 'arguments must be a list');
-      assertPlainData(params);
+      const list = copyArgumentList(params);
       // A pattern grant covers many targets: the agent must name one.
       const grantTarget = record.exact ? record.target : undefined;
-      request = toRequest(record.actionType, method, grantTarget, params);
+      request = toRequest(record.actionType, method, grantTarget, list);
     } catch (err) {
       return refuse(capabilityId, method, new ZtError('ZT_BAD_ARGUMENT', reasonOf(err)));
     }
-    const outcome = await kernel.execute(
+    // Checked above: the kernel takes it as it is.
+    const outcome = await kernel.executeChecked(
       new ActionRequest({ capabilityId, agentId, actionType: record.actionType, target: request.target, args: request.args }),
       'vat',
     );
@@ -235,9 +213,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
     let to: string;
     let options: Options;
     try {
-      if (!Array.isArray(params)) throw new ZtError('ZT_BAD_ARGUMENT', 'arguments must be a list');
-      assertPlainData(params);
-      const [recipient, raw] = params as unknown[];
+      const [recipient, raw] = copyArgumentList(params);
       if (typeof recipient !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'the recipient must be an agent id');
       to = recipient;
       options = optionsOf(raw);

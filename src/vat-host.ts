@@ -20,6 +20,7 @@
 import { harden } from './harden.js';
 import { E } from '@endo/far';
 import { ErrorCodes, ZtError, isErrorCode, type ErrorCode } from './errors.js';
+import { recordableString } from './plain-data.js';
 import type { AgentBundle } from './agent-modules.js';
 import type { FailureModes } from './failure-modes.js';
 import type { Kernel } from './kernel.js';
@@ -88,7 +89,7 @@ export interface AgentHandle {
 const checkReport = (report: unknown, digest: (value: unknown) => string): RunReport => {
   const r = report as { status?: unknown; value?: unknown; code?: unknown; message?: unknown } | null;
   if (r !== null && typeof r === 'object' && r.status === 'failed' && isErrorCode(r.code) && typeof r.message === 'string') {
-    return { status: 'failed', code: r.code, message: r.message.slice(0, 1024) };
+    return { status: 'failed', code: r.code, message: recordableString(r.message, 1024) };
   }
   if (r !== null && typeof r === 'object' && r.status === 'returned') {
     try {
@@ -136,13 +137,15 @@ const makeRunBinding = (kernel: Kernel, powers: VatHostPowers, ids: RunIds, fail
         time: powers.now(),
         agentId,
         runId,
-        level: typeof level === 'string' ? level.slice(0, 16) : 'log',
-        text: typeof text === 'string' ? text.slice(0, 8192) : '',
+        // What a vat sends is cut by code points and made encodable: no
+        // lone surrogate of its can reach the log and close it for everyone.
+        level: typeof level === 'string' ? recordableString(level, 16) : 'log',
+        text: typeof text === 'string' ? recordableString(text, 8192) : '',
       });
     },
     output: (stream, chunk) => {
       if (outputBytes >= MAX_OUTPUT_BYTES) return;
-      const text = String(chunk).slice(0, MAX_OUTPUT_BYTES - outputBytes);
+      const text = recordableString(String(chunk), MAX_OUTPUT_BYTES - outputBytes);
       outputBytes += text.length;
       kernel.recordLater({ type: 'vat.output', time: powers.now(), agentId, runId, stream, text });
     },

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canonicalJson } from '../src/audit/canonical.js';
 import { makeReadEffector, makeWriteEffector } from '../src/effectors/files.js';
 import type { Effector } from '../src/effectors/types.js';
 import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
@@ -31,6 +32,8 @@ export const makeMemorySink = () => {
     append: async record => {
       if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs));
       if (failing) throw Error('disk full');
+      // As the audit log does: a record it cannot encode canonically is refused.
+      canonicalJson(record);
       const seq = records.length;
       records.push({ seq, ...record });
       return { seq, leafHash: `leaf-${seq}` };

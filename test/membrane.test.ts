@@ -10,6 +10,7 @@ import type { Effector } from '../src/effectors/types.js';
 import type { GrantingContext } from '../src/grants.js';
 import { ActionType, Capability } from '../src/types.js';
 import { ErrorCodes, ZtError } from '../src/errors.js';
+import { PLAIN_DATA_CASES } from './_plain-data-cases.js';
 
 /** A host path only the operator may learn. */
 const HOST_PATH = '/srv/operator/private/real-target.txt';
@@ -98,6 +99,37 @@ for (const kind of VAT_KINDS) {
     const { run, sink } = setup(fileCap);
     t.deepEqual((await run('capability-as-argument')).value, { ok: false, code: 'ZT_BAD_ARGUMENT' });
     t.like(sink.records.find(r => r.type === 'request'), { decision: 'deny', code: 'ZT_BAD_ARGUMENT', method: 'read' });
+  });
+
+  test(`[${kind.name}] every argument value is refused with ZT_BAD_ARGUMENT and one record of one shape, or accepted and recorded`, async t => {
+    // Values outside plain data (NaN, lone surrogates, sparse arrays, cycles,
+    // getters, exotic objects, past the bounds) must be refused the same way
+    // whichever side catches them (the agent vat or the membrane), with one
+    // decision record of the same shape, and never reach the audit log.
+    const world = makeVatWorld({ effectors: { TOOL: async ctx => ({ seen: (ctx.args.arguments as { v: unknown }).v }) }, vatPowers: kind.powers });
+    world.kernel.registerAgent('probe');
+    world.kernel.issueCapability(new Capability({ id: 'tool', actionType: ActionType.TOOL, target: 'srv/tool', holder: 'probe' }));
+    const shapes = new Set<string>();
+    for (const c of PLAIN_DATA_CASES) {
+      const before = world.sink.records.length;
+      const handle = await world.launch('probe', fixtureAgent('argument-probe'), { capabilities: ['tool'], input: { value: c.name } });
+      const outcome = await handle.result;
+      await world.kernel.flush();
+      const requests = world.sink.records.slice(before).filter(r => r.type === 'request');
+      t.is(requests.length, 1, `${c.name}: one decision record`);
+      const [request] = requests as [Record<string, unknown>];
+      const value = outcome.value as { ok: boolean; code?: string; value?: unknown };
+      if (c.vat === 'refused') {
+        t.like(value, { ok: false, code: 'ZT_BAD_ARGUMENT' }, c.name);
+        t.like(request, { decision: 'deny', code: 'ZT_BAD_ARGUMENT', method: 'call', capabilityId: 'tool', actionType: 'TOOL', decidedBy: 'kernel' }, c.name);
+        shapes.add(Object.keys(request).sort().join(','));
+      } else {
+        t.deepEqual(value, { ok: true, value: { seen: c.recorded } }, c.name);
+        t.like(request, { decision: 'allow' }, c.name);
+        t.deepEqual((request.args as { arguments: unknown }).arguments, { v: c.recorded }, `${c.name}: recorded as acted on`);
+      }
+    }
+    t.deepEqual([...shapes], ['actionType,agentId,capabilityId,code,decidedBy,decision,method,policyHash,requestId,rules,seq,time,type,via']);
   });
 
   test(`[${kind.name}] attack: a forged object shaped like a capability reaches nothing`, async t => {

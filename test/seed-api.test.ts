@@ -10,6 +10,7 @@ import { fc } from '@fast-check/ava';
 import { test } from './_prepare.js';
 import { makeMemorySink } from './_kernel.js';
 import { fixtureAgent } from './_vats.js';
+import { PLAIN_DATA_CASES } from './_plain-data-cases.js';
 import { ActionRequest, ActionType, Capability, SandboxRuntime, codeOf, type ErrorCode } from '../src/index.js';
 
 const tempDir = () => {
@@ -226,4 +227,61 @@ test('a vat pool gives warm launches, one run per vat', async t => {
   const launched = (await sandbox.audit.read(0, await sandbox.audit.size())).filter(r => r.type === 'agent.launched');
   t.deepEqual(launched.map(r => [r.agentId, r.warm]), [['a', true], ['b', true]]);
   t.not(launched[0]?.runId, launched[1]?.runId);
+});
+
+test('every argument value of executeAction is refused with ZT_BAD_ARGUMENT and one record of one shape, or accepted and recorded', async t => {
+  // What the operator's code passes as arguments crosses into the kernel
+  // through the same check as an agent's: a value outside plain data is
+  // refused before any other check, with one decision record whose shape
+  // does not depend on the cause, and never reaches the audit log.
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'seed data');
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('a');
+  sandbox.issueCapability(new Capability({ id: 'r', actionType: ActionType.READ, target, holder: 'a' }));
+  const shapes = new Set<string>();
+  for (const c of PLAIN_DATA_CASES) {
+    const outcome = await sandbox.executeAction(new ActionRequest({ capabilityId: 'r', agentId: 'a', actionType: ActionType.READ, target, args: { v: c.make() } }));
+    const [rec] = await sandbox.audit.read(outcome.audit.decision?.seq ?? -1, 1);
+    if (c.api === 'refused') {
+      t.like(outcome, { status: 'denied', error: { code: 'ZT_BAD_ARGUMENT' } }, c.name);
+      t.like(rec, { type: 'request', decision: 'deny', code: 'ZT_BAD_ARGUMENT', requestId: outcome.requestId, agentId: 'a', capabilityId: 'r', actionType: 'READ', decidedBy: 'kernel' }, c.name);
+      shapes.add(Object.keys(rec ?? {}).sort().join(','));
+    } else {
+      t.like(outcome, { status: 'succeeded', result: 'seed data' }, c.name);
+      t.like(rec, { decision: 'allow', requestId: outcome.requestId }, c.name);
+      t.deepEqual((rec?.args as { v: unknown }).v, c.recorded, `${c.name}: recorded as acted on`);
+    }
+  }
+  t.deepEqual([...shapes], ['actionType,agentId,capabilityId,code,decidedBy,decision,policyHash,requestId,rules,seq,time,type,via']);
+});
+
+test('attack: a lone surrogate in an argument is refused at the boundary and cannot latch the audit log', async t => {
+  // A string the audit log cannot encode canonically (RFC 8785 refuses lone
+  // surrogates). Had it reached the log, the append would fail, latch the
+  // audit fault and deny every agent's requests from then on.
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'seed data');
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('mallory');
+  sandbox.registerAgent('alice');
+  sandbox.issueCapability(new Capability({ id: 'm', actionType: ActionType.READ, target, holder: 'mallory' }));
+  sandbox.issueCapability(new Capability({ id: 'a', actionType: ActionType.READ, target, holder: 'alice' }));
+  // Short, long (digested in the record) and in the policy's verbatim copy alike.
+  for (const args of [{ encoding: 'utf8\ud800' }, { note: `${'x'.repeat(300)}\udfff` }, { nested: { k: ['\ud83d'] } }]) {
+    const denied = await sandbox.executeAction(new ActionRequest({ capabilityId: 'm', agentId: 'mallory', actionType: ActionType.READ, target, args }));
+    t.like(denied, { status: 'denied', error: { code: 'ZT_BAD_ARGUMENT' } });
+    t.truthy(denied.audit.decision, 'the refusal itself is recorded');
+  }
+  const inTarget = await sandbox.executeAction(new ActionRequest({ capabilityId: 'm', agentId: 'mallory', actionType: ActionType.READ, target: `${target}\ud800` }));
+  t.like(inTarget, { status: 'denied', error: { code: 'ZT_BAD_ARGUMENT' } });
+  t.truthy(inTarget.audit.decision);
+  const next = await sandbox.executeAction(new ActionRequest({ capabilityId: 'a', agentId: 'alice', actionType: ActionType.READ, target }));
+  t.like(next, { status: 'succeeded', result: 'seed data' });
 });

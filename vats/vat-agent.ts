@@ -10,7 +10,12 @@
  * - Modules come only from the map the kernel prepared (the agent's own
  *   folder, already parsed); a builtin or bare specifier is refused with
  *   ZT_MODULE_FORBIDDEN, a path outside the folder with ZT_MODULE_OUTSIDE.
- * - What leaves the vat as the agent's result is checked to be plain data.
+ * - What the agent passes to a capability, and what it returns as its
+ *   result, is checked and copied by the kernel's own definition of plain
+ *   data (src/plain-data.ts), so the agent learns of a bad argument the
+ *   same way whichever side catches it; a refusal here is still sent to
+ *   the kernel (as a marker in place of the arguments), so it is recorded
+ *   like one the membrane makes.
  * - Every refusal the vat itself makes reaches the agent through
  *   `toAgentRefusal` (src/errors.ts), as the membrane's do: a frozen record
  *   of a code and an agent-safe reason, never an Error with a stack.
@@ -21,7 +26,8 @@
 import { harden } from '../src/harden.js';
 import { E, Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
-import { ZtError, reasonOf, toAgentRefusal, type ErrorCode } from '../src/errors.js';
+import { ZtError, codeOf, reasonOf, toAgentRefusal, type ErrorCode } from '../src/errors.js';
+import { copyArgumentList, copyPlainData } from '../src/plain-data.js';
 import { AGENT_ROOT_URL, resolveAgentSpecifier } from '../src/agent-specifiers.js';
 
 export interface AgentVatPowers {
@@ -61,27 +67,14 @@ const describeThrown = (err: unknown): string => {
   }
 };
 
-/** JSON data: what the kernel can record (canonical JSON) and hand on. `undefined` only as the whole result. */
-const isPlainData = (value: unknown, depth = 0): boolean => {
-  if (depth > 64) return false;
-  const style = passStyleOf(value);
-  switch (style) {
-    case 'undefined':
-      return depth === 0;
-    case 'number':
-      return Number.isFinite(value);
-    case 'null':
-    case 'boolean':
-    case 'string':
-      return true;
-    case 'copyArray':
-      return (value as unknown[]).every(v => isPlainData(v, depth + 1));
-    case 'copyRecord':
-      return Object.values(value as object).every(v => isPlainData(v, depth + 1));
-    default:
-      return false;
-  }
-};
+/** Lone surrogates, which the audit log cannot record, in what the agent prints. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Sent in place of the argument list when the arguments are not plain
+ * data: the membrane refuses it (not a list) and records the refusal.
+ */
+const NOT_PLAIN_DATA = harden({ notPlainData: true });
 
 declare const HandledPromise: {
   new (
@@ -110,16 +103,26 @@ const makePresenceWrapper = () => {
     const handler = harden({
       applyMethod: (_target: unknown, method: unknown, args: unknown[]) => {
         if (typeof method !== 'string') return refuse('ZT_NOT_IN_INTERFACE', 'capability methods have string names');
-        let params: unknown;
+        const invoke = (params: unknown) =>
+          (E(remote) as unknown as { invoke(m: string, a: unknown): Promise<unknown> }).invoke(method, params);
+        let params: readonly unknown[];
         try {
-          params = harden(args.map(unwrapDeep));
-          // Refuse here what CapTP could not pass anyway (functions, getters,
-          // proxies, thenables): the agent gets a code, not a marshal error.
-          passStyleOf(params);
-        } catch {
-          return refuse('ZT_BAD_ARGUMENT', 'arguments must be plain data');
+          // The kernel's definition of plain data, with the presences the
+          // agent was given replaced by the caretakers they stand for.
+          // Accessors, functions, symbols and exotic prototypes are refused
+          // (a getter is never called); what a proxy reports is copied as
+          // plain data, so nothing of it runs in the kernel.
+          params = harden(copyArgumentList(args, { substitute: value => unwrapped.get(value) }));
+        } catch (err) {
+          const refusal = err instanceof ZtError ? err : new ZtError('ZT_BAD_ARGUMENT', 'arguments must be plain data');
+          // Recorded by the kernel; the agent sees this refusal unless the
+          // kernel refused the call for an earlier reason (its method, its state).
+          return invoke(NOT_PLAIN_DATA).then(
+            () => Promise.reject(toAgentRefusal(refusal)),
+            (answer: unknown) => Promise.reject(codeOf(answer) === 'ZT_BAD_ARGUMENT' ? toAgentRefusal(refusal) : answer),
+          );
         }
-        return (E(remote) as unknown as { invoke(m: string, a: unknown): Promise<unknown> }).invoke(method, params).then(wrapDeep);
+        return invoke(params).then(wrapDeep);
       },
       get: () => refuse('ZT_NOT_IN_INTERFACE', 'capabilities have no properties; call a method'),
       applyFunction: () => refuse('ZT_NOT_IN_INTERFACE', 'a capability is not a function; call a method'),
@@ -146,37 +149,6 @@ const makePresenceWrapper = () => {
     return value;
   };
 
-  /**
-   * Copies the agent's argument as plain data, replacing wrapped presences
-   * by the caretakers they stand for. Accessors, functions, symbols and
-   * exotic prototypes are refused (a getter is never called); what a proxy
-   * reports is copied as plain data, so nothing of it runs in the kernel.
-   */
-  const unwrapDeep = (value: unknown, depth = 0): unknown => {
-    if (typeof value === 'function' || typeof value === 'symbol') throw TypeError('not plain data');
-    if (value === null || typeof value !== 'object') return value;
-    if (depth > 64) throw TypeError('too deep');
-    const remote = unwrapped.get(value);
-    if (remote) return remote;
-    const proto = Object.getPrototypeOf(value);
-    if (Array.isArray(value)) {
-      if (proto !== Array.prototype) throw TypeError('not plain data');
-    } else if (proto !== Object.prototype && proto !== null) {
-      throw TypeError('not plain data');
-    }
-    const descriptors = Object.getOwnPropertyDescriptors(value);
-    const out: Record<string, unknown> = Array.isArray(value) ? ([] as unknown as Record<string, unknown>) : {};
-    for (const key of Reflect.ownKeys(descriptors)) {
-      if (typeof key === 'symbol') throw TypeError('not plain data');
-      const desc = descriptors[key] as PropertyDescriptor;
-      if (Array.isArray(value) && key === 'length') continue;
-      if (!('value' in desc) || desc.get || desc.set) throw TypeError('accessor properties are not data');
-      if (!desc.enumerable) continue;
-      out[key] = unwrapDeep(desc.value, depth + 1);
-    }
-    return out;
-  };
-
   return harden({ wrap, wrapDeep });
 };
 
@@ -195,6 +167,8 @@ export const buildRootObject = (powers: AgentVatPowers) => {
         text = 'unprintable value';
       }
       if (text.length > MAX_LOG_TEXT) text = `${text.slice(0, MAX_LOG_TEXT)}…[truncated ${text.length - MAX_LOG_TEXT} chars]`;
+      // Recorded in the audit log, which holds Unicode text only.
+      text = text.replace(LONE_SURROGATE, '\uFFFD');
       // Tracked, so the run's report leaves the vat only after every line
       // it printed has reached the kernel: nothing the agent said is lost.
       const sent = E(powers.getKernel()).log(level, text).catch(() => undefined);
@@ -278,13 +252,14 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       } catch (err) {
         return fail('ZT_AGENT_REJECTED', describeThrown(err));
       }
+      let result: unknown;
       try {
         harden(value);
-        if (!isPlainData(value)) throw Error('not plain data');
+        result = value === undefined ? undefined : copyPlainData(value);
       } catch {
         return fail('ZT_AGENT_RESULT_NOT_PASSABLE', 'the agent must return JSON data (records, arrays, strings, finite numbers, booleans, null)');
       }
-      return harden({ status: 'returned', value });
+      return harden({ status: 'returned', value: result });
     } finally {
       if (track) settled = true;
     }

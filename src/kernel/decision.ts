@@ -8,7 +8,10 @@
  *   decision and code: shut down → unknown agent → agent revoked → unknown
  *   capability → wrong holder → (for each link of a delegated chain)
  *   revoked → expired → exhausted → rate → budget → wrong action → wrong
- *   target → arguments → arguments not plain data → policy.
+ *   target → arguments → policy.
+ * - A request reaches the decider checked at the boundary (mediation.ts
+ *   `admit`, or the membrane): its arguments are plain data the audit log
+ *   can encode, and nothing here checks them again.
  * - Any error in a check or in the policy denies (ZT_POLICY_ERROR).
  * - The policy sees the concrete, normalized target, and reads only data
  *   the kernel records with the decision (`context`), so a decision can be
@@ -60,7 +63,6 @@ const checkEntry = (entry: CapEntry, req: ActionRequest, target: string | undefi
 
 export interface DeciderPowers {
   readonly sha256Hex: (data: string) => string;
-  readonly canonicalJson: (value: unknown) => string;
   readonly currentPolicy: () => Policy;
   readonly agents: Pick<AgentRegistry, 'get'>;
   readonly table: Pick<CapabilityTable, 'entry' | 'chainOf'>;
@@ -70,7 +72,7 @@ export interface DeciderPowers {
 
 /** Audit form of the arguments: large or content values are digested, never stored. */
 const summarizeArgs = (
-  powers: Pick<DeciderPowers, 'sha256Hex' | 'canonicalJson'>,
+  powers: Pick<DeciderPowers, 'sha256Hex'>,
   args: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> => {
   const out: Record<string, unknown> = {};
@@ -88,8 +90,6 @@ const summarizeArgs = (
       out[key] = value;
     }
   }
-  // Throws ZT_AUDIT_NOT_CANONICAL for anything that is not plain data.
-  powers.canonicalJson(out);
   return out;
 };
 
@@ -168,11 +168,7 @@ export const makeDecider = (powers: DeciderPowers) => {
       entry = checked.entry;
       if ('code' in checked) return { decision: deny(checked.code), entry, target, args };
       target = checked.target;
-      try {
-        args = summarizeArgs(powers, request.args);
-      } catch {
-        return { decision: deny('ZT_BAD_ARGUMENT'), entry, target, args };
-      }
+      args = summarizeArgs(powers, request.args);
       const decisionRequest = {
         agentId: request.agentId,
         actionType: request.actionType,

@@ -20,8 +20,12 @@
  *   capability exists, is held by that agent, is live, unexpired and has uses
  *   left, (3) it grants this action type and target, (4) the policy permits
  *   it, and (5) the decision record is durable in the audit log.
+ * - What enters is checked once, at the boundary: a request from the seed
+ *   API by `execute` (mediation.ts `admit`), an agent's call by the
+ *   membrane, against one definition of plain data (src/plain-data.ts).
+ *   Nothing after the boundary checks it again.
  * - Checks run in one fixed order, so the same input always yields the same
- *   decision and code: unknown agent → agent revoked → unknown capability →
+ *   decision and code: bad argument → unknown agent → agent revoked → unknown capability →
  *   wrong holder → revoked → expired → exhausted → rate → budget → wrong
  *   action → wrong target → arguments → policy → audit → execute.
  * - Every request yields exactly one decision record; every executed action
@@ -42,7 +46,7 @@ import { makeCapabilityTable } from './capability-table.js';
 import { makeDecider } from './decision.js';
 import { makeDelegation, type DelegationRequest } from './delegation.js';
 import { makeEffectRunner } from './effect.js';
-import { makeMediation } from './mediation.js';
+import { admit, makeMediation } from './mediation.js';
 import { makePolicySlot } from './policy-slot.js';
 import type { CapabilityRecord, KernelOptions } from './types.js';
 
@@ -72,7 +76,7 @@ const makeKernelParts = (options: KernelOptions) => {
   const agents = makeAgentRegistry({ now, recordLater });
   const agentLookup = facet(agents, 'get');
   const table = makeCapabilityTable({ now, setBackgroundTimeout, clearTimeout, recordLater, currentPolicy, agents: agentLookup, isOpen }, { grantValidators });
-  const decider = makeDecider({ sha256Hex, canonicalJson, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
+  const decider = makeDecider({ sha256Hex, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
   const delegation = makeDelegation({
     now,
     recordLater,
@@ -185,13 +189,27 @@ export const makeKernel = (options: KernelOptions) => {
       assertOpen();
       return delegation.delegate(request);
     },
+    /** Runs a request from outside the kernel: checked at the boundary, then mediated. */
     execute: mediation.execute,
+    /**
+     * Runs a request the membrane has already checked at the vat boundary
+     * (its arguments are a plain-data copy): mediated, not checked again.
+     */
+    executeChecked: mediation.executeChecked,
     /**
      * Decides without consuming or recording (forensics, benchmarks). The
      * decision is hardened (the policy's own decisions already are, and are
      * shared between requests).
      */
-    evaluate: (request: ActionRequest) => harden(decider.evaluate(request, now()).decision),
+    evaluate: (request: ActionRequest) => {
+      let admitted: ActionRequest;
+      try {
+        admitted = admit(request);
+      } catch {
+        return harden({ allowed: false, code: 'ZT_BAD_ARGUMENT' as const, rules: [], policyHash: policy.current().hash });
+      }
+      return harden(decider.evaluate(admitted, now()).decision);
+    },
     whenIdle: agents.whenIdle,
     refuse: mediation.refuse,
     isDerivedRef: brands.isDerivedRef,

@@ -14,12 +14,21 @@
  * - Uses are counted and taints acquired when a request is allowed, before it
  *   runs: a call that fails half-way may still have had an effect.
  * - `execute` never rejects: every failure is an outcome with a code.
+ * - A request from outside the kernel (the seed API) is checked once, where
+ *   it enters (`admit`): its fields are well-formed strings and its
+ *   arguments plain data (src/plain-data.ts), copied. The membrane checks
+ *   an agent's call the same way at the vat boundary and hands the request
+ *   to `executeChecked`. Past that point nothing checks them again.
+ * - A request refused at the boundary (malformed, or arguments that are
+ *   not plain data) and a call the membrane refused are recorded alike: one
+ *   decision record of one shape (`refusalRecord`), whatever the cause.
  */
 import { harden } from '../harden.js';
-import { ErrorCodes, codeOf, reasonOf, type ErrorCode } from '../errors.js';
+import { ErrorCodes, ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
+import { copyPlainData, isWellFormedString, recordableString } from '../plain-data.js';
 import type { Policy } from '../policy.js';
 import { normalizeTarget } from '../targets.js';
-import { ActionRequest, type AuditRef, type Outcome } from '../types.js';
+import { ActionRequest, isActionType, type AuditRef, type Outcome } from '../types.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { AgentRegistry } from './agents.js';
 import type { CapabilityTable, CapEntry, InFlight } from './capability-table.js';
@@ -86,28 +95,74 @@ interface Allowed {
   readonly live: CapEntry;
 }
 
-/** A request that is not even well-formed: denied like any other, and recorded with what could be read of it. */
-const denyMalformed = async (m: Mediator, raw: Record<string, unknown>, via: RequestVia, err: unknown): Promise<Outcome> => {
+/**
+ * The boundary of the seed API: a request as the operator's code built it
+ * becomes a request the kernel trusts, or ZT_BAD_ARGUMENT. Its ids and
+ * target are strings the audit log can record; its arguments are copied as
+ * plain data (src/plain-data.ts).
+ */
+export const admit = (raw: unknown): ActionRequest => {
+  const request = raw instanceof ActionRequest ? raw : new ActionRequest(raw as never);
+  const { capabilityId, agentId, actionType, target } = request;
+  if (!isWellFormedString(agentId) || !isWellFormedString(capabilityId) || !isWellFormedString(target)) {
+    throw new ZtError('ZT_BAD_ARGUMENT', 'ids and target must be Unicode text (no lone surrogate)');
+  }
+  const args = copyPlainData(request.args) as ActionRequest['args'];
+  return new ActionRequest({ capabilityId, agentId, actionType, target, args });
+};
+harden(admit);
+
+/** What a refusal record says of the request; read defensively from whatever was sent. */
+interface Refused {
+  readonly via: RequestVia;
+  readonly agentId: unknown;
+  readonly capabilityId: unknown;
+  readonly actionType: unknown;
+  /** The method called, for a call the membrane refused. */
+  readonly method?: string;
+  readonly code: ErrorCode;
+}
+
+/**
+ * The decision record of a request refused before it was decided: the same
+ * fields whatever the cause. Strings the caller sent are recorded only as
+ * the audit log can encode them (cut, lone surrogates replaced).
+ */
+const refusalRecord = (m: Mediator, requestId: string, refused: Refused): Record<string, unknown> => {
+  const text = (v: unknown) => (typeof v === 'string' ? recordableString(v, 256) : null);
+  return {
+    type: 'request',
+    time: m.now(),
+    requestId,
+    via: refused.via,
+    agentId: text(refused.agentId),
+    capabilityId: text(refused.capabilityId),
+    actionType: isActionType(refused.actionType) ? refused.actionType : null,
+    ...(refused.method === undefined ? {} : { method: recordableString(refused.method, 64) }),
+    decision: 'deny',
+    code: refused.code,
+    decidedBy: 'kernel',
+    rules: [],
+    policyHash: m.currentPolicy().hash,
+  };
+};
+
+/** A request refused at the boundary: denied like any other, and recorded with what could be read of it. */
+const denyAtBoundary = async (m: Mediator, raw: unknown, via: RequestVia, err: unknown): Promise<Outcome> => {
   const requestId = m.makeRequestId();
-  const pick = (k: string) => (typeof raw[k] === 'string' ? String(raw[k]).slice(0, 256) : null);
+  const fields = (raw !== null && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const pick = (k: string): unknown => {
+    try {
+      return fields[k];
+    } catch {
+      return null;
+    }
+  };
+  const code = 'ZT_BAD_ARGUMENT';
   const ref = await m
-    .record({
-      type: 'request',
-      time: m.now(),
-      requestId,
-      via,
-      agentId: pick('agentId'),
-      capabilityId: pick('capabilityId'),
-      actionType: pick('actionType'),
-      target: pick('target'),
-      decision: 'deny',
-      code: 'ZT_BAD_ARGUMENT',
-      decidedBy: 'kernel',
-      rules: [],
-      policyHash: m.currentPolicy().hash,
-    })
+    .record(refusalRecord(m, requestId, { via, agentId: pick('agentId'), capabilityId: pick('capabilityId'), actionType: pick('actionType'), code }))
     .catch(() => undefined);
-  return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code: 'ZT_BAD_ARGUMENT', message: messageOf(err, 'ZT_BAD_ARGUMENT') });
+  return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code, message: messageOf(err, code) });
 };
 
 /** The decision record: what was asked, what was decided and by whom, and what replay needs. */
@@ -297,17 +352,25 @@ const perform = async (m: Mediator, allowed: Allowed, chain: readonly CapEntry[]
 };
 
 /**
- * The whole mediated path for one request. Never rejects: every failure is
- * an outcome with a code.
+ * The whole mediated path for one request from outside the kernel: the
+ * boundary, then `executeChecked`. Never rejects: every failure is an
+ * outcome with a code.
  */
-const execute = async (m: Mediator, request: ActionRequest, via: RequestVia): Promise<Outcome> => {
-  if (!(request instanceof ActionRequest)) {
-    try {
-      request = new ActionRequest(request as never);
-    } catch (err) {
-      return await denyMalformed(m, (request ?? {}) as unknown as Record<string, unknown>, via, err);
-    }
+const execute = async (m: Mediator, raw: ActionRequest, via: RequestVia): Promise<Outcome> => {
+  let request: ActionRequest;
+  try {
+    request = admit(raw);
+  } catch (err) {
+    return await denyAtBoundary(m, raw, via, err);
   }
+  return await executeChecked(m, request, via);
+};
+
+/**
+ * The mediated path for a request already checked at a boundary (`admit`,
+ * or the membrane's check of an agent's call). Never rejects.
+ */
+const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestVia): Promise<Outcome> => {
   const requestId = m.makeRequestId();
   const time = m.now();
   m.agents.noteActivity(request.agentId);
@@ -344,21 +407,9 @@ const execute = async (m: Mediator, request: ActionRequest, via: RequestVia): Pr
  */
 const refuse = async (m: Mediator, call: { agentId: string; capabilityId: string; method: string; code: ErrorCode }) => {
   const entry = m.table.entry(call.capabilityId);
+  const { agentId, capabilityId, method, code } = call;
   await m
-    .record({
-      type: 'request',
-      time: m.now(),
-      requestId: m.makeRequestId(),
-      via: 'vat',
-      agentId: call.agentId,
-      capabilityId: call.capabilityId,
-      method: call.method,
-      ...(entry ? { actionType: entry.spec.actionType } : {}),
-      decision: 'deny',
-      code: call.code,
-      rules: [],
-      policyHash: m.currentPolicy().hash,
-    })
+    .record(refusalRecord(m, m.makeRequestId(), { via: 'vat', agentId, capabilityId, actionType: entry?.spec.actionType, method, code }))
     .catch(() => undefined);
 };
 
@@ -366,6 +417,7 @@ export const makeMediation = (powers: MediationPowers, options: MediationOptions
   const m: Mediator = { ...powers, ...options };
   return harden({
     execute: (request: ActionRequest, via: RequestVia): Promise<Outcome> => execute(m, request, via),
+    executeChecked: (request: ActionRequest, via: RequestVia): Promise<Outcome> => executeChecked(m, request, via),
     refuse: (call: { agentId: string; capabilityId: string; method: string; code: ErrorCode }): Promise<void> => refuse(m, call),
   });
 };

@@ -1,0 +1,230 @@
+/**
+ * Plain data: the one definition of what may cross into the kernel.
+ *
+ * Invariant: whatever `copyPlainData` returns, the kernel can hold, decide
+ * on, hand to an effector and record in the audit log (canonical JSON, RFC
+ * 8785) without checking it again, and nothing of the caller's runs while
+ * it is read. The copy is made of fresh, frozen arrays and records, so
+ * nothing the caller keeps can change it afterwards.
+ *
+ * Threat: a value the audit log cannot encode (a lone surrogate, NaN) that
+ * passes the boundary is refused later, in the middle of a request, with a
+ * different record, or worse, reaches the audit log and makes an append
+ * fail, which latches the audit fault and denies every agent's requests. A
+ * value with behaviour (getter, proxy trap, thenable, toString) read in the
+ * kernel runs the caller's code there. A value with no bound (a huge array,
+ * deep nesting, a shared subtree repeated a million times) exhausts the
+ * kernel before any check looks at it.
+ *
+ * The domain, checked and copied in one pass:
+ * - null, booleans, well-formed strings (no lone UTF-16 surrogate: I-JSON,
+ *   RFC 8785 §3.2.2.2), finite numbers (`-0` is copied as `0`, which is how
+ *   the audit log encodes it, so the effector acts on what is recorded);
+ * - dense arrays with `Array.prototype` and nothing but their elements;
+ * - records: objects with `Object.prototype` or a null prototype whose own
+ *   keys are all enumerable strings holding data properties (a getter is
+ *   refused, never called). A property whose value is `undefined` is absent,
+ *   as in JSON; `undefined` is refused anywhere else, except as a whole
+ *   positional argument (`copyArgumentList`), which means "not given".
+ * Everything else is refused: NaN, ±Infinity, bigint, symbols, functions,
+ * promises, remotables, class instances (Date, Map, typed arrays…), symbol
+ * or non-enumerable keys, sparse or decorated arrays, cycles.
+ *
+ * Bounds (`PLAIN_DATA_LIMITS`), counted over the whole value, shared
+ * subtrees counted each time they occur:
+ * - `maxDepth`: arrays and records nest at most this deep (the value itself
+ *   is at depth 0);
+ * - `maxArrayLength`: elements in one array;
+ * - `maxStringLength`: code points in one string (a key is a string);
+ * - `maxTotalSize`: one per value and per key, plus the code points of
+ *   every string and key.
+ *
+ * A refusal is ZT_BAD_ARGUMENT with a reason that names only the kind of
+ * value and fixed text: it may be shown to the caller, agent or operator.
+ */
+import { harden } from './harden.js';
+import { ZtError } from './errors.js';
+
+export const PLAIN_DATA_LIMITS = harden({
+  maxDepth: 64,
+  maxArrayLength: 65_536,
+  maxStringLength: 16 * 1024 * 1024,
+  maxTotalSize: 32 * 1024 * 1024,
+});
+
+export interface PlainDataOptions {
+  /**
+   * Consulted for each object before it is read: a value it returns (not
+   * `undefined`) stands in the copy for that object, as is and unchecked.
+   * The agent vat uses it to send capabilities it was given back as the
+   * presences they stand for; the kernel never passes one.
+   */
+  readonly substitute?: (value: object) => unknown;
+}
+
+const { getPrototypeOf, getOwnPropertyDescriptor, prototype: objectPrototype, fromEntries, freeze } = Object;
+const { ownKeys } = Reflect;
+const { isArray, prototype: arrayPrototype } = Array;
+
+/** ES2024 `String.prototype.isWellFormed` (Node 20); not in this project's TS lib. */
+interface WellFormed {
+  isWellFormed(): boolean;
+}
+
+const HIGH_SURROGATE = /[\uD800-\uDBFF]/;
+
+/** Code points of a well-formed string: one per pair of surrogates, one per other unit. */
+const codePointsOf = (s: string): number => {
+  if (!HIGH_SURROGATE.test(s)) return s.length;
+  let n = s.length;
+  for (let i = 0; i < s.length; i += 1) {
+    const unit = s.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) n -= 1;
+  }
+  return n;
+};
+
+const refuse = (reason: string): never => {
+  throw new ZtError('ZT_BAD_ARGUMENT', reason);
+};
+
+/** One walk over one value (or one argument list), with its running total. */
+const makeWalk = (options: PlainDataOptions) => {
+  const { maxDepth, maxArrayLength, maxStringLength, maxTotalSize } = PLAIN_DATA_LIMITS;
+  const { substitute } = options;
+  let total = 0;
+  /** Objects on the current path: meeting one again is a cycle. */
+  const ancestors: object[] = [];
+
+  const count = (n: number) => {
+    total += n;
+    if (total > maxTotalSize) refuse(`arguments exceed ${maxTotalSize} in total size`);
+  };
+
+  const copyString = (s: string): string => {
+    if (!(s as unknown as WellFormed).isWellFormed()) refuse('a string holds a lone surrogate (not Unicode text)');
+    const points = codePointsOf(s);
+    if (points > maxStringLength) refuse(`a string is longer than ${maxStringLength} characters`);
+    count(points);
+    return s;
+  };
+
+  const copy = (value: unknown, depth: number): unknown => {
+    count(1);
+    switch (typeof value) {
+      case 'string':
+        return copyString(value);
+      case 'number':
+        if (!Number.isFinite(value)) return refuse('a number is not finite (NaN or Infinity)');
+        return value === 0 ? 0 : value;
+      case 'boolean':
+        return value;
+      case 'undefined':
+        return refuse('undefined is not data (leave the property out)');
+      case 'object':
+        if (value === null) return null;
+        return copyObject(value, depth);
+      case 'bigint':
+        return refuse('a bigint is not data (use a number or a string)');
+      default:
+        return refuse(`a ${typeof value} is not data`);
+    }
+  };
+
+  const copyObject = (value: object, depth: number): unknown => {
+    if (substitute) {
+      const stand = substitute(value);
+      if (stand !== undefined) return stand;
+    }
+    if (depth >= maxDepth) refuse(`arguments nest deeper than ${maxDepth}`);
+    if (ancestors.includes(value)) refuse('arguments hold a cycle');
+    ancestors.push(value);
+    const out = isArray(value) ? copyArray(value, depth) : copyRecord(value, depth);
+    ancestors.pop();
+    return out;
+  };
+
+  const copyArray = (value: unknown[], depth: number): readonly unknown[] => {
+    if (getPrototypeOf(value) !== arrayPrototype) refuse('an array is not a plain array');
+    const n = value.length;
+    if (n > maxArrayLength) refuse(`an array has more than ${maxArrayLength} elements`);
+    // Dense, and nothing but its elements and `length`.
+    if (ownKeys(value).length !== n + 1) refuse('an array is sparse or has properties of its own');
+    const out = new Array<unknown>(n);
+    for (let i = 0; i < n; i += 1) {
+      const desc = getOwnPropertyDescriptor(value, i);
+      if (desc === undefined || !('value' in desc)) return refuse('an array element is an accessor');
+      out[i] = copy(desc.value, depth + 1);
+    }
+    return freeze(out);
+  };
+
+  const copyRecord = (value: object, depth: number): Record<string, unknown> => {
+    const proto = getPrototypeOf(value);
+    if (proto !== objectPrototype && proto !== null) refuse('an object is not a plain record');
+    const entries: Array<[string, unknown]> = [];
+    for (const key of ownKeys(value)) {
+      if (typeof key !== 'string') return refuse('a record has a symbol key');
+      const desc = getOwnPropertyDescriptor(value, key) as PropertyDescriptor;
+      if (!('value' in desc)) return refuse('a record property is an accessor (getter or setter)');
+      if (!desc.enumerable) return refuse('a record property is not enumerable');
+      if (desc.value === undefined) continue;
+      count(1);
+      entries.push([copyString(key), copy(desc.value, depth + 1)]);
+    }
+    // `fromEntries` defines own data properties: a `__proto__` key stays a key.
+    return freeze(fromEntries(entries));
+  };
+
+  return { copy, copyObject };
+};
+
+/**
+ * Checks `value` against the plain-data domain and its bounds, and returns
+ * a frozen copy, or throws ZT_BAD_ARGUMENT with a reason.
+ */
+export const copyPlainData = (value: unknown, options: PlainDataOptions = {}): unknown => makeWalk(options).copy(value, 0);
+harden(copyPlainData);
+
+/**
+ * The same for a list of positional arguments: each element is plain data,
+ * or `undefined` for an argument not given. The bounds apply to the list as
+ * a whole.
+ */
+export const copyArgumentList = (list: unknown, options: PlainDataOptions = {}): readonly unknown[] => {
+  if (!isArray(list)) return refuse('arguments must be a list');
+  const walk = makeWalk(options);
+  if (getPrototypeOf(list) !== arrayPrototype || ownKeys(list).length !== list.length + 1) refuse('arguments must be a plain list');
+  if (list.length > PLAIN_DATA_LIMITS.maxArrayLength) refuse(`more than ${PLAIN_DATA_LIMITS.maxArrayLength} arguments`);
+  const out = new Array<unknown>(list.length);
+  for (let i = 0; i < list.length; i += 1) {
+    const desc = getOwnPropertyDescriptor(list, i);
+    if (desc === undefined || !('value' in desc)) return refuse('an argument is an accessor');
+    out[i] = desc.value === undefined ? undefined : walk.copy(desc.value, 1);
+  }
+  return freeze(out);
+};
+harden(copyArgumentList);
+
+/** Whether `s` is a string the audit log can encode (no lone surrogate). */
+export const isWellFormedString = (s: unknown): s is string => typeof s === 'string' && (s as unknown as WellFormed).isWellFormed();
+harden(isWellFormedString);
+
+/**
+ * At most `max` code points of `s`, never cutting a surrogate pair, with
+ * any lone surrogate replaced by U+FFFD: a string the audit log can always
+ * encode, for recording what a caller sent when it is not itself checked
+ * data (a method name, an id of a malformed request).
+ */
+export const recordableString = (s: string, max: number): string => {
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    if (n >= max) break;
+    const unit = ch.charCodeAt(0);
+    out += ch.length === 1 && unit >= 0xd800 && unit <= 0xdfff ? '\uFFFD' : ch;
+    n += 1;
+  }
+  return out;
+};
+harden(recordableString);
