@@ -4,6 +4,7 @@
  */
 export { makeKernel, type Kernel } from './kernel/kernel.js';
 export { abortable } from './kernel/effect.js';
+export { admit } from './kernel/mediation.js';
 export type {
   CapabilityRecord,
   CapabilityShape,

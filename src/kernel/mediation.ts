@@ -101,14 +101,20 @@ interface Allowed {
  * target are strings the audit log can record; its arguments are copied as
  * plain data (src/plain-data.ts).
  */
+const admitted = new WeakSet<ActionRequest>();
+
 export const admit = (raw: unknown): ActionRequest => {
+  // A request this function returned is admitted already: never checked twice.
+  if (raw instanceof ActionRequest && admitted.has(raw)) return raw;
   const request = raw instanceof ActionRequest ? raw : new ActionRequest(raw as never);
   const { capabilityId, agentId, actionType, target } = request;
   if (!isWellFormedString(agentId) || !isWellFormedString(capabilityId) || !isWellFormedString(target)) {
     throw new ZtError('ZT_BAD_ARGUMENT', 'ids and target must be Unicode text (no lone surrogate)');
   }
   const args = copyPlainData(request.args) as ActionRequest['args'];
-  return new ActionRequest({ capabilityId, agentId, actionType, target, args });
+  const checked = new ActionRequest({ capabilityId, agentId, actionType, target, args });
+  admitted.add(checked);
+  return checked;
 };
 harden(admit);
 
