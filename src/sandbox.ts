@@ -22,7 +22,7 @@ import { ZtError, codeOf } from './errors.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
-import { makeKernel, type CapabilityRecord, type CapabilityState, type KernelAuditSink, type KernelPowers } from './kernel.js';
+import { makeKernel, type CapabilityRecord, type CapabilityState, type Kernel, type KernelAuditSink, type KernelPowers } from './kernel.js';
 import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
 import { ActionRequest, Capability, type Outcome } from './types.js';
 import {
@@ -32,6 +32,7 @@ import {
   type RunOutcome,
   type VatHostPowers,
   type VatIsolation,
+  type VatHost,
   type VatLimits,
 } from './vat-host.js';
 import { assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
@@ -89,6 +90,76 @@ const positiveInt = (name: string, value: unknown, fallback: number): number => 
 };
 
 const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/**
+ * `launchAgent`: checks what the agent is to be given (it must hold every
+ * capability, live), the isolation level (established or refused, naming
+ * what is missing) and its module graph (confined to its folder), each
+ * refusal recorded, then starts its vat.
+ */
+const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits }) => {
+  const { powers, kernel, vats, defaults } = ctx;
+  const moduleCache: ModuleCache = new Map();
+  let isolationProbe: Promise<IsolationProbe> | undefined;
+  return async (spec: LaunchSpec): Promise<AgentHandle> => {
+    if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
+    const { agentId, module, capabilities = [], input = null } = spec;
+    if (!kernel.hasAgent(agentId)) {
+      throw new ZtError(kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
+    }
+    if (capabilities === null || typeof capabilities !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids or a record of names to ids');
+    const names = Array.isArray(capabilities) ? undefined : harden({ ...(capabilities as Record<string, string>) });
+    const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
+    if (names) {
+      for (const name of Object.keys(names)) {
+        if (!IDENTIFIER.test(name) || name === '__proto__') throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
+      }
+    }
+    for (const id of ids) {
+      const record = typeof id === 'string' ? kernel.getCapability(id) : undefined;
+      if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
+      if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
+      if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
+    }
+    try {
+      powers.kernel.canonicalJson(input);
+    } catch {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'input must be plain JSON data');
+    }
+    const runLimits: VatLimits = harden({
+      deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
+      memoryMb: positiveInt('limits.memoryMb', spec.limits?.memoryMb, defaults.memoryMb),
+    });
+    const isolation: VatIsolation = spec.isolation ?? 'worker';
+    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', 'isolation must be worker, process or process-weak');
+    if (isolation !== 'worker') {
+      // Fail closed: the level is established or the launch is refused, naming what is missing.
+      isolationProbe ??= powers.probeIsolation();
+      try {
+        assertIsolationAvailable(await isolationProbe, isolation);
+      } catch (err) {
+        await kernel
+          .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
+          .catch(() => undefined);
+        throw err;
+      }
+      if (isolation === 'process-weak') kernel.markWeakIsolation(agentId, isolation);
+    }
+    let bundle;
+    try {
+      bundle = await loadAgentBundle(powers.modules, module, moduleCache);
+      // A simple bound: forget everything when the cache grows past 512 modules.
+      if (moduleCache.size > 512) moduleCache.clear();
+    } catch (err) {
+      const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
+      await kernel
+        .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), code })
+        .catch(() => undefined);
+      throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
+    }
+    return vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits: runLimits, isolation });
+  };
+};
 
 /**
  * Builds the runtime. `auditSink` replaces the audit vat (the kernel vat's
@@ -173,67 +244,11 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     poolMemoryMb: defaults.memoryMb,
     ...(vatPoolSize > 0 ? { prewarmBundle: makePrewarmBundle(powers.modules) } : {}),
   });
-  const moduleCache: ModuleCache = new Map();
-  let isolationProbe: Promise<IsolationProbe> | undefined;
   let closed: Promise<void> | undefined;
 
-  const launchAgent = async (spec: LaunchSpec): Promise<AgentHandle> => {
-    if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
-    const { agentId, module, capabilities = [], input = null } = spec;
-    if (!kernel.hasAgent(agentId)) {
-      throw new ZtError(kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
-    }
-    if (capabilities === null || typeof capabilities !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids or a record of names to ids');
-    const names = Array.isArray(capabilities) ? undefined : harden({ ...(capabilities as Record<string, string>) });
-    const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
-    if (names) {
-      for (const name of Object.keys(names)) {
-        if (!IDENTIFIER.test(name) || name === '__proto__') throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
-      }
-    }
-    for (const id of ids) {
-      const record = typeof id === 'string' ? kernel.getCapability(id) : undefined;
-      if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
-      if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
-      if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
-    }
-    try {
-      powers.kernel.canonicalJson(input);
-    } catch {
-      throw new ZtError('ZT_BAD_ARGUMENT', 'input must be plain JSON data');
-    }
-    const runLimits: VatLimits = harden({
-      deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
-      memoryMb: positiveInt('limits.memoryMb', spec.limits?.memoryMb, defaults.memoryMb),
-    });
-    const isolation: VatIsolation = spec.isolation ?? 'worker';
-    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', 'isolation must be worker, process or process-weak');
-    if (isolation !== 'worker') {
-      // Fail closed: the level is established or the launch is refused, naming what is missing.
-      isolationProbe ??= powers.probeIsolation();
-      try {
-        assertIsolationAvailable(await isolationProbe, isolation);
-      } catch (err) {
-        await kernel
-          .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
-          .catch(() => undefined);
-        throw err;
-      }
-      if (isolation === 'process-weak') kernel.markWeakIsolation(agentId, isolation);
-    }
-    let bundle;
-    try {
-      bundle = await loadAgentBundle(powers.modules, module, moduleCache);
-      // A simple bound: forget everything when the cache grows past 512 modules.
-      if (moduleCache.size > 512) moduleCache.clear();
-    } catch (err) {
-      const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
-      await kernel
-        .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), code })
-        .catch(() => undefined);
-      throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
-    }
-    const handle = vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits: runLimits, isolation });
+  const launchAgent = makeLauncher({ powers, kernel, vats, defaults });
+  const launchCounted = async (spec: LaunchSpec): Promise<AgentHandle> => {
+    const handle = await launchAgent(spec);
     running += 1;
     void handle.result.finally(() => {
       running -= 1;
@@ -298,7 +313,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     loadPolicy: (document: unknown, options: { revokeRefused?: boolean } = {}) => kernel.setPolicy(document, options),
     loadPolicyFile: (path: string, options?: { revokeRefused?: boolean }) => busyWhile(() => loadPolicyFile(path, options)),
     policyHash: (): string => kernel.getPolicyHash(),
-    launchAgent: (spec: LaunchSpec): Promise<AgentHandle> => busyWhile(() => launchAgent(spec)),
+    launchAgent: (spec: LaunchSpec): Promise<AgentHandle> => busyWhile(() => launchCounted(spec)),
     recoverAudit: (sink?: AuditSink) => busyWhile(() => recoverAudit(sink)),
     rotateAuditKey: () => busyWhile(rotateAuditKey),
     auditRead: (from: number, count: number) => busyWhile(() => audit.read(from, count)),
