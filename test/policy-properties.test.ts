@@ -153,4 +153,6 @@ testProp('URL patterns match exactly what the capability side matches', [urlPatt
   const theirs = compileTarget('NETWORK', pattern);
   const parsed = parseUrlTarget(url);
   t.is(mine.matches(parsed), theirs.matches(url));
+  // The kernel matches the capability on the parsed form: the same answer as on the string.
+  t.is(theirs.matchesParsed?.(parsed), theirs.matches(url));
 }, { numRuns: 500 });
