@@ -351,6 +351,7 @@ const perform = async (m: Mediator, allowed: Allowed, chain: readonly CapEntry[]
     entry: live,
     chain,
     target: evaluation.target,
+    url: evaluation.url,
     controller,
     recheck: hop => recheck(m, allowed, hop),
   });
