@@ -112,6 +112,25 @@ export const normalizeUrlTarget = (target: string): ParsedUrl => {
 };
 harden(normalizeUrlTarget);
 
+/** A concrete target as the kernel checks it: normalized, and for a URL its parsed form (whose href is `target`). */
+export interface CheckedTarget {
+  readonly target: string;
+  readonly url: ParsedUrl | undefined;
+}
+
+/** Normalizes a concrete target once, keeping a URL's parsed form for every later check; ZT_BAD_ARGUMENT as `normalizeTarget`. */
+export const checkTarget = (actionType: ActionType, target: string): CheckedTarget => {
+  if (targetKindOf(actionType) !== 'url') return harden({ target: normalizeTarget(actionType, target), url: undefined });
+  const url = normalizeUrlTarget(target);
+  return harden({ target: url.href, url });
+};
+harden(checkTarget);
+
+/** Does a capability's pattern match a checked target? On the parsed form when there is one, so nothing is parsed again. */
+export const patternMatches = (pattern: TargetPattern, checked: CheckedTarget): boolean =>
+  checked.url !== undefined && pattern.matchesParsed !== undefined ? pattern.matchesParsed(checked.url) : pattern.matches(checked.target);
+harden(patternMatches);
+
 /** The canonical form of a concrete target, or ZT_BAD_ARGUMENT. */
 export const normalizeTarget = (actionType: ActionType, target: string): string => {
   assertTargetText(target);

@@ -3,13 +3,14 @@
  * URL once where it checks the request, and the capability's pattern, the
  * policy (its target patterns and `url` conditions) and the http effector
  * all read that one parsed form. Counted by wrapping the global URL
- * constructor while the call runs; redirect hops are new URLs and are not
- * exercised here.
+ * constructor while the call runs. A redirect hop is a new URL: resolving
+ * its Location is one parse, and the kernel's check of it one more, which
+ * the pattern, the policy and the effector then share.
  */
 import { createHash } from 'node:crypto';
 import { test } from './_prepare.js';
 import { makeTestKernel } from './_kernel.js';
-import { makeHttpEffector, type HttpPowers, type HttpRequestSpec } from '../src/effectors/http.js';
+import { makeHttpEffector, type HttpPowers, type HttpRequestSpec, type HttpResponseLike } from '../src/effectors/http.js';
 import { makeNodeHttpPowers } from '../src/effectors/http-node-powers.js';
 import { canonicalJson } from '../src/audit/canonical.js';
 import { makePolicy } from '../src/policy.js';
@@ -43,8 +44,9 @@ const fakeHttp = (): { powers: HttpPowers; sent: HttpRequestSpec[] } => {
   const powers: HttpPowers = {
     ...base,
     resolve: async () => [{ address: '93.184.216.34', family: 4 }],
-    request: async spec => {
+    request: async (spec): Promise<HttpResponseLike> => {
       sent.push(spec);
+      if (spec.url.endsWith('/v1/moved')) return { status: 302, headers: { location: '/v1/items' }, body: base.encode('', 'utf8') };
       return { status: 200, headers: { 'content-type': 'text/plain' }, body: base.encode('ok', 'utf8') };
     },
   };
@@ -104,6 +106,18 @@ test.serial('a denied NETWORK call is decided on the same single parse', async t
   t.is(parses, 1);
   await kernel.flush();
   t.like(sink.records.find(r => r.type === 'request'), { target: 'https://api.example.com/v1/admin/keys', rules: ['no-admin'] });
+});
+
+test.serial('a redirect hop is parsed once to resolve it and once to check it', async t => {
+  const { kernel, sink, sent } = setup();
+  const request = new ActionRequest({ capabilityId: 'web', agentId: 'a', actionType: ActionType.NETWORK, target: 'https://api.example.com/v1/moved' });
+  const { value: outcome, parses } = await countingUrlParses(() => kernel.execute(request, 'api'));
+  t.true(outcome.ok, JSON.stringify(outcome));
+  t.is((outcome.result as { redirects: number }).redirects, 1);
+  t.is(parses, 1 + 2);
+  t.deepEqual(sent.map(s => s.url), ['https://api.example.com/v1/moved', NORMALIZED.replace('?q=1', '')]);
+  await kernel.flush();
+  t.like(sink.records.find(r => r.type === 'request.hop'), { target: 'https://api.example.com/v1/items', decision: 'allow', rules: ['api'] });
 });
 
 test('attack: a parsed form for another URL does not steer the policy', t => {

@@ -295,7 +295,7 @@ export const makeHttpEffector = (powers: HttpPowers): Effector =>
             throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the redirect could not be recorded');
           }
           if (!verdict.allowed) throw new ZtError(verdict.code ?? 'ZT_WRONG_TARGET', 'a redirect led to a target this capability does not grant');
-          const nextUrl = parseUrlTarget(verdict.target ?? next.href);
+          const nextUrl = verdict.url !== undefined && verdict.url.href === verdict.target ? verdict.url : parseUrlTarget(verdict.target ?? next.href);
           if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) {
             if (method !== 'HEAD') method = 'GET';
             body = undefined;

@@ -21,7 +21,7 @@ export interface EffectContext {
    * now; recorded in the audit log. Effectors call it before touching any
    * target other than `target`.
    */
-  recheck(target: string): Promise<{ readonly allowed: boolean; readonly code?: ErrorCode; readonly target?: string }>;
+  recheck(target: string): Promise<{ readonly allowed: boolean; readonly code?: ErrorCode; readonly target?: string; readonly url?: ParsedUrl }>;
 }
 
 /**

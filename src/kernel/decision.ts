@@ -23,7 +23,7 @@
 import type { ErrorCode } from '../errors.js';
 import { harden } from '../harden.js';
 import type { DecisionContext, DecisionRequest, Policy } from '../policy.js';
-import { normalizeTarget, normalizeUrlTarget, type ParsedUrl } from '../targets.js';
+import { checkTarget, patternMatches, type CheckedTarget, type ParsedUrl } from '../targets.js';
 import type { ActionRequest } from '../types.js';
 import type { AgentRegistry } from './agents.js';
 import { argsAllowed } from './arg-rules.js';
@@ -49,7 +49,7 @@ export interface Evaluation {
  * expired → exhausted → rate → budget → action → target → arguments.
  * (Drops use times that fell out of the rate window.)
  */
-const checkEntry = (entry: CapEntry, req: ActionRequest, target: string | undefined, url: ParsedUrl | undefined, now: number): ErrorCode | undefined => {
+const checkEntry = (entry: CapEntry, req: ActionRequest, target: CheckedTarget | undefined, now: number): ErrorCode | undefined => {
   if (entry.state !== 'live') return 'ZT_REVOKED';
   const { expiresAt, maxUses, rate, bytesBudget } = entry.spec.constraints;
   if (expiresAt !== undefined && now >= expiresAt) return 'ZT_EXPIRED';
@@ -61,9 +61,7 @@ const checkEntry = (entry: CapEntry, req: ActionRequest, target: string | undefi
   }
   if (bytesBudget !== undefined && entry.bytes + entry.reservedBytes >= bytesBudget) return 'ZT_BUDGET_EXHAUSTED';
   if (entry.spec.actionType !== req.actionType) return 'ZT_WRONG_ACTION';
-  if (target === undefined) return 'ZT_WRONG_TARGET';
-  const { pattern } = entry;
-  if (!(url !== undefined && pattern.matchesParsed !== undefined ? pattern.matchesParsed(url) : pattern.matches(target))) return 'ZT_WRONG_TARGET';
+  if (target === undefined || !patternMatches(entry.pattern, target)) return 'ZT_WRONG_TARGET';
   if (!argsAllowed(entry.argRules, req.args)) return 'ZT_ARGUMENT_DENIED';
   return undefined;
 };
@@ -104,35 +102,29 @@ export const makeDecider = (powers: DeciderPowers) => {
   const { currentPolicy, agents, table, isOpen } = powers;
 
   /** The ordered checks. Returns a denial code, or the live entry. */
-  const check = (req: ActionRequest, now: number): { code: ErrorCode; entry?: CapEntry } | { entry: CapEntry; target: string; url: ParsedUrl | undefined } => {
+  const check = (req: ActionRequest, now: number): { code: ErrorCode; entry?: CapEntry } | { entry: CapEntry; target: CheckedTarget } => {
     const agent = agents.get(req.agentId);
     if (!agent) return { code: 'ZT_UNKNOWN_AGENT' };
     if (agent.state !== 'live') return { code: 'ZT_AGENT_REVOKED' };
     const entry = table.entry(req.capabilityId);
     if (!entry) return { code: 'ZT_UNKNOWN_CAPABILITY' };
     if (entry.spec.holder !== req.agentId) return { code: 'ZT_WRONG_HOLDER', entry };
-    let target: string | undefined;
-    let url: ParsedUrl | undefined;
+    let target: CheckedTarget | undefined;
     try {
-      if (req.actionType === 'NETWORK') {
-        url = normalizeUrlTarget(req.target);
-        target = url.href;
-      } else {
-        target = normalizeTarget(req.actionType, req.target);
-      }
+      target = checkTarget(req.actionType, req.target);
     } catch {
       target = undefined;
     }
     if (entry.delegated) {
       for (const link of table.chainOf(entry)) {
-        const code = checkEntry(link, req, target, url, now);
+        const code = checkEntry(link, req, target, now);
         if (code) return { code, entry };
       }
     } else {
-      const code = checkEntry(entry, req, target, url, now);
+      const code = checkEntry(entry, req, target, now);
       if (code) return { code, entry };
     }
-    return { entry, target: target as string, url };
+    return { entry, target: target as CheckedTarget };
   };
 
   /**
@@ -180,8 +172,8 @@ export const makeDecider = (powers: DeciderPowers) => {
       const checked = check(request, time);
       entry = checked.entry;
       if ('code' in checked) return { decision: deny(checked.code), entry, target, args };
-      target = checked.target;
-      const { url } = checked;
+      const { url } = checked.target;
+      target = checked.target.target;
       args = summarizeArgs(powers, request.args);
       const decisionRequest = {
         agentId: request.agentId,
