@@ -8,6 +8,7 @@
 import { harden } from './harden.js';
 import { assertZt } from './errors.js';
 import { compileGlob } from './glob.js';
+import type { ParsedUrl } from './targets.js';
 
 /** Anything `normalizePath` would change: `//`, `.` or `..` segments, a trailing `/`. */
 const NOT_NORMAL = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
@@ -42,6 +43,8 @@ export interface TargetPattern {
   readonly source: string;
   readonly exact: boolean;
   matches(path: string): boolean;
+  /** URL patterns only: `matches` on a target already parsed (src/targets.ts), without parsing it again. */
+  matchesParsed?(url: ParsedUrl): boolean;
 }
 
 export const compileTargetPattern = (pattern: string): TargetPattern => {

@@ -12,6 +12,12 @@
  * Invariant: matching happens only on normalized targets (paths without
  * `.`/`..`, URLs parsed by WHATWG URL with default ports elided and no
  * userinfo or fragment), so spelling can never widen a grant.
+ *
+ * A URL target is parsed once per request (`normalizeUrlTarget`, in the
+ * kernel's checks) into a frozen `ParsedUrl`; the capability's pattern
+ * (`matchesParsed`), the policy and the http effector all read that one
+ * parsed form, so they cannot disagree on what the URL is, and the same
+ * href is checked, decided, recorded and fetched.
  */
 import { harden } from './harden.js';
 import { ZtError, assertZt } from './errors.js';
@@ -53,9 +59,81 @@ export const normalizeUrl = (input: string): URL => {
 };
 harden(normalizeUrl);
 
+/** A normalized URL target taken apart once: what every check of a NETWORK request reads. */
+export interface ParsedUrl {
+  /** The normalized URL (`normalizeUrl(...).href`): the target as checked, decided, recorded and fetched. */
+  readonly href: string;
+  /** `http` or `https`. */
+  readonly scheme: string;
+  /** The host name as WHATWG URL spells it (lower case, IDNA, IPv6 in brackets). */
+  readonly host: string;
+  /** The port, default ports included. */
+  readonly port: number;
+  /** `''` for the scheme's default port, as WHATWG URL spells it. */
+  readonly rawPort: string;
+  /** Decoded and normalized path, or undefined when it cannot be decoded. */
+  readonly path: string | undefined;
+}
+
+const DEFAULT_PORT: Readonly<Record<string, number>> = harden({ http: 80, https: 443 });
+
+/** Parses and normalizes a URL; throws ZT_BAD_ARGUMENT for anything but a plain http(s) URL. */
+export const parseUrlTarget = (target: string): ParsedUrl => {
+  const url = normalizeUrl(target);
+  const scheme = url.protocol.slice(0, -1);
+  let path: string | undefined;
+  try {
+    path = normalizePath(decodeURIComponent(url.pathname));
+  } catch {
+    path = undefined;
+  }
+  return harden({
+    href: url.href,
+    scheme,
+    host: url.hostname,
+    port: url.port === '' ? (DEFAULT_PORT[scheme] ?? 0) : Number(url.port),
+    rawPort: url.port,
+    path,
+  });
+};
+harden(parseUrlTarget);
+
+/** The origin (`scheme://host[:port]`) of a parsed URL, as WHATWG URL serializes it for http(s). */
+export const originOf = (url: ParsedUrl): string => `${url.scheme}://${url.host}${url.rawPort === '' ? '' : `:${url.rawPort}`}`;
+harden(originOf);
+
+const assertTargetText = (target: string) =>
+  assertZt(typeof target === 'string' && target.length > 0 && target.length <= 4096, 'ZT_BAD_ARGUMENT', 'target must be a non-empty string of at most 4096 characters');
+
+/** A NETWORK target, normalized and parsed in one step; ZT_BAD_ARGUMENT as `normalizeTarget`. */
+export const normalizeUrlTarget = (target: string): ParsedUrl => {
+  assertTargetText(target);
+  return parseUrlTarget(target);
+};
+harden(normalizeUrlTarget);
+
+/** A concrete target as the kernel checks it: normalized, and for a URL its parsed form (whose href is `target`). */
+export interface CheckedTarget {
+  readonly target: string;
+  readonly url: ParsedUrl | undefined;
+}
+
+/** Normalizes a concrete target once, keeping a URL's parsed form for every later check; ZT_BAD_ARGUMENT as `normalizeTarget`. */
+export const checkTarget = (actionType: ActionType, target: string): CheckedTarget => {
+  if (targetKindOf(actionType) !== 'url') return harden({ target: normalizeTarget(actionType, target), url: undefined });
+  const url = normalizeUrlTarget(target);
+  return harden({ target: url.href, url });
+};
+harden(checkTarget);
+
+/** Does a capability's pattern match a checked target? On the parsed form when there is one, so nothing is parsed again. */
+export const patternMatches = (pattern: TargetPattern, checked: CheckedTarget): boolean =>
+  checked.url !== undefined && pattern.matchesParsed !== undefined ? pattern.matchesParsed(checked.url) : pattern.matches(checked.target);
+harden(patternMatches);
+
 /** The canonical form of a concrete target, or ZT_BAD_ARGUMENT. */
 export const normalizeTarget = (actionType: ActionType, target: string): string => {
-  assertZt(typeof target === 'string' && target.length > 0 && target.length <= 4096, 'ZT_BAD_ARGUMENT', 'target must be a non-empty string of at most 4096 characters');
+  assertTargetText(target);
   switch (targetKindOf(actionType)) {
     case 'path':
       return normalizePath(target);
@@ -82,27 +160,27 @@ const compileUrlPattern = (pattern: string): TargetPattern => {
   const port = probe.port;
   const pathPattern = compileTargetPattern(path === '' ? '/' : path);
   const exact = !wildcardHost && pathPattern.exact;
+  const host = probe.hostname;
+  const matchesParsed = (url: ParsedUrl): boolean => {
+    if (url.scheme !== scheme || url.rawPort !== port) return false;
+    if (hostSuffix !== undefined ? !url.host.endsWith(hostSuffix) || url.host.length <= hostSuffix.length : url.host !== host) return false;
+    // A path that cannot be decoded matches nothing. A query string is part
+    // of the request, not of the grant's path; patterns match the path.
+    return url.path !== undefined && pathPattern.matches(url.path);
+  };
   return harden({
     source: pattern,
     exact,
     matches: (target: string) => {
-      let url: URL;
+      let url: ParsedUrl;
       try {
-        url = normalizeUrl(target);
+        url = parseUrlTarget(target);
       } catch {
         return false;
       }
-      if (url.protocol !== `${scheme}:` || url.port !== port) return false;
-      if (hostSuffix !== undefined ? !url.hostname.endsWith(hostSuffix) || url.hostname.length <= hostSuffix.length : url.hostname !== probe.hostname) return false;
-      let pathname: string;
-      try {
-        pathname = normalizePath(decodeURIComponent(url.pathname));
-      } catch {
-        return false;
-      }
-      // A query string is part of the request, not of the grant's path; patterns match the path.
-      return pathPattern.matches(pathname);
+      return matchesParsed(url);
     },
+    matchesParsed,
   });
 };
 

@@ -153,4 +153,30 @@ testProp('URL patterns match exactly what the capability side matches', [urlPatt
   const theirs = compileTarget('NETWORK', pattern);
   const parsed = parseUrlTarget(url);
   t.is(mine.matches(parsed), theirs.matches(url));
+  // The kernel matches the capability on the parsed form: the same answer as on the string.
+  t.is(theirs.matchesParsed?.(parsed), theirs.matches(url));
 }, { numRuns: 500 });
+
+const urlRuleArb = fc.record({
+  effect: fc.constantFrom<'permit' | 'forbid'>('permit', 'forbid'),
+  target: urlPatternArb,
+  when: fc.oneof(fc.constant(undefined), fc.record({ url: fc.record({ ports: fc.constant([443, 8080]) }) }), fc.record({ url: fc.record({ paths: fc.constant(['/v1/**']) }) })),
+});
+
+testProp(
+  'a NETWORK decision is the same with the kernel\'s parsed target, without it, and with one for another target (ignored)',
+  [fc.array(urlRuleArb, { minLength: 1, maxLength: 4 }), urlArb, urlArb],
+  (t, specs, raw, other) => {
+    const rules = specs.map((s, i) => ({ id: `r${i}`, effect: s.effect, actions: ['NETWORK' as const], targets: [s.target], ...(s.when ? { when: s.when } : {}) })) as PolicyRule[];
+    const p = load(rules);
+    const parsed = parseUrlTarget(raw);
+    const req: DecisionRequest = { agentId: 'a', actionType: 'NETWORK', target: parsed.href };
+    const plain = p.decide(req);
+    t.deepEqual(p.decide({ ...req, parsedUrl: parsed }), plain);
+    // A parsed form whose href is not the target is not trusted: the target is parsed again.
+    t.deepEqual(p.decide({ ...req, parsedUrl: parseUrlTarget(other) }), plain);
+    t.deepEqual(p.explain({ ...req, parsedUrl: parseUrlTarget(other) }).decision, plain);
+    t.deepEqual(p.taintsFor({ ...req, parsedUrl: parsed }), p.taintsFor(req));
+  },
+  { numRuns: 300 },
+);

@@ -30,7 +30,7 @@
  */
 import { harden } from '../harden.js';
 import { ZtError, assertZt, type ErrorCode } from '../errors.js';
-import { normalizeUrl } from '../targets.js';
+import { originOf, parseUrlTarget, type ParsedUrl } from '../targets.js';
 import type { CapabilityConstraints } from '../types.js';
 import { parseCidr, parseIp, inCidr, specialRangeOf, type Cidr } from './addresses.js';
 import { isPlainRecord, optionalNonNegativeInt, optionalPositiveInt, readSettings, type Settings, type TimerPowers } from './settings.js';
@@ -198,7 +198,7 @@ export interface HttpResult {
 }
 
 export const makeHttpEffector = (powers: HttpPowers): Effector =>
-  async ({ target, args, signal, maxBytes, constraints, recheck }) => {
+  async ({ target, url: checkedUrl, args, signal, maxBytes, constraints, recheck }) => {
     const settings = parseSettings(constraints);
     const { method: rawMethod = 'GET', headers: rawHeaders, body: rawBody, encoding = 'utf8', bodyEncoding = 'utf8' } = args as Record<string, unknown>;
     assertZt(typeof rawMethod === 'string' && TOKEN.test(rawMethod), 'ZT_BAD_ARGUMENT', 'method must be an HTTP method name');
@@ -240,12 +240,13 @@ export const makeHttpEffector = (powers: HttpPowers): Effector =>
         );
       });
 
-    let url = normalizeUrl(target);
+    // The first hop is the target as the kernel checked and parsed it; each redirect hop is parsed anew.
+    let url: ParsedUrl = checkedUrl !== undefined && checkedUrl.href === target ? checkedUrl : parseUrlTarget(target);
     let redirects = 0;
     try {
       for (;;) {
         signal.throwIfAborted();
-        const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+        const host = url.host.startsWith('[') ? url.host.slice(1, -1) : url.host;
         let addresses: readonly ResolvedAddress[];
         if (parseIp(host)) {
           addresses = [{ address: host, family: host.includes(':') ? 6 : 4 }];
@@ -282,7 +283,7 @@ export const makeHttpEffector = (powers: HttpPowers): Effector =>
           if (redirects > settings.maxRedirects) throw new ZtError('ZT_TOO_MANY_REDIRECTS', `more than ${settings.maxRedirects} redirects`);
           let next: URL;
           try {
-            next = new URL(location, url);
+            next = new URL(location, url.href);
           } catch {
             throw new ZtError('ZT_EFFECT_FAILED', 'the server sent an invalid redirect');
           }
@@ -294,7 +295,7 @@ export const makeHttpEffector = (powers: HttpPowers): Effector =>
             throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the redirect could not be recorded');
           }
           if (!verdict.allowed) throw new ZtError(verdict.code ?? 'ZT_WRONG_TARGET', 'a redirect led to a target this capability does not grant');
-          const nextUrl = normalizeUrl(verdict.target ?? next.href);
+          const nextUrl = verdict.url !== undefined && verdict.url.href === verdict.target ? verdict.url : parseUrlTarget(verdict.target ?? next.href);
           if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) {
             if (method !== 'HEAD') method = 'GET';
             body = undefined;
@@ -302,7 +303,7 @@ export const makeHttpEffector = (powers: HttpPowers): Effector =>
             headers = rest;
           }
           if (!settings.methods.has(method)) throw new ZtError('ZT_ARGUMENT_DENIED', `the redirect needs ${method}, which this capability does not allow`);
-          if (nextUrl.origin !== url.origin) {
+          if (originOf(nextUrl) !== originOf(url)) {
             headers = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name)));
           }
           url = nextUrl;

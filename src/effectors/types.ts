@@ -1,10 +1,13 @@
 import type { ErrorCode } from '../errors.js';
+import type { ParsedUrl } from '../targets.js';
 import type { ActionArgs, CapabilityConstraints } from '../types.js';
 
 /** What the kernel hands an effector for one validated, authorized action. */
 export interface EffectContext {
   /** The normalized absolute target the capability and policy approved. */
   readonly target: string;
+  /** For NETWORK: `target` as the kernel parsed it (its `href` is `target`), so the effector need not parse it again. */
+  readonly url?: ParsedUrl;
   readonly args: ActionArgs;
   /** Aborted on revocation, deadline or shutdown; effectors must stop work. */
   readonly signal: AbortSignal;
@@ -18,7 +21,7 @@ export interface EffectContext {
    * now; recorded in the audit log. Effectors call it before touching any
    * target other than `target`.
    */
-  recheck(target: string): Promise<{ readonly allowed: boolean; readonly code?: ErrorCode; readonly target?: string }>;
+  recheck(target: string): Promise<{ readonly allowed: boolean; readonly code?: ErrorCode; readonly target?: string; readonly url?: ParsedUrl }>;
 }
 
 /**

@@ -16,11 +16,14 @@
  * - The policy sees the concrete, normalized target, and reads only data
  *   the kernel records with the decision (`context`), so a decision can be
  *   replayed.
+ * - The target is normalized once, here: a URL is parsed once per request
+ *   and that parsed form is what every link's pattern, the policy and the
+ *   effector read (src/targets.ts).
  */
 import type { ErrorCode } from '../errors.js';
 import { harden } from '../harden.js';
 import type { DecisionContext, DecisionRequest, Policy } from '../policy.js';
-import { normalizeTarget } from '../targets.js';
+import { checkTarget, patternMatches, type CheckedTarget, type ParsedUrl } from '../targets.js';
 import type { ActionRequest } from '../types.js';
 import type { AgentRegistry } from './agents.js';
 import { argsAllowed } from './arg-rules.js';
@@ -33,6 +36,8 @@ export interface Evaluation {
   readonly decision: { allowed: boolean; code?: ErrorCode; rules: readonly string[]; policyHash: string };
   readonly entry: CapEntry | undefined;
   readonly target: string;
+  /** A NETWORK target parsed (its href is `target`), when the request passed the checks. */
+  readonly url?: ParsedUrl;
   /** The audit form of the arguments, when the request got that far. */
   readonly args: Record<string, unknown> | undefined;
   /** What the policy was asked, when the request got that far (recorded for replay). */
@@ -44,7 +49,7 @@ export interface Evaluation {
  * expired → exhausted → rate → budget → action → target → arguments.
  * (Drops use times that fell out of the rate window.)
  */
-const checkEntry = (entry: CapEntry, req: ActionRequest, target: string | undefined, now: number): ErrorCode | undefined => {
+const checkEntry = (entry: CapEntry, req: ActionRequest, target: CheckedTarget | undefined, now: number): ErrorCode | undefined => {
   if (entry.state !== 'live') return 'ZT_REVOKED';
   const { expiresAt, maxUses, rate, bytesBudget } = entry.spec.constraints;
   if (expiresAt !== undefined && now >= expiresAt) return 'ZT_EXPIRED';
@@ -56,7 +61,7 @@ const checkEntry = (entry: CapEntry, req: ActionRequest, target: string | undefi
   }
   if (bytesBudget !== undefined && entry.bytes + entry.reservedBytes >= bytesBudget) return 'ZT_BUDGET_EXHAUSTED';
   if (entry.spec.actionType !== req.actionType) return 'ZT_WRONG_ACTION';
-  if (target === undefined || !entry.pattern.matches(target)) return 'ZT_WRONG_TARGET';
+  if (target === undefined || !patternMatches(entry.pattern, target)) return 'ZT_WRONG_TARGET';
   if (!argsAllowed(entry.argRules, req.args)) return 'ZT_ARGUMENT_DENIED';
   return undefined;
 };
@@ -97,16 +102,16 @@ export const makeDecider = (powers: DeciderPowers) => {
   const { currentPolicy, agents, table, isOpen } = powers;
 
   /** The ordered checks. Returns a denial code, or the live entry. */
-  const check = (req: ActionRequest, now: number): { code: ErrorCode; entry?: CapEntry } | { entry: CapEntry; target: string } => {
+  const check = (req: ActionRequest, now: number): { code: ErrorCode; entry?: CapEntry } | { entry: CapEntry; target: CheckedTarget } => {
     const agent = agents.get(req.agentId);
     if (!agent) return { code: 'ZT_UNKNOWN_AGENT' };
     if (agent.state !== 'live') return { code: 'ZT_AGENT_REVOKED' };
     const entry = table.entry(req.capabilityId);
     if (!entry) return { code: 'ZT_UNKNOWN_CAPABILITY' };
     if (entry.spec.holder !== req.agentId) return { code: 'ZT_WRONG_HOLDER', entry };
-    let target: string | undefined;
+    let target: CheckedTarget | undefined;
     try {
-      target = normalizeTarget(req.actionType, req.target);
+      target = checkTarget(req.actionType, req.target);
     } catch {
       target = undefined;
     }
@@ -119,7 +124,7 @@ export const makeDecider = (powers: DeciderPowers) => {
       const code = checkEntry(entry, req, target, now);
       if (code) return { code, entry };
     }
-    return { entry, target: target as string };
+    return { entry, target: target as CheckedTarget };
   };
 
   /**
@@ -167,16 +172,18 @@ export const makeDecider = (powers: DeciderPowers) => {
       const checked = check(request, time);
       entry = checked.entry;
       if ('code' in checked) return { decision: deny(checked.code), entry, target, args };
-      target = checked.target;
+      const { url } = checked.target;
+      target = checked.target.target;
       args = summarizeArgs(powers, request.args);
       const decisionRequest = {
         agentId: request.agentId,
         actionType: request.actionType,
         target,
+        ...(url === undefined ? {} : { parsedUrl: url }),
         args: request.args,
         ...(policy.needsContext ? { context: contextFor(request.agentId, entry as CapEntry, time) } : {}),
       };
-      return { decision: policy.decide(decisionRequest), entry, target, args, decisionRequest };
+      return { decision: policy.decide(decisionRequest), entry, target, ...(url === undefined ? {} : { url }), args, decisionRequest };
     } catch {
       return { decision: deny('ZT_POLICY_ERROR'), entry, target, args };
     }

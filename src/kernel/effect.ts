@@ -19,6 +19,7 @@ import { harden } from '../harden.js';
 import { ZtError, ErrorCodes, codeOf, reasonOf, type ErrorCode } from '../errors.js';
 import type { Effector, EffectContext } from '../effectors/types.js';
 import type { GrantBrands, GrantToken } from '../grants.js';
+import type { ParsedUrl } from '../targets.js';
 import type { ActionRequest, ActionType, CapabilityConstraints, Outcome } from '../types.js';
 import type { KernelTimers } from './types.js';
 import { MAX_TIMER_MS, type CapEntry } from './capability-table.js';
@@ -91,6 +92,8 @@ export interface EffectCall {
   readonly chain: readonly CapEntry[];
   /** The approved, normalized target. */
   readonly target: string;
+  /** For NETWORK: the target as parsed by the checks. */
+  readonly url: ParsedUrl | undefined;
   readonly controller: AbortController;
   readonly recheck: EffectContext['recheck'];
 }
@@ -155,7 +158,7 @@ export const makeEffectRunner = (powers: EffectRunnerPowers, options: EffectRunn
 
   /** Calls the effector for one allowed request. Never rejects: a failure is a run with a code. */
   const run = async (call: EffectCall): Promise<EffectRun> => {
-    const { request, entry, chain, target, controller } = call;
+    const { request, entry, chain, target, url, controller } = call;
     const effector = effectors[request.actionType];
     let release: (() => void) | undefined;
     let expiryTimer: unknown;
@@ -177,6 +180,7 @@ export const makeEffectRunner = (powers: EffectRunnerPowers, options: EffectRunn
           // Effectors that derive capabilities read `grant` (see src/grants.ts, GrantingContext).
           ...({ grant: (init: { actionType: ActionType; target: string; constraints?: CapabilityConstraints }): GrantToken => makeGrant(init) } as object),
           target,
+          ...(url === undefined ? {} : { url }),
           args: request.args,
           signal: controller.signal,
           maxBytes: reserved.budget,

@@ -27,7 +27,7 @@ import { harden } from '../harden.js';
 import { ErrorCodes, ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
 import { copyPlainData, isWellFormedString, recordableString } from '../plain-data.js';
 import type { Policy } from '../policy.js';
-import { normalizeTarget } from '../targets.js';
+import { checkTarget, patternMatches, type ParsedUrl } from '../targets.js';
 import { ActionRequest, isActionType, type AuditRef, type Outcome } from '../types.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { AgentRegistry } from './agents.js';
@@ -233,23 +233,28 @@ const commit = (m: Mediator, allowed: Allowed): CapEntry[] => {
 /**
  * Re-checks a further target reached while carrying out an allowed
  * request (a redirect hop): same capability pattern, policy in force,
- * capability still live. Each hop is audited and durable before use.
+ * capability still live. Each hop is audited and durable before use. A URL
+ * hop is parsed once: the pattern, the policy and the effector (through the
+ * verdict) read that parsed form.
  */
 const recheck = async (m: Mediator, allowed: Allowed, hop: string) => {
   const { request, live: entry, requestId } = allowed;
   let target: string | undefined;
+  let url: ParsedUrl | undefined;
   let code: ErrorCode | undefined;
   let rules: readonly string[] = [];
   try {
-    target = normalizeTarget(request.actionType, hop);
+    const checked = checkTarget(request.actionType, hop);
+    ({ target, url } = checked);
     if (entry.state !== 'live') code = 'ZT_REVOKED';
-    else if (!entry.pattern.matches(target)) code = 'ZT_WRONG_TARGET';
+    else if (!patternMatches(entry.pattern, checked)) code = 'ZT_WRONG_TARGET';
     else {
       const policy = m.currentPolicy();
       const decision = policy.decide({
         agentId: request.agentId,
         actionType: request.actionType,
         target,
+        ...(url === undefined ? {} : { parsedUrl: url }),
         args: request.args,
         ...(policy.needsContext ? { context: m.decider.contextFor(request.agentId, entry, m.now()) } : {}),
       });
@@ -269,7 +274,7 @@ const recheck = async (m: Mediator, allowed: Allowed, hop: string) => {
     rules,
     policyHash: m.currentPolicy().hash,
   });
-  return harden(code ? { allowed: false, code } : { allowed: true, target });
+  return harden(code ? { allowed: false, code } : { allowed: true, target, ...(url === undefined ? {} : { url }) });
 };
 
 /** A succeeded run whose result cannot be encoded canonically is withheld: it could not be recorded. */
@@ -351,6 +356,7 @@ const perform = async (m: Mediator, allowed: Allowed, chain: readonly CapEntry[]
     entry: live,
     chain,
     target: evaluation.target,
+    url: evaluation.url,
     controller,
     recheck: hop => recheck(m, allowed, hop),
   });

@@ -280,10 +280,13 @@ export const makePolicy = (
       case 'path':
         if (!isNormalPath(target)) target = normalizePath(target);
         break;
-      case 'url':
-        url = parseUrlTarget(target);
+      case 'url': {
+        // The kernel's parse of this very target, if it sent one; otherwise parse here.
+        const given = req.parsedUrl;
+        url = given !== undefined && given !== null && given.href === target ? given : parseUrlTarget(target);
         target = url.href;
         break;
+      }
       case 'tool':
         break;
     }

@@ -20,7 +20,7 @@
 import { harden } from '../harden.js';
 import { ZtError } from '../errors.js';
 import { compileTargetPattern, normalizePath, type TargetPattern } from '../paths.js';
-import { compileTarget, normalizeUrl, type TargetKind } from '../targets.js';
+import { compileTarget, normalizeUrl, type ParsedUrl, type TargetKind } from '../targets.js';
 import type { ActionType } from '../types.js';
 
 export const KIND_ACTIONS: Readonly<Record<TargetKind, readonly ActionType[]>> = harden({
@@ -86,42 +86,8 @@ export const compilePathPattern = (source: string): PathPattern => {
 };
 harden(compilePathPattern);
 
-/** A normalized URL target taken apart once per decision. */
-export interface ParsedUrl {
-  readonly href: string;
-  /** `http` or `https`. */
-  readonly scheme: string;
-  readonly host: string;
-  /** The port, default ports included. */
-  readonly port: number;
-  /** `''` for the scheme's default port, as WHATWG URL spells it. */
-  readonly rawPort: string;
-  /** Decoded and normalized path, or undefined when it cannot be decoded. */
-  readonly path: string | undefined;
-}
-
-const DEFAULT_PORT: Readonly<Record<string, number>> = harden({ http: 80, https: 443 });
-
-/** Parses and normalizes a URL target; throws ZT_BAD_ARGUMENT for anything but a plain http(s) URL. */
-export const parseUrlTarget = (target: string): ParsedUrl => {
-  const url = normalizeUrl(target);
-  const scheme = url.protocol.slice(0, -1);
-  let path: string | undefined;
-  try {
-    path = normalizePath(decodeURIComponent(url.pathname));
-  } catch {
-    path = undefined;
-  }
-  return harden({
-    href: url.href,
-    scheme,
-    host: url.hostname,
-    port: url.port === '' ? (DEFAULT_PORT[scheme] ?? 0) : Number(url.port),
-    rawPort: url.port,
-    path,
-  });
-};
-harden(parseUrlTarget);
+// The parsed form of a URL target is the kernel's (src/targets.ts): one parse serves both sides.
+export { parseUrlTarget, type ParsedUrl } from '../targets.js';
 
 /** A compiled URL pattern: `scheme://host[:port]/path-glob`, host may start with `*.`. */
 export interface UrlPattern {

@@ -7,6 +7,7 @@
  * against the same or another policy version.
  */
 import type { ErrorCode } from '../errors.js';
+import type { ParsedUrl } from '../targets.js';
 import type { ActionType } from '../types.js';
 
 export type RuleEffect = 'permit' | 'forbid';
@@ -184,6 +185,13 @@ export interface DecisionRequest {
   readonly actionType: ActionType;
   /** The target, normalized per action type (`normalizeTarget`). */
   readonly target: string;
+  /**
+   * For NETWORK: the target as the kernel parsed it (`parseUrlTarget`), so
+   * the policy does not parse it again. Used only when its `href` is
+   * `target`; without it (replay, `ztaas policy explain`) the policy parses
+   * the target itself, to the same result.
+   */
+  readonly parsedUrl?: ParsedUrl;
   /** The call's arguments, plain data. */
   readonly args?: Readonly<Record<string, unknown>>;
   /** Absent at issue time; required by rules whose conditions read it. */
