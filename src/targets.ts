@@ -77,6 +77,13 @@ export interface ParsedUrl {
 
 const DEFAULT_PORT: Readonly<Record<string, number>> = harden({ http: 80, https: 443 });
 
+/** Every ParsedUrl this module made: a parsed form handed on is trusted only if it is one. */
+const madeHere = new WeakSet<ParsedUrl>();
+
+/** True for a parsed form `parseUrlTarget` made (never a look-alike record). */
+export const isParsedUrl = (x: unknown): x is ParsedUrl => typeof x === 'object' && x !== null && madeHere.has(x as ParsedUrl);
+harden(isParsedUrl);
+
 /** Parses and normalizes a URL; throws ZT_BAD_ARGUMENT for anything but a plain http(s) URL. */
 export const parseUrlTarget = (target: string): ParsedUrl => {
   const url = normalizeUrl(target);
@@ -87,7 +94,7 @@ export const parseUrlTarget = (target: string): ParsedUrl => {
   } catch {
     path = undefined;
   }
-  return harden({
+  const parsed: ParsedUrl = harden({
     href: url.href,
     scheme,
     host: url.hostname,
@@ -95,6 +102,8 @@ export const parseUrlTarget = (target: string): ParsedUrl => {
     rawPort: url.port,
     path,
   });
+  madeHere.add(parsed);
+  return parsed;
 };
 harden(parseUrlTarget);
 

@@ -129,4 +129,8 @@ test('attack: a parsed form for another URL does not steer the policy', t => {
   const items = parseUrlTarget('https://api.example.com/v1/items');
   t.like(policy.decide({ agentId: 'a', actionType: 'NETWORK', target: admin, parsedUrl: items }), { allowed: false, code: 'ZT_POLICY_DENIED', rules: ['no-admin'] });
   t.like(policy.decide({ agentId: 'a', actionType: 'NETWORK', target: items.href, parsedUrl: parseUrlTarget(admin) }), { allowed: true, rules: ['api'] });
+  // A look-alike record whose href is the target but whose path is another's
+  // is not a parsed form the kernel made: the policy parses the target itself.
+  const lookAlike = harden({ ...parseUrlTarget(admin), path: '/v1/items' });
+  t.like(policy.decide({ agentId: 'a', actionType: 'NETWORK', target: admin, parsedUrl: lookAlike }), { allowed: false, code: 'ZT_POLICY_DENIED', rules: ['no-admin'] });
 });

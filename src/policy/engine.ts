@@ -28,6 +28,7 @@ import { ALL_ACTIONS, compileRule, compileTaint, makeSink, scopeAdmits, type Com
 import {
   compilePattern,
   isNormalPath,
+  isParsedUrl,
   parseUrlTarget,
   patternCovers,
   patternsOverlap,
@@ -281,9 +282,10 @@ export const makePolicy = (
         if (!isNormalPath(target)) target = normalizePath(target);
         break;
       case 'url': {
-        // The kernel's parse of this very target, if it sent one; otherwise parse here.
+        // The kernel's parse of this very target, if it sent one (made by
+        // parseUrlTarget, not a look-alike); otherwise parse here.
         const given = req.parsedUrl;
-        url = given !== undefined && given !== null && given.href === target ? given : parseUrlTarget(target);
+        url = isParsedUrl(given) && given.href === target ? given : parseUrlTarget(target);
         target = url.href;
         break;
       }

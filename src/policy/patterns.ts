@@ -87,7 +87,7 @@ export const compilePathPattern = (source: string): PathPattern => {
 harden(compilePathPattern);
 
 // The parsed form of a URL target is the kernel's (src/targets.ts): one parse serves both sides.
-export { parseUrlTarget, type ParsedUrl } from '../targets.js';
+export { isParsedUrl, parseUrlTarget, type ParsedUrl } from '../targets.js';
 
 /** A compiled URL pattern: `scheme://host[:port]/path-glob`, host may start with `*.`. */
 export interface UrlPattern {
