@@ -115,7 +115,11 @@ const requestData = (request: ActionRequest): Record<string, unknown> => {
 };
 
 let unrecorded = 0;
-/** The outcome of a request the kernel could not be asked about: nothing ran, nothing was recorded. */
+/**
+ * The outcome of a request the kernel did not answer: made after the kernel
+ * vat was gone, it never ran; in flight when it died, it may have (the log
+ * holds whatever was recorded up to then). No audit reference either way.
+ */
 const unrecordedOutcome = (err: unknown): Outcome => {
   unrecorded += 1;
   const code = codeOf(err) ?? 'ZT_KERNEL_UNAVAILABLE';
