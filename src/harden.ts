@@ -53,18 +53,13 @@ const select = (): Harden => {
 
 /**
  * SES's `harden` where the realm is locked down, else an own-properties
- * freeze. Chosen at the first call; a realm that is locked down later keeps
- * what it chose (the kernel and vats lock down before any module runs).
+ * freeze. Only SES's is remembered: a call made before a realm locks down
+ * never leaves that realm with the weaker freeze afterwards.
  */
 export const harden: Harden = <T>(value: T): T => {
-  selected ??= select();
-  return selected(value);
+  if (selected) return selected(value);
+  const found = select();
+  if (found !== freezeOwn) selected = found;
+  return found(value);
 };
 Object.freeze(harden);
-
-/** True when this realm is locked down (SES's `harden` is in force). */
-export const isLockedDown = (): boolean => {
-  selected ??= select();
-  return selected !== freezeOwn;
-};
-Object.freeze(isLockedDown);

@@ -22,6 +22,7 @@ import {
   SINK_REPLY,
   SYNC,
   errorFromData,
+  errorToData,
   kernelUnavailable,
   type AsyncMethod,
   type SinkOp,
@@ -126,8 +127,7 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
           },
           (err: unknown) => {
             if (dead) return;
-            const error = err instanceof ZtError ? { name: 'ZtError', code: err.code, reason: err.reason } : { name: 'Error', reason: String((err as Error)?.message ?? err) };
-            worker.postMessage({ type: SINK_REPLY, id, ok: false, error });
+            worker.postMessage({ type: SINK_REPLY, id, ok: false, error: errorToData(err) });
           },
         );
         return;

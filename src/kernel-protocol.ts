@@ -83,36 +83,30 @@ export const kernelUnavailable = (reason: string = ErrorCodes.ZT_KERNEL_UNAVAILA
 harden(kernelUnavailable);
 
 /** The seed API's synchronous methods: answered on the sync port. */
-export const SYNC_METHODS = harden([
-  'init',
-  'registerAgent',
-  'issueCapability',
-  'getCapability',
-  'listCapabilities',
-  'revokeCapability',
-  'revokeAgent',
-  'loadPolicy',
-  'policyHash',
-] as const);
+export type SyncMethod =
+  | 'init'
+  | 'registerAgent'
+  | 'issueCapability'
+  | 'getCapability'
+  | 'listCapabilities'
+  | 'revokeCapability'
+  | 'revokeAgent'
+  | 'loadPolicy'
+  | 'policyHash';
 
 /** The asynchronous ones: answered with a `reply`. */
-export const ASYNC_METHODS = harden([
-  'execute',
-  'launchAgent',
-  'terminateRun',
-  'loadPolicyFile',
-  'recoverAudit',
-  'rotateAuditKey',
-  'auditRead',
-  'auditSize',
-  'auditRootHash',
-  'flush',
-  'shutdown',
-] as const);
-
-export type SyncMethod = (typeof SYNC_METHODS)[number];
-export type AsyncMethod = (typeof ASYNC_METHODS)[number];
+export type AsyncMethod =
+  | 'execute'
+  | 'launchAgent'
+  | 'terminateRun'
+  | 'loadPolicyFile'
+  | 'recoverAudit'
+  | 'rotateAuditKey'
+  | 'auditRead'
+  | 'auditSize'
+  | 'auditRootHash'
+  | 'flush'
+  | 'shutdown';
 
 /** Operations on an audit sink the host supplied. */
-export const SINK_OPS = harden(['append', 'read', 'size', 'rootHash', 'close'] as const);
-export type SinkOp = (typeof SINK_OPS)[number];
+export type SinkOp = 'append' | 'read' | 'size' | 'rootHash' | 'close';

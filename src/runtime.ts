@@ -23,41 +23,20 @@ import { resolve as resolvePath } from 'node:path';
 import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
 import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
-import type { McpServerConfig } from './effectors/mcp.js';
-import { DEFAULT_FAILURE_MODES, type FailureModes } from './failure-modes.js';
+import { resolveFailureModes, type FailureModes } from './failure-modes.js';
 import type { CapabilityRecord, CapabilityState } from './kernel.js';
 import { makeKernelLink, type KernelLink, type KernelLinkPowers } from './kernel-link.js';
 import { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
 import { kernelUnavailable, type SinkOp } from './kernel-protocol.js';
-import type { RuntimeLimits } from './sandbox.js';
+import type { LaunchOptions, SandboxConfig } from './sandbox.js';
 import type { ActionRequest, Capability, Outcome } from './types.js';
-import type { AgentHandle, RunOutcome, VatIsolation, VatLimits } from './vat-host.js';
+import type { AgentHandle, RunOutcome } from './vat-host.js';
 
-export type { RuntimeLimits } from './sandbox.js';
+export type { LaunchOptions, RuntimeLimits } from './sandbox.js';
 
-export interface SandboxOptions {
+export interface SandboxOptions extends Omit<SandboxConfig, 'storeDir'> {
   /** Folder of the embedded default store. Default: `.ztaas` in the working directory. */
   readonly storeDir?: string;
-  /** Policy document; default: `CAPABILITY_CEILING_POLICY` (a live capability is the whole authorization). */
-  readonly policy?: unknown;
-  readonly failureModes?: Partial<FailureModes>;
-  readonly limits?: RuntimeLimits;
-  /** `durable` (default): a decision is fsynced before its action runs. */
-  readonly durability?: 'durable' | 'relaxed';
-  /**
-   * Agent vats kept started and waiting, for warm launches (each still
-   * serves exactly one run). Default 0. Pooled vats never keep the process
-   * alive; each runs a trivial agent once, in a throwaway Compartment, so
-   * its run path is compiled before a real agent arrives, and the pool is
-   * refilled when a run ends.
-   */
-  readonly vatPoolSize?: number;
-  /**
-   * MCP servers whose tools TOOL capabilities can name (`server/tool`), by
-   * name: `{ command, args?, env? }` (stdio) or `{ url }` (HTTP). Connected
-   * lazily, closed on shutdown.
-   */
-  readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
   /**
    * Advanced: an audit sink to use instead of starting the audit vat. It
    * lives in the host; the kernel reaches it through the kernel vat's port.
@@ -65,37 +44,7 @@ export interface SandboxOptions {
   readonly auditSink?: AuditSink;
 }
 
-export interface LaunchOptions {
-  readonly agentId: string;
-  /** Absolute path of the agent's entry module, or of its folder (entry `index.js`). */
-  readonly module: string;
-  /**
-   * The capabilities to hand to the agent, all held by it; nothing else is
-   * reachable. An array of ids (`caps[id]` in the agent), or a record of
-   * names to ids (`caps[name]`).
-   */
-  readonly capabilities?: readonly string[] | Readonly<Record<string, string>>;
-  /** Plain data given to the agent as `input`. */
-  readonly input?: unknown;
-  readonly limits?: Partial<VatLimits>;
-  /**
-   * `worker` (default): a worker thread. `process`: a child process under OS
-   * containment (bubblewrap namespaces, seccomp, rlimits, Node's permission
-   * model); fails with ZT_ISOLATION_UNAVAILABLE where it cannot be
-   * established. `process-weak`: the same without bubblewrap, only when named;
-   * every record of the agent then says so. See docs/ISOLATION.md.
-   */
-  readonly isolation?: VatIsolation;
-}
 
-const kernelTimeoutOf = (options: SandboxOptions): number => {
-  const given: unknown = options.failureModes?.kernelTimeoutMs;
-  if (given === undefined) return DEFAULT_FAILURE_MODES.kernelTimeoutMs;
-  if (typeof given !== 'number' || !Number.isSafeInteger(given) || given <= 0) {
-    throw new ZtError('ZT_BAD_ARGUMENT', 'failureModes.kernelTimeoutMs must be a positive integer');
-  }
-  return given;
-};
 
 const isFunction = (x: unknown): x is (...args: never[]) => unknown => typeof x === 'function';
 
@@ -148,7 +97,8 @@ export class SandboxRuntime {
     if (rest.storeDir !== undefined && typeof rest.storeDir !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be a path');
     this.storeDir = resolvePath(rest.storeDir ?? '.ztaas');
     if (auditSink !== undefined) this.#sinks.set(0, assertSink(auditSink));
-    const timeoutMs = kernelTimeoutOf(options);
+    // The kernel vat validates every option again; the host needs this one first.
+    const timeoutMs = resolveFailureModes(rest.failureModes).kernelTimeoutMs;
     this.#link = makeKernelLink(powers, {
       timeoutMs,
       handlers: {

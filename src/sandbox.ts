@@ -18,7 +18,8 @@
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
 import { makePrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
-import { ZtError, codeOf } from './errors.js';
+import { ZtError, codeOf, reasonOf } from './errors.js';
+import { copyPlainData } from './plain-data.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
@@ -46,15 +47,29 @@ export interface RuntimeLimits {
   readonly memoryMb?: number;
 }
 
-/** The runtime's options as they reach the kernel vat: plain data. */
+/** The runtime's options as they reach the kernel vat: plain data (`SandboxOptions` in the host adds `auditSink`). */
 export interface SandboxConfig {
   /** Absolute folder of the embedded default store. */
   readonly storeDir: string;
+  /** Policy document; default: `CAPABILITY_CEILING_POLICY` (a live capability is the whole authorization). */
   readonly policy?: unknown;
   readonly failureModes?: Partial<FailureModes>;
   readonly limits?: RuntimeLimits;
+  /** `durable` (default): a decision is fsynced before its action runs. */
   readonly durability?: 'durable' | 'relaxed';
+  /**
+   * Agent vats kept started and waiting, for warm launches (each still
+   * serves exactly one run). Default 0. Pooled vats never keep the process
+   * alive; each runs a trivial agent once, in a throwaway Compartment, so
+   * its run path is compiled before a real agent arrives, and the pool is
+   * refilled when a run ends.
+   */
   readonly vatPoolSize?: number;
+  /**
+   * MCP servers whose tools TOOL capabilities can name (`server/tool`), by
+   * name: `{ command, args?, env? }` (stdio) or `{ url }` (HTTP). Connected
+   * lazily, closed on shutdown.
+   */
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
 }
 
@@ -68,15 +83,31 @@ export interface SandboxPowers {
   readonly readText: (path: string) => Promise<string>;
 }
 
-export interface LaunchSpec {
+export interface LaunchOptions {
   readonly agentId: string;
   /** Absolute path of the agent's entry module, or of its folder (entry `index.js`). */
   readonly module: string;
+  /**
+   * The capabilities to hand to the agent, all held by it; nothing else is
+   * reachable. An array of ids (`caps[id]` in the agent), or a record of
+   * names to ids (`caps[name]`).
+   */
   readonly capabilities?: readonly string[] | Readonly<Record<string, string>>;
+  /** Plain data given to the agent as `input`. */
   readonly input?: unknown;
   readonly limits?: Partial<VatLimits>;
+  /**
+   * `worker` (default): a worker thread. `process`: a child process under OS
+   * containment (bubblewrap namespaces, seccomp, rlimits, Node's permission
+   * model); fails with ZT_ISOLATION_UNAVAILABLE where it cannot be
+   * established. `process-weak`: the same without bubblewrap, only when named;
+   * every record of the agent then says so. See docs/ISOLATION.md.
+   */
   readonly isolation?: VatIsolation;
 }
+
+/** What the kernel vat receives for a launch. */
+export type LaunchSpec = LaunchOptions;
 
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
@@ -121,10 +152,11 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
       if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
       if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
     }
+    let inputCopy: unknown;
     try {
-      powers.kernel.canonicalJson(input);
-    } catch {
-      throw new ZtError('ZT_BAD_ARGUMENT', 'input must be plain JSON data');
+      inputCopy = copyPlainData(input);
+    } catch (err) {
+      throw new ZtError('ZT_BAD_ARGUMENT', `input must be plain data: ${reasonOf(err) ?? 'not plain data'}`);
     }
     const runLimits: VatLimits = harden({
       deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
@@ -157,7 +189,7 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
         .catch(() => undefined);
       throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
     }
-    return vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: harden(structuredClone(input)), limits: runLimits, isolation });
+    return vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: inputCopy, limits: runLimits, isolation });
   };
 };
 

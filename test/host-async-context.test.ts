@@ -13,7 +13,7 @@
 import test from 'ava';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,29 +114,15 @@ test('a runtime created and driven inside AsyncLocalStorage.run keeps the caller
 test('a host started with Node flags runs the seed example (workers do not inherit the host\'s flags)', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'ztaas-host-flags-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const source = `
-    import { writeFileSync } from 'node:fs';
-    import { join } from 'node:path';
-    import { ActionRequest, ActionType, Capability, SandboxRuntime } from 'ztaas';
-    const dir = ${JSON.stringify(dir)};
-    const target = join(dir, 'data.txt');
-    writeFileSync(target, 'from --eval');
-    const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
-    sandbox.registerAgent('my-agent');
-    sandbox.issueCapability(new Capability({ id: 'read-file-cap', actionType: ActionType.READ, target, holder: 'my-agent' }));
-    const outcome = await sandbox.executeAction(
-      new ActionRequest({ capabilityId: 'read-file-cap', agentId: 'my-agent', actionType: ActionType.READ, target }),
-    );
-    await sandbox.shutdown();
-    console.log(JSON.stringify(outcome));
-  `;
+  // The plain-ESM seed example, run as a string: `-e` with `--input-type=module`.
+  const source = readFileSync(join(repo, 'test/fixtures/plain-esm/seed.mjs'), 'utf8');
   // Resolved from the working directory: the package imports itself by name.
-  const child = await run(process.execPath, ['--input-type=module', '-e', source], { cwd: repo, env: {}, timeout: 60_000 }).then(
+  const child = await run(process.execPath, ['--input-type=module', '-e', source, dir], { cwd: repo, env: {}, timeout: 60_000 }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (err: { code?: number | string; stdout?: string; stderr?: string }) => ({ code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
   );
   t.is(child.code, 0, child.stderr);
   const outcome = JSON.parse(child.stdout) as { status: string; result: string; audit: { decision?: { seq: number } } };
-  t.like(outcome, { status: 'succeeded', result: 'from --eval' });
+  t.like(outcome, { status: 'succeeded', result: 'plain esm' });
   t.is(typeof outcome.audit.decision?.seq, 'number');
 });

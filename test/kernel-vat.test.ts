@@ -149,3 +149,17 @@ test('arguments that are not plain data are denied and recorded, never thrown', 
   const [record] = await sandbox.audit.read(ref?.seq ?? -1, 1);
   t.like(record, { type: 'request', decision: 'deny', code: 'ZT_BAD_ARGUMENT', agentId: 'a' });
 });
+
+test('launchAgent input that is not plain data is refused with ZT_BAD_ARGUMENT before any vat starts', async t => {
+  // The same definition of plain data as for every call into the kernel:
+  // a NaN or a lone surrogate would reach the agent, or the log, otherwise.
+  const dir = await tempDir(t);
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store') });
+  t.teardown(() => sandbox.shutdown());
+  sandbox.registerAgent('a');
+  for (const input of [{ n: Number.NaN }, { s: 'x\uD800' }, [1, , 3], { f: () => 1 }]) {
+    await t.throwsAsync(sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), input }), { code: 'ZT_BAD_ARGUMENT' } as never);
+  }
+  const ok = await sandbox.launchAgent({ agentId: 'a', module: fixtureAgent('echo'), input: { n: 1 } });
+  t.is((await ok.result).status, 'completed');
+});

@@ -14,7 +14,7 @@ import type { AuditSink } from '../src/audit/audit-client.js';
 import { ZtError } from '../src/errors.js';
 import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
 import type { SyncMethod, AsyncMethod } from '../src/kernel-protocol.js';
-import { ActionRequest, Capability, type ActionRequestInit, type CapabilityInit } from '../src/types.js';
+import { Capability, type ActionRequest, type CapabilityInit } from '../src/types.js';
 
 export interface KernelVatPowers {
   readonly sandbox: SandboxPowers;
@@ -70,15 +70,9 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
   };
 
   const async: Record<AsyncMethod, (...args: unknown[]) => Promise<unknown>> = {
-    execute: async (init: unknown) => {
-      let request: ActionRequest | unknown = init;
-      try {
-        request = new ActionRequest(init as ActionRequestInit);
-      } catch {
-        // Handed on as it came: the kernel denies and records a malformed request.
-      }
-      return live().execute(request as ActionRequest);
-    },
+    // As it came: the kernel admits it (src/kernel/mediation.ts `admit`),
+    // or denies and records it as malformed.
+    execute: async (init: unknown) => live().execute(init as ActionRequest),
     launchAgent: async (spec: unknown) => {
       const handle = await live().launchAgent(asRecord(spec, 'launchAgent options') as unknown as LaunchSpec);
       runs.set(handle.runId, handle);
