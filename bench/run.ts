@@ -295,7 +295,7 @@ const warmStart = async (count: number) => {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(agentDir);
   writeFileSync(join(agentDir, 'index.js'), 'export default async function main({ input }) { return input; }\n');
-  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), durability: 'relaxed', vatPoolSize: 2 });
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), durability: 'relaxed', vatPoolSize: 2, isolation: 'worker' });
   sandbox.registerAgent('warm');
   const samples: number[] = [];
   for (let i = 0; i < count + 2; i += 1) {
@@ -311,27 +311,64 @@ const warmStart = async (count: number) => {
   return stats(samples);
 };
 
-// 4. Vat cold start: launch an agent vat and get its first answer.
+// 4. Vat cold start: launch an agent vat and get its first answer, at the
+// default level (`process`) and at `worker` (named), alternating launch by
+// launch in one runtime each. Then the agent's mediated call round trip at
+// each level: a run of 300 READs minus a run of none, per call.
 const coldStart = async (count: number) => {
   const dir = mkdtempSync(join(tmpdir(), 'ztaas-bench-'));
   const agentDir = join(dir, 'agent');
-  rmSync(agentDir, { recursive: true, force: true });
+  const readerDir = join(dir, 'reader');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(agentDir);
+  mkdirSync(readerDir);
   writeFileSync(join(agentDir, 'index.js'), 'export default async function main({ input }) { return input; }\n');
-  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), durability: 'relaxed' });
-  sandbox.registerAgent('cold');
-  const samples: number[] = [];
-  for (let i = 0; i < count + 2; i += 1) {
+  writeFileSync(
+    join(readerDir, 'index.js'),
+    'export default async function main({ caps, input }) { for (let i = 0; i < input; i += 1) await E(caps.data).read(); return input; }\n',
+  );
+  const target = join(dir, 'data.txt');
+  writeFileSync(target, 'x'.repeat(64));
+  const kinds = ['process', 'worker'] as const;
+  const runtimes = Object.fromEntries(
+    kinds.map(kind => {
+      const sandbox = new SandboxRuntime({ storeDir: join(dir, `store-${kind}`), durability: 'relaxed', isolation: kind });
+      sandbox.registerAgent('cold');
+      sandbox.issueCapability(new Capability({ id: 'data', actionType: ActionType.READ, target, holder: 'cold' }));
+      return [kind, sandbox];
+    }),
+  ) as Record<(typeof kinds)[number], SandboxRuntime>;
+  const run = async (kind: (typeof kinds)[number], module: string, input: number) => {
     const start = performance.now();
-    const handle = await sandbox.launchAgent({ agentId: 'cold', module: agentDir, input: i });
+    const handle = await runtimes[kind].launchAgent({ agentId: 'cold', module, input, capabilities: ['data'] });
     const outcome = await handle.result;
-    if (!outcome.ok) throw Error(`cold start run failed: ${outcome.error?.code}`);
-    if (i >= 2) samples.push((performance.now() - start) * 1000);
+    if (!outcome.ok) throw Error(`${kind} run failed: ${outcome.error?.code}`);
+    return (performance.now() - start) * 1000;
+  };
+  const launch = { process: [] as number[], worker: [] as number[] };
+  const call = { process: [] as number[], worker: [] as number[] };
+  const CALLS = 300;
+  for (let i = 0; i < count + 2; i += 1) {
+    for (const kind of kinds) {
+      const took = await run(kind, agentDir, i);
+      if (i >= 2) launch[kind].push(took);
+    }
   }
-  await sandbox.shutdown();
+  for (let i = 0; i < 6; i += 1) {
+    for (const kind of kinds) {
+      const none = await run(kind, readerDir, 0);
+      const many = await run(kind, readerDir, CALLS);
+      if (i >= 1) call[kind].push((many - none) / CALLS);
+    }
+  }
+  for (const kind of kinds) await runtimes[kind].shutdown();
   rmSync(dir, { recursive: true, force: true });
-  return stats(samples);
+  return {
+    process: stats(launch.process),
+    worker: stats(launch.worker),
+    processCall: stats(call.process),
+    workerCall: stats(call.worker),
+  };
 };
 
 // 5. Memory per idle agent vat (locked down, CapTP connected, no agent yet).
@@ -384,8 +421,12 @@ const main = async () => {
   rows.push(['new runtime → first outcome (kernel vat start)', fmt(startup.p50 / 1000, 'ms'), fmt(startup.p99 / 1000, 'ms'), String(startup.n), '']);
   results['new runtime to first outcome (µs)'] = startup;
   const cold = await coldStart(15);
-  rows.push(['vat cold start to first answer', fmt(cold.p50 / 1000, 'ms'), fmt(cold.p99 / 1000, 'ms'), String(cold.n), '≤ 150 ms']);
-  results['vat cold start (µs)'] = cold;
+  rows.push(['vat cold start to first answer, process (the default)', fmt(cold.process.p50 / 1000, 'ms'), fmt(cold.process.p99 / 1000, 'ms'), String(cold.process.n), '']);
+  rows.push(['vat cold start to first answer, worker (named)', fmt(cold.worker.p50 / 1000, 'ms'), fmt(cold.worker.p99 / 1000, 'ms'), String(cold.worker.n), '≤ 150 ms']);
+  report('agent READ round trip, process vat (the default), per call', cold.processCall);
+  report('agent READ round trip, worker vat (named), per call', cold.workerCall);
+  results['vat cold start, process (µs)'] = cold.process;
+  results['vat cold start, worker (µs)'] = cold.worker;
   const warm = await warmStart(10);
   rows.push(['vat warm start (pool) to first answer', fmt(warm.p50 / 1000, 'ms'), fmt(warm.p99 / 1000, 'ms'), String(warm.n), '≤ 10 ms']);
   results['vat warm start (µs)'] = warm;
@@ -423,6 +464,8 @@ const main = async () => {
     'mediated durable / raw (p50)': mediatedDurable.p50 / raw.p50,
     'host → kernel-vat hop / interleaved raw (p50)': hop.hop.p50 / hop.raw.p50,
     'bare kernel-vat call / raw (p50)': hop.bare.p50 / raw.p50,
+    'launch, process (default) / worker (p50)': cold.process.p50 / cold.worker.p50,
+    'agent READ round trip, process (default) / worker (p50)': cold.processCall.p50 / cold.workerCall.p50,
   };
   results.ratios = ratios;
 

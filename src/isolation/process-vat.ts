@@ -27,7 +27,7 @@
  * Pure: every fact about the host and every power (spawning) is passed in
  * by `process-vat-node-powers.ts`.
  */
-export { ISOLATION_LEVELS, assertIsolationAvailable, isIsolationLevel } from './levels.js';
+export { DEFAULT_ISOLATION, ISOLATION_LEVELS, assertIsolationAvailable, isIsolationLevel } from './levels.js';
 export type { IsolationLevel, IsolationProbe, LevelReport, ProcessIsolationLevel } from './levels.js';
 export {
   ADDRESS_SPACE_OVERHEAD_MB,
