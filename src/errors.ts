@@ -88,6 +88,7 @@ export const ErrorCodes = Object.freeze({
   ZT_DEADLINE: 'the agent ran past its wall-clock deadline',
   ZT_OUT_OF_MEMORY: 'the agent exceeded its memory limit',
   ZT_VAT_CRASHED: 'the vat ended unexpectedly',
+  ZT_VAT_PROTOCOL: 'a process vat broke the wire protocol (a malformed, oversized or non-CapTP frame, or a wire left unread) and was ended',
   ZT_TERMINATED: 'the agent was terminated by the operator',
   ZT_AGENT_BUSY: 'the agent already has a running vat',
   ZT_ISOLATION_UNAVAILABLE: 'the requested isolation level cannot be established on this machine',

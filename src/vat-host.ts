@@ -103,7 +103,7 @@ const checkReport = (report: unknown, digest: (value: unknown) => string): RunRe
 
 const MAX_OUTPUT_BYTES = 64 * 1024;
 const QUIESCENCE_DELAY_MS = 10;
-const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED']);
+const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED', 'ZT_VAT_PROTOCOL']);
 
 export interface VatHostOptions {
   readonly kernel: Kernel;
