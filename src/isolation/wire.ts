@@ -67,15 +67,21 @@ export const isWireMessage = (message: unknown): message is Record<string, unkno
   CAPTP_TYPE.test((message as { type: string }).type);
 harden(isWireMessage);
 
+/**
+ * Which messages a wire carries. Agent vats' wires carry CapTP alone
+ * (`isWireMessage`, the default); the audit vat's also carries its appends.
+ */
+export type MessageCheck = (message: unknown) => message is Record<string, unknown>;
+
 const encoder = new TextEncoder();
 
 /**
  * One message as one frame. Throws ZT_VAT_PROTOCOL when the message is not a
  * CapTP message or its JSON exceeds `maxFrameBytes` (nothing is sent then).
  */
-export const encodeFrame = (message: unknown, maxFrameBytes: number = MAX_FRAME_BYTES): Uint8Array => {
+export const encodeFrame = (message: unknown, maxFrameBytes: number = MAX_FRAME_BYTES, accepts: MessageCheck = isWireMessage): Uint8Array => {
   const max = checkMaxFrame(maxFrameBytes);
-  if (!isWireMessage(message)) throw violation('only CapTP messages cross the wire');
+  if (!accepts(message)) throw violation(accepts === isWireMessage ? 'only CapTP messages cross the wire' : 'only messages of this wire cross it');
   // JSON.stringify escapes lone surrogates, so the text is always valid UTF-8.
   const json = JSON.stringify(message);
   // Each UTF-16 unit is at least one byte of UTF-8: refuse before encoding a text that can only be too large.
@@ -104,8 +110,9 @@ export interface FrameDecoder {
 }
 
 /** An incremental, bounded decoder of frames (see the module header). */
-export const makeFrameDecoder = (options: { readonly maxFrameBytes?: number } = {}): FrameDecoder => {
+export const makeFrameDecoder = (options: { readonly maxFrameBytes?: number; readonly accepts?: MessageCheck } = {}): FrameDecoder => {
   const max = checkMaxFrame(options.maxFrameBytes ?? MAX_FRAME_BYTES);
+  const accepts = options.accepts ?? isWireMessage;
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const header = new Uint8Array(FRAME_HEADER_BYTES);
   let headerFill = 0;
@@ -140,7 +147,7 @@ export const makeFrameDecoder = (options: { readonly maxFrameBytes?: number } = 
     } catch {
       return fail(violation('a frame that is not JSON'));
     }
-    if (!isWireMessage(message)) return fail(violation('a frame that is not a CapTP message'));
+    if (!accepts(message)) return fail(violation(accepts === isWireMessage ? 'a frame that is not a CapTP message' : 'a frame that is not a message of this wire'));
     return message;
   };
 
