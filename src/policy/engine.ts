@@ -23,6 +23,7 @@ import { harden } from '../harden.js';
 import { ZtError, type ErrorCode } from '../errors.js';
 import { compileTarget, targetKindOf } from '../targets.js';
 import { compileDelegation, makeDecideDelegation } from './delegations.js';
+import { compileToolResources, withToolResources } from './tool-resources.js';
 import { isActionType, type ActionType } from '../types.js';
 import { explainCondition, type CondNode } from './conditions.js';
 import { ALL_ACTIONS, compileRule, compileTaint, makeSink, scopeAdmits, type CompiledRule, type CompiledScope, type CompiledTaint } from './compile.js';
@@ -217,6 +218,7 @@ export const makePolicy = (
   const rules = doc.rules.map((r, i) => compileRule(r, i, sink));
   const taints = (doc.taints ?? []).map((t, i) => compileTaint(t, i, sink));
   const delegations = (doc.delegations ?? []).map((d, i) => compileDelegation(d, i, sink.problems));
+  const toolResources = compileToolResources(doc.toolResources ?? [], sink);
   if (sink.problems.length > 0) throw new ZtError('ZT_POLICY_INVALID', 'policy rejected', { problems: harden(sink.problems) });
   const index = buildIndex(rules);
   const rateWindows = harden([...sink.rateWindows].sort((a, b) => a - b));
@@ -429,7 +431,9 @@ export const makePolicy = (
 
   const decideDelegation = makeDecideDelegation(delegations, hash, malformed);
 
-  return harden({ hash, document: doc, rateWindows, argNames, needsContext, decide, decideGrant, taintsFor, explain, decideDelegation });
+  // Declared tool arguments are decided as the file and URL requests they amount to (src/policy/tool-resources.ts).
+  const deciders = withToolResources(toolResources, { decide, explain, taintsFor }, hash);
+  return harden({ hash, document: doc, rateWindows, argNames, needsContext, ...deciders, decideGrant, decideDelegation });
 };
 harden(makePolicy);
 
