@@ -25,14 +25,15 @@
  */
 import { harden } from '../harden.js';
 import { reasonOf, ZtError, type ErrorCode } from '../errors.js';
-import { checkTarget } from '../targets.js';
-import type { ActionType } from '../types.js';
+import { normalizeTarget, normalizeUrlTarget, type ParsedUrl } from '../targets.js';
 import type { CondSink } from './conditions.js';
-import { compileToolPattern, type ToolPattern } from './patterns.js';
+import { compileToolPattern, isNormalPath, type ToolPattern } from './patterns.js';
 import type { Decision, DecisionRequest, Explanation, ResourceAction, ToolResourceDeclaration } from './types.js';
 
 /** Most targets one call's declared arguments may name. */
 export const MAX_RESOURCES = 256;
+
+const MAX_CACHED_DECISIONS = 4096;
 
 interface CompiledToolResource {
   readonly targets: readonly ToolPattern[];
@@ -85,21 +86,22 @@ const deriveRequests = (entries: readonly CompiledToolResource[], req: DecisionR
     for (const v of values) {
       if (typeof v !== 'string') refuse(`argument ${name} names a resource (${action}) and is not a string`);
       if (out.length >= MAX_RESOURCES) refuse(`the call names more than ${MAX_RESOURCES} resources`);
-      let checked;
+      let target: string;
+      let parsedUrl: ParsedUrl | undefined;
       try {
-        checked = checkTarget(action as ActionType, v as string);
+        if (action === 'NETWORK') {
+          parsedUrl = normalizeUrlTarget(v as string);
+          target = parsedUrl.href;
+        } else {
+          // Already normal (the usual case): nothing to rewrite; otherwise normalize, or refuse.
+          target = isNormalPath(v as string) && (v as string).length <= 4096 ? (v as string) : normalizeTarget(action, v as string);
+        }
       } catch {
         return refuse(`argument ${name} is not a valid ${action === 'NETWORK' ? 'http(s) URL' : 'absolute path'}`);
       }
-      out.push(
-        harden({
-          agentId: req.agentId,
-          actionType: action,
-          target: checked.target,
-          ...(checked.url ? { parsedUrl: checked.url } : {}),
-          ...(req.context === undefined ? {} : { context: req.context }),
-        }),
-      );
+      // Plain (not hardened) on the hot path: it never leaves this module but inside a hardened explanation.
+      const derived: DecisionRequest = { agentId: req.agentId, actionType: action, target, ...(parsedUrl ? { parsedUrl } : {}), ...(req.context === undefined ? {} : { context: req.context }) };
+      out.push(derived);
     }
   }
   return out;
@@ -137,7 +139,18 @@ export const withToolResources = (entries: readonly CompiledToolResource[], base
       if (!d.allowed) return d;
       for (const id of d.rules) if (!rules.includes(id)) rules.push(id);
     }
-    return harden({ allowed: true, rules: harden(rules), policyHash });
+    return allowing(rules);
+  };
+
+  /** Allowed decisions are built once per set of rules (a bounded cache: hardening one costs microseconds). */
+  const allowed = new Map<string, Decision>();
+  const allowing = (rules: string[]): Decision => {
+    const key = rules.join('\0');
+    const known = allowed.get(key);
+    if (known !== undefined) return known;
+    const made: Decision = harden({ allowed: true, rules: harden(rules), policyHash });
+    if (allowed.size < MAX_CACHED_DECISIONS) allowed.set(key, made);
+    return made;
   };
 
   const taintsFor = (req: DecisionRequest): readonly string[] => {
