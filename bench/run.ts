@@ -23,6 +23,7 @@ import { makeNodeSandboxPowers } from '../src/sandbox-node-powers.js';
 import { ActionRequest, ActionType, Capability, SandboxRuntime } from '../src/index.js';
 import { runEffectorsBench } from './effectors-bench.js';
 import { runPolicyBench } from './policy-bench.js';
+import { runMatcherBench } from './matcher-bench.js';
 import { runAuditBench } from './audit-bench.js';
 import { runIsolationBench } from './isolation-bench.js';
 
@@ -437,6 +438,10 @@ const main = async () => {
   for (const row of await runPolicyBench({ samples: 50_000 })) {
     results[`policy: ${row.name}`] = row;
     rows.push([`policy: ${row.name}`, fmt(row.p50Us), fmt(row.p99Us), `${Math.round(row.perSecond)}/s`, row.name.includes('100 rules') && !row.name.includes('cedar') ? 'p50 ≤ 1 µs' : '']);
+  }
+  for (const row of runMatcherBench()) {
+    results[`matchers: ${row.name}`] = row;
+    rows.push([`matchers: ${row.name}`, fmt(row.p50Us), Number.isNaN(row.p99Us) ? '' : fmt(row.p99Us), '', '']);
   }
   for (const row of await runAuditBench()) {
     results[`audit: ${row.name}`] = row;
