@@ -59,6 +59,8 @@ export const ErrorCodes = Object.freeze({
   ZT_AUDIT_UNAVAILABLE: 'the audit log could not durably record the request',
   ZT_AUDIT_CORRUPT: 'the audit log failed verification',
   ZT_AUDIT_NOT_CANONICAL: 'a value cannot be encoded as canonical JSON',
+  ZT_AUDIT_LOG_MISSING: 'the audit log was deleted or replaced: its key or a signed checkpoint vouches for records that are not there',
+  ZT_AUDIT_UNSIGNED_TAIL: 'records after the last signed checkpoint were never vouched for; they are quarantined (moved to a records.unsigned-*.jsonl file and reported), not adopted',
 
   // Effectors
   ZT_NOT_FOUND: 'the target does not exist',

@@ -145,9 +145,10 @@ test('audit vat: an append in flight when its process dies rejects', async t => 
 });
 
 // Failure: the audit vat hangs (a stuck disk, a deadlock). The kernel must
-// not wait forever nor proceed: the append is refused after `timeoutMs`,
-// and the vat is not trusted again.
-test('audit vat: no confirmation within timeoutMs rejects and kills the vat', async t => {
+// not wait forever nor proceed: the append is refused after `appendStallMs`
+// (the recorder denies requests long before, after `auditTimeoutMs`), and
+// the vat is not trusted again.
+test('audit vat: no confirmation within appendStallMs rejects and kills the vat', async t => {
   const dir = await tempDir(t);
   let terminated = 0;
   const silent: AuditConnection = {
@@ -159,7 +160,7 @@ test('audit vat: no confirmation within timeoutMs rejects and kills the vat', as
     unref: () => {},
     pid: undefined,
   };
-  const sink = startAuditVat({ dir, timeoutMs: 50, startVat: () => silent });
+  const sink = startAuditVat({ dir, timeoutMs: 50, appendStallMs: 50, startVat: () => silent });
   const started = Date.now();
   await t.throwsAsync(sink.append({ a: 1 }), { message: /^ZT_AUDIT_UNAVAILABLE: .*within 50 ms/ });
   t.true(Date.now() - started >= 45);

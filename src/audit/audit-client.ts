@@ -13,6 +13,13 @@
  * signing key and the store's descriptors share no address space and no
  * descriptor table with any agent vat.
  *
+ * A slow append is not a dead vat: appends are bounded by `appendStallMs`
+ * (by default the larger of a minute and ten times `timeoutMs`), not by
+ * `timeoutMs`. The kernel's recorder denies requests as soon as its own
+ * `auditTimeoutMs` passes, and resumes by itself if the append then lands
+ * (kernel/audit-recorder.ts); only an append stalled past `appendStallMs`
+ * ends the vat.
+ *
  * Records are validated and copied (via canonical JSON) when `append` is
  * called, so a caller cannot change a record after handing it over, and one
  * caller's malformed record (ZT_AUDIT_NOT_CANONICAL, ZT_BAD_ARGUMENT) fails
@@ -56,8 +63,13 @@ export interface AuditVatSink extends AuditSink {
 export interface StartAuditVatOptions {
   dir: string;
   durability?: Durability;
-  /** Bound on every call to the vat, appends included, in milliseconds. */
+  /** Bound on every call to the vat except appends, in milliseconds. */
   timeoutMs?: number;
+  /**
+   * Bound on an append, past which the vat is taken for stuck and ended;
+   * defaults to the larger of 60 s and 10 × `timeoutMs`.
+   */
+  appendStallMs?: number;
   /** How often the vat signs a checkpoint of new records (also on close); 0 disables the timer. */
   checkpointIntervalMs?: number;
   /** The vat's heap limit (V8 old generation), MiB. Default 512. */
@@ -68,6 +80,7 @@ export interface StartAuditVatOptions {
 
 export const DEFAULT_AUDIT_TIMEOUT_MS = 5_000;
 const DEFAULT_HEAP_MB = 512;
+const MIN_APPEND_STALL_MS = 60_000;
 
 const unavailable = (message: string, cause?: unknown): ZtError =>
   ztError(
@@ -225,6 +238,10 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   if (!Number.isSafeInteger(maxOldGenerationSizeMb) || maxOldGenerationSizeMb < 16) {
     throw ztError('ZT_BAD_ARGUMENT', 'maxOldGenerationSizeMb must be an integer of at least 16');
   }
+  const appendStallMs = options.appendStallMs ?? Math.max(MIN_APPEND_STALL_MS, 10 * timeoutMs);
+  if (!Number.isSafeInteger(appendStallMs) || appendStallMs <= 0) {
+    throw ztError('ZT_BAD_ARGUMENT', 'appendStallMs must be a positive integer');
+  }
 
   // One wire, in order: CapTP for everything but appends, which bypass its
   // dispatch (the hot path: one frame in, one frame out).
@@ -307,7 +324,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
    * Calls the vat, bounded by `timeoutMs`; a timeout kills the vat. Errors
    * from the vat keep their ZT_ code; loss of the vat is ZT_AUDIT_UNAVAILABLE.
    */
-  const call = <T>(send: (v: Promise<AuditVatRoot>) => Promise<T>, what: string): Promise<T> => {
+  const call = <T>(send: (v: Promise<AuditVatRoot>) => Promise<T>, what: string, boundMs = timeoutMs): Promise<T> => {
     if (dead) return Promise.reject(dead);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -323,11 +340,11 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
       };
       const timer = setTimeout(() => {
         if (settled) return;
-        const err = unavailable(`the audit vat did not answer ${what} within ${timeoutMs} ms`);
+        const err = unavailable(`the audit vat did not answer ${what} within ${boundMs} ms`);
         finish();
         reject(err);
         die(err);
-      }, timeoutMs);
+      }, boundMs);
       deathWatchers.add(onDeath);
       send(vat).then(
         value => {
@@ -364,7 +381,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     });
 
   const { append, drain } = makeBatchingAppender(
-    texts => call(() => rawAppend(texts.join('\n')), 'append'),
+    texts => call(() => rawAppend(texts.join('\n')), 'append', appendStallMs),
     () => {
       if (dead) throw dead;
       if (closing) throw unavailable('the audit sink is closed');
