@@ -29,6 +29,16 @@ test('the probe names what is missing and how to fix it: no bwrap, no prlimit', 
   t.false(probe['process-weak'].available);
 });
 
+test('the probe names what is missing and how to fix it: no bash (closes inherited descriptors), no setpriv (process-weak dies with its kernel)', async t => {
+  const probe = await probeIsolation({ ...readProcessVatHost(), bash: undefined, setpriv: undefined });
+  t.deepEqual([...probe.process.missing], ['bash (closes the descriptors a vat must not inherit)']);
+  t.deepEqual([...probe['process-weak'].missing], ['bash (closes the descriptors a vat must not inherit)', 'setpriv (util-linux; ends a process-weak vat with its kernel)']);
+  t.regex(probe['process-weak'].fixes[1] ?? '', /util-linux 2\.33/);
+  const weakOnly = await probeIsolation({ ...readProcessVatHost(), setpriv: undefined });
+  t.true(weakOnly.process.available, 'the process level does not need setpriv (bubblewrap dies with its parent)');
+  t.false(weakOnly['process-weak'].available);
+});
+
 test('the probe catches a sandbox that does not start (a bogus bwrap) instead of trusting it, and says what to check', async t => {
   const probe = await probeIsolation({ ...readProcessVatHost(), bwrap: '/bin/false' });
   t.false(probe.process.available);
@@ -99,6 +109,8 @@ test('every way a trial can fail has its own explanation and fix; none is a bare
     [failed('bwrap: prctl(PR_SET_SECCOMP): Invalid argument\n'), /^seccomp filtering \(bwrap: prctl/, /CONFIG_SECCOMP_FILTER/],
     [failed("bwrap: Can't find source path /opt/zt/dist/vats/process-main.bundle.mjs: No such file or directory\n"), /^a file the sandbox binds: \/opt\/zt\/dist\/vats\/process-main\.bundle\.mjs/, /npm run build/],
     [failed('bwrap: Unknown option --disable-userns\n'), /^a working bubblewrap \(bwrap: Unknown option/, /bwrap --version/],
+    [failed('zt-close-fds: /proc is not mounted\n', { exitCode: 125 }), /^\/proc on this machine \(zt-close-fds: \/proc is not mounted\)$/, /mount \/proc/],
+    [failed('setpriv: pdeathsig: Invalid argument\n'), /^a parent-death signal \(setpriv: pdeathsig/, /util-linux 2\.33/],
     [failed('prlimit: failed to set the AS resource limit: Operation not permitted\n'), /^resource limits \(prlimit: failed to set the AS resource limit/, /ulimit -H/],
     [failed('', { exitCode: null, spawnError: 'spawn /usr/bin/prlimit ENOENT' }), /^a runnable \/usr\/bin\/prlimit \(spawn \/usr\/bin\/prlimit ENOENT\)$/, /exists/],
     [failed('', { exitCode: null, signal: 'SIGKILL', timedOut: true }), /^a sandbox that starts within 15 s/, /less loaded/],

@@ -28,9 +28,29 @@ const BAD_FRAME_EXIT = 76;
  */
 const SEND_LIMIT = 0xffff_ffff;
 
+const decoder = makeFrameDecoder();
+/**
+ * Reads go straight to the decoder from one reused buffer (`onread`),
+ * without a stream's queue: the decoder keeps nothing of a chunk (a frame
+ * within it is decoded at once, the rest copied), so reusing it is safe.
+ */
+const onread = {
+  buffer: Buffer.alloc(64 * 1024),
+  callback: (bytes: number, buffer: Uint8Array) => {
+    let messages: Array<Record<string, unknown>>;
+    try {
+      messages = decoder.push(buffer.subarray(0, bytes));
+    } catch {
+      process.exit(BAD_FRAME_EXIT);
+    }
+    for (const message of messages) dispatch(message);
+    return true;
+  },
+};
+
 let wire: Socket;
 try {
-  wire = new Socket({ fd: VAT_WIRE_FD, readable: true, writable: true });
+  wire = new Socket({ fd: VAT_WIRE_FD, readable: true, writable: true, onread } as ConstructorParameters<typeof Socket>[0]);
 } catch {
   process.stderr.write(`process-main must be started by the kernel with its wire at fd ${VAT_WIRE_FD}\n`);
   process.exit(70);
@@ -52,16 +72,6 @@ const { dispatch, getBootstrap } = makeCapTP(
   root,
   { onReject: () => undefined },
 );
-const decoder = makeFrameDecoder();
-wire.on('data', (chunk: Buffer) => {
-  let messages: Array<Record<string, unknown>>;
-  try {
-    messages = decoder.push(chunk);
-  } catch {
-    process.exit(BAD_FRAME_EXIT);
-  }
-  for (const message of messages) dispatch(message);
-});
 // The kernel went away (or ended the wire): a vat has nobody else to serve.
 wire.on('end', () => process.exit(0));
 wire.on('error', () => process.exit(0));

@@ -38,7 +38,7 @@ export interface TrialContext {
   readonly level: 'process' | 'process-weak';
   /** `process.version` of the Node the sandbox runs. */
   readonly nodeVersion: string;
-  /** The outermost command (`prlimit`). */
+  /** The outermost command (`bash`, which closes inherited descriptors). */
   readonly command: string;
   readonly bwrap?: string | undefined;
   /** RLIMIT_AS of the trial, MiB. */
@@ -57,7 +57,7 @@ const SEE_TRIAL = 'run the trial by hand to see its whole output: details.trial.
 /** Lines that carry no information of their own: V8's frames and separators, GC traces, Node's footer. */
 const NOISE = /^(?:-+ Native stack trace -+|<-+ [\w ]+ -+>|\d+: 0x[0-9a-f]+\b.*|\[\d+:0x[0-9a-f]+\].*|Node\.js v\d.*|\(Use `node --trace-.*|Security context: .*)$/;
 /** Lines that say what went wrong, preferred over the first line of the output. */
-const TELLING = /^(?:bwrap|prlimit):|bad option|error while loading shared libraries|Fatal|FATAL ERROR|out of memory|Assertion failed|Check failed|\w*Error\b|Cannot allocate|Permission denied|Operation not permitted/i;
+const TELLING = /^(?:bwrap|prlimit|setpriv|zt-close-fds|bash):|bad option|error while loading shared libraries|Fatal|FATAL ERROR|out of memory|Assertion failed|Check failed|\w*Error\b|Cannot allocate|Permission denied|Operation not permitted/i;
 
 /**
  * The most telling line of a failed process's output: V8's `#` frames are
@@ -99,6 +99,12 @@ export const explainTrialFailure = (trial: TrialResult, context: TrialContext): 
     );
   }
   const line = tellingLine(trial.stderr);
+  if (/^zt-close-fds:/.test(line)) {
+    return gap(`/proc on this machine (${line})`, 'mount /proc: a vat starts only after every descriptor it must not inherit, listed in /proc/self/fd, is closed');
+  }
+  if (/^setpriv:/.test(line)) {
+    return gap(`a parent-death signal (${line})`, 'install util-linux 2.33 or later, whose setpriv has --pdeathsig (`apt-get install util-linux`)');
+  }
   const prlimit = /^prlimit: (.*)/.exec(line);
   if (prlimit) {
     return gap(
@@ -159,7 +165,7 @@ export const explainTrialFailure = (trial: TrialResult, context: TrialContext): 
     const outermost = context.level === 'process' ? (context.bwrap ?? 'bwrap') : context.command;
     return gap(
       `a working sandbox (${ended(trial)} with no output)`,
-      `check that ${outermost} is what it claims to be (${context.level === 'process' ? '`bwrap --version`' : '`prlimit --version`'}), then ${SEE_TRIAL}`,
+      `check that ${outermost} is what it claims to be (${context.level === 'process' ? '`bwrap --version`' : '`prlimit --version`, `setpriv --version`'}), then ${SEE_TRIAL}`,
     );
   }
   if (trial.exitCode === 0 && !trial.signal) {

@@ -1,8 +1,8 @@
 /**
  * The Node adapter of process vats: the only isolation module that reaches
  * for ambient authority (`node:child_process`, `node:fs`). It gathers the
- * facts about this host that `process-vat-plan.ts` plans with (where `bwrap`,
- * `prlimit`, Node and its shared libraries are; which
+ * facts about this host that `process-vat-plan.ts` plans with (where `bash`,
+ * `setpriv`, `bwrap`, `prlimit`, Node and its shared libraries are; which
  * files the vat code needs) and spawns the planned command, with the vat's
  * wire as a plain pipe at fd 3 (no Node IPC channel).
  *
@@ -87,6 +87,8 @@ export const readProcessVatHost = (): ProcessVatHost => {
     libraries: harden(sharedLibraries(execPath)),
     bwrap: findCommand('bwrap'),
     prlimit: findCommand('prlimit'),
+    bash: findCommand('bash'),
+    setpriv: findCommand('setpriv'),
   });
 };
 harden(readProcessVatHost);

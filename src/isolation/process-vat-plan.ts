@@ -11,6 +11,17 @@
  *   only link to the kernel: there is no Node IPC channel. Its environment
  *   is empty but for the malloc setting of `VAT_ENV`; stdout/stderr are
  *   captured.
+ * - Every descriptor but 0, 1, 2, the wire and bubblewrap's seccomp fd is
+ *   closed before anything else of the plan runs: the outermost command is
+ *   `bash` running `CLOSE_FDS_SCRIPT`, which closes every other entry of
+ *   `/proc/self/fd` and executes the rest. Node's `spawn` closes only the
+ *   descriptors marked close-on-exec, so a descriptor the host process
+ *   inherited (a file, a FIFO, a socket at fd 30) would otherwise pass
+ *   through prlimit, bubblewrap and Node into the vat.
+ * - No level outlives its kernel: `process` has bubblewrap's
+ *   `--die-with-parent`; `process-weak` runs under `setpriv --pdeathsig KILL`
+ *   (util-linux). Both ask the kernel of the OS to SIGKILL the vat when the
+ *   thread that spawned it (the kernel vat's thread) exits.
  * - Nothing of the kernel's own command line or environment reaches the
  *   vat: every Node flag is in the plan, and the adapter spawns it with
  *   exactly the plan's environment (see src/exact-env.ts for what Node
@@ -19,7 +30,7 @@
  *   sandbox with its outermost one, and nothing is written to disk.
  *
  * Layers of the `process` level, outermost first (docs/ISOLATION.md says why):
- * rlimits set by `prlimit` (address space, CPU seconds, open files, no core
+ * inherited descriptors closed (`bash`) → rlimits set by `prlimit` (address space, CPU seconds, open files, no core
  * dumps, no file growth) → bubblewrap (new user, PID, network, IPC, UTS,
  * mount and cgroup namespaces; read-only binds of exactly the needed files;
  * own /proc and minimal /dev; uid/gid 65534; no capabilities; new session)
@@ -27,7 +38,8 @@
  * mounts; see seccomp.ts) → Node's permission model (`--allow-fs-read` of
  * exactly the bound paths; no writes, child processes, workers or addons)
  * → V8 heap limit → SES lockdown → the agent's Compartment. `process-weak`
- * keeps only the rlimits and Node's permission model.
+ * keeps only the closed descriptors, the parent-death signal, the rlimits
+ * and Node's permission model.
  *
  * Pure: every fact about the host is passed in by
  * `process-vat-node-powers.ts`.
@@ -47,6 +59,19 @@ export const ESCAPE_HOOK_FLAG = '--zt-test-escape-hook';
 export const VAT_WIRE_FD = 3;
 /** The descriptor bubblewrap reads the seccomp filter from (`--seccomp 4`). */
 export const SECCOMP_FD = 4;
+
+/**
+ * The first program of every plan (`bash -c`, argv `$0` = `zt-close-fds`,
+ * then the command to execute): closes every descriptor in `/proc/self/fd`
+ * but 0, 1, 2, the wire and the seccomp fd, then executes the rest of the
+ * plan in place; without `/proc` it refuses to run anything (exit 125).
+ * bash, not `sh`: POSIX shells need not close descriptors above 9 (dash
+ * cannot). Its own directory stream is gone once the list is expanded, so
+ * only entries still open are closed (`-L`).
+ */
+export const CLOSE_FDS_SCRIPT =
+  `[ -d /proc/self/fd ] || { echo 'zt-close-fds: /proc is not mounted' >&2; exit 125; }; ` +
+  `for f in /proc/self/fd/*; do n=\${f##*/}; case $n in 0|1|2|${VAT_WIRE_FD}|${SECCOMP_FD}) ;; *) [ -L "$f" ] && exec {n}>&- ;; esac; done; exec "$@"`;
 
 /** Uid and gid of the vat inside its user namespace (`nobody`). */
 export const VAT_UID = 65534;
@@ -118,6 +143,10 @@ export interface ProcessVatHost {
   readonly bwrap?: string | undefined;
   /** Absolute path of `prlimit`, if found. */
   readonly prlimit?: string | undefined;
+  /** Absolute path of `bash` (closes inherited descriptors), if found. */
+  readonly bash?: string | undefined;
+  /** Absolute path of `setpriv` (util-linux; parent-death signal of `process-weak`), if found. */
+  readonly setpriv?: string | undefined;
 }
 
 export interface ProcessVatPlan {
@@ -152,6 +181,10 @@ export const staticGaps = (host: ProcessVatHost, level: ProcessIsolationLevel): 
   const weaker = level === 'process' ? ', or name level process-weak' : '';
   if (host.platform !== 'linux') gaps.push({ missing: `linux (this is ${host.platform})`, fix: 'process isolation needs Linux; name level worker on this machine' });
   if (!host.prlimit) gaps.push({ missing: 'prlimit (util-linux)', fix: 'install util-linux (`apt-get install util-linux`)' });
+  if (!host.bash) gaps.push({ missing: 'bash (closes the descriptors a vat must not inherit)', fix: 'install bash (`apt-get install bash`)' });
+  if (level === 'process-weak' && !host.setpriv) {
+    gaps.push({ missing: 'setpriv (util-linux; ends a process-weak vat with its kernel)', fix: 'install util-linux 2.33 or later (`apt-get install util-linux`)' });
+  }
   if (!(nodeMajor(host.nodeVersion) >= 20)) {
     gaps.push({ missing: `node permission model (node ${host.nodeVersion} < 20)`, fix: `run the kernel with Node ${SUPPORTED_NODE_LINES.join(', ')}` });
   }
@@ -236,7 +269,7 @@ export const planProcessVat = (
   const openFiles = checkInteger('openFiles', options.openFiles ?? DEFAULT_OPEN_FILES, 16, 65536);
   const gaps = staticGaps(host, level);
   if (gaps.length > 0) throw isolationUnavailable(level, gaps);
-  for (const p of [host.execPath, host.vatMain, ...host.codePaths, ...host.libraries]) {
+  for (const p of [host.execPath, host.vatMain, host.bash as string, ...host.codePaths, ...host.libraries, ...(level === 'process-weak' ? [host.setpriv as string] : [])]) {
     if (!isAbsolutePath(p)) throw new ZtError('ZT_ISOLATION_UNAVAILABLE', 'a path the vat needs is not a plain absolute path', { path: p });
   }
   if (options.agentFolder !== undefined && !isAbsolutePath(options.agentFolder)) {
@@ -262,6 +295,7 @@ export const planProcessVat = (
     '--',
   ];
   const limits = harden({ addressSpaceMb, cpuSeconds, openFiles, heapMb });
+  const closeFds = ['--noprofile', '--norc', '-c', CLOSE_FDS_SCRIPT, 'zt-close-fds'];
 
   if (level === 'process-weak') {
     // No namespaces, no seccomp: Node's permission model and rlimits only.
@@ -269,8 +303,8 @@ export const planProcessVat = (
     // to 24, does not cover it); records of such an agent say `process-weak`.
     return harden({
       level,
-      command: host.prlimit as string,
-      args: harden([...prlimitArgs, host.execPath, ...nodeArgs]),
+      command: host.bash as string,
+      args: harden([...closeFds, host.setpriv as string, '--pdeathsig', 'KILL', '--', host.prlimit as string, ...prlimitArgs, host.execPath, ...nodeArgs]),
       env: VAT_ENV,
       readable: harden(readable),
       limits,
@@ -279,8 +313,8 @@ export const planProcessVat = (
 
   return harden({
     level,
-    command: host.prlimit as string,
-    args: harden([...prlimitArgs, host.bwrap as string, ...bubblewrapArgs(host, readable, nodeArgs)]),
+    command: host.bash as string,
+    args: harden([...closeFds, host.prlimit as string, ...prlimitArgs, host.bwrap as string, ...bubblewrapArgs(host, readable, nodeArgs)]),
     env: harden({}),
     seccomp: buildSeccompFilter(host.arch),
     readable: harden(readable),

@@ -11,9 +11,10 @@
  *   started half-contained. A weaker level runs only when named explicitly
  *   (levels.ts, process-vat-plan.ts).
  * - The wire (fd 3: a plain pipe of length-prefixed JSON frames, no Node
- *   IPC channel) is the vat's only link to the kernel, and nothing of the
- *   kernel's command line or environment reaches the vat (process-vat-plan.ts,
- *   wire.ts).
+ *   IPC channel) is the vat's only link to the kernel; every other
+ *   inherited descriptor is closed before the sandbox starts; nothing of the
+ *   kernel's command line or environment reaches the vat; no level outlives
+ *   its kernel (process-vat-plan.ts, wire.ts).
  * - Whatever a vat writes on its wire, the worst it causes is its own end
  *   (ZT_VAT_PROTOCOL; process-vat-worker.ts, wire.ts).
  * - `terminate()` kills the sandbox's outermost process and everything in
@@ -35,6 +36,7 @@ export { DEFAULT_ISOLATION, ISOLATION_LEVELS, assertIsolationAvailable, isIsolat
 export type { IsolationLevel, IsolationProbe, LevelReport, ProcessIsolationLevel } from './levels.js';
 export {
   ADDRESS_SPACE_OVERHEAD_MB,
+  CLOSE_FDS_SCRIPT,
   DEFAULT_CPU_SECONDS,
   DEFAULT_OPEN_FILES,
   ESCAPE_HOOK_FLAG,

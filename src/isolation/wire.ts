@@ -74,6 +74,8 @@ harden(isWireMessage);
 export type MessageCheck = (message: unknown) => message is Record<string, unknown>;
 
 const encoder = new TextEncoder();
+/** UTF-16 units up to which a message is encoded in place (see `encodeFrame`). */
+const SMALL_MESSAGE = 16 * 1024;
 
 /**
  * One message as one frame. Throws ZT_VAT_PROTOCOL when the message is not a
@@ -86,11 +88,21 @@ export const encodeFrame = (message: unknown, maxFrameBytes: number = MAX_FRAME_
   const json = JSON.stringify(message);
   // Each UTF-16 unit is at least one byte of UTF-8: refuse before encoding a text that can only be too large.
   if (json.length > max) throw violation(`a message of more than ${max} bytes`, { limit: max });
-  const body = encoder.encode(json);
-  if (body.byteLength > max) throw violation(`a message of more than ${max} bytes`, { limit: max, bytes: body.byteLength });
-  const frame = new Uint8Array(FRAME_HEADER_BYTES + body.byteLength);
-  new DataView(frame.buffer).setUint32(0, body.byteLength, false);
-  frame.set(body, FRAME_HEADER_BYTES);
+  let frame: Uint8Array;
+  let length: number;
+  if (json.length <= SMALL_MESSAGE) {
+    // Small (most messages): encoded in place into room for the worst case, 3 bytes a unit.
+    const room = new Uint8Array(FRAME_HEADER_BYTES + 3 * json.length);
+    length = encoder.encodeInto(json, room.subarray(FRAME_HEADER_BYTES)).written;
+    frame = room.subarray(0, FRAME_HEADER_BYTES + length);
+  } else {
+    const body = encoder.encode(json);
+    length = body.byteLength;
+    frame = new Uint8Array(FRAME_HEADER_BYTES + length);
+    frame.set(body, FRAME_HEADER_BYTES);
+  }
+  if (length > max) throw violation(`a message of more than ${max} bytes`, { limit: max, bytes: length });
+  new DataView(frame.buffer, frame.byteOffset).setUint32(0, length, false);
   return frame;
 };
 harden(encodeFrame);
