@@ -139,7 +139,11 @@ export const makeRunBinding = (
       kernel.recordLater({ type: 'vat.output', time: powers.now(), agentId, runId, stream, text });
     },
     failed: (code, message) => failWith(code, message),
-    precheck: kind => meter.precheck(kind),
+    precheck: kind => {
+      // A call refused at the gate is still the vat at work: not an agent waiting on nothing.
+      kernel.noteActivity(agentId);
+      return meter.precheck(kind);
+    },
     notInInterface: () => {
       notInInterface += 1;
       if (notInInterface === 1) {

@@ -12,9 +12,12 @@
  * - A slice dispatches at most `sliceMessages` messages or about
  *   `sliceBytes` bytes (always at least one message) of one vat; a round
  *   gives each vat with waiting messages one slice, in the order they
- *   became ready; after a round the scheduler yields (`yieldTurn`, an
- *   injected `setImmediate`), so timers, I/O and every other vat are
- *   served before the next round whatever one vat sends.
+ *   became ready. Each message is dispatched in a callback of its own
+ *   (`yieldTurn`, an injected `setImmediate`), so the microtasks one
+ *   message starts run before the next is read, as CapTP expects; the
+ *   round's callbacks run in one turn of the event loop and the next round
+ *   in the turn after, so timers, I/O and every other vat are served
+ *   between rounds whatever one vat sends.
  * - Messages of one vat are dispatched in the order they arrived; a closed
  *   queue drops what it holds and dispatches nothing more.
  * - The scheduler holds no timers or clocks of its own: it is given the
@@ -48,6 +51,8 @@ interface Queue {
   readonly messages: unknown[];
   readonly sizes: number[];
   head: number;
+  /** Messages from `head` on that a round has planned to deliver. */
+  planned: number;
   bytes: number;
   ready: boolean;
   closed: boolean;
@@ -69,45 +74,61 @@ export const makeVatScheduler = (powers: VatSchedulerPowers, options: VatSchedul
     yieldTurn(round);
   };
 
-  /** One slice of one queue; whether it still has messages. */
-  const slice = (q: Queue): boolean => {
-    let n = 0;
-    let bytes = 0;
-    while (!q.closed && q.head < q.messages.length && n < sliceMessages && (n === 0 || bytes < sliceBytes)) {
-      const i = q.head;
-      const message = q.messages[i];
-      const size = q.sizes[i] as number;
-      q.messages[i] = undefined;
-      q.head += 1;
-      q.bytes -= size;
-      bytes += size;
-      n += 1;
-      try {
-        q.deliver(message);
-      } catch {
-        // A delivery's failure is the vat's own (its slot ends it); the round goes on.
-      }
-    }
-    if (q.head >= q.messages.length || q.closed) {
+  /** Delivers the next message of `q` (one macrotask each: CapTP relies on microtasks running between messages). */
+  const deliverOne = (q: Queue) => {
+    if (q.closed || q.head >= q.messages.length) return;
+    const i = q.head;
+    const message = q.messages[i];
+    q.messages[i] = undefined;
+    q.head += 1;
+    q.planned -= 1;
+    q.bytes -= q.sizes[i] as number;
+    if (q.head >= q.messages.length) {
       q.messages.length = 0;
       q.sizes.length = 0;
       q.head = 0;
-      return false;
-    }
-    // Compact now and then, so a long-lived queue does not keep dispatched slots.
-    if (q.head > 4096 && q.head * 2 > q.messages.length) {
+    } else if (q.head > 4096 && q.head * 2 > q.messages.length) {
+      // Compact now and then, so a long-lived queue does not keep delivered slots.
       q.messages.splice(0, q.head);
       q.sizes.splice(0, q.head);
       q.head = 0;
     }
-    return true;
+    try {
+      q.deliver(message);
+    } catch {
+      // A delivery's failure is the vat's own (its slot ends it); the round goes on.
+    }
   };
 
+  /** Plans one slice of `q` for this round; whether messages remain beyond it. */
+  const slice = (q: Queue): boolean => {
+    let n = 0;
+    let bytes = 0;
+    let i = q.head + q.planned;
+    while (i < q.messages.length && n < sliceMessages && (n === 0 || bytes < sliceBytes)) {
+      bytes += q.sizes[i] as number;
+      n += 1;
+      i += 1;
+    }
+    q.planned += n;
+    for (let k = 0; k < n; k += 1) yieldTurn(() => deliverOne(q));
+    return i < q.messages.length;
+  };
+
+  /**
+   * A round: one slice of each ready queue, each message in its own
+   * callback of the same turn; the next round is planned after them, so
+   * timers and I/O run between rounds.
+   */
   const round = () => {
     scheduled = false;
     const now = ready;
     ready = [];
     for (const q of now) {
+      if (q.closed) {
+        q.ready = false;
+        continue;
+      }
       if (slice(q)) ready.push(q);
       else q.ready = false;
     }
@@ -116,7 +137,7 @@ export const makeVatScheduler = (powers: VatSchedulerPowers, options: VatSchedul
 
   /** A queue for one vat; `deliver` is called with each message in its turn. */
   const open = (deliver: (message: unknown) => void): VatInbox => {
-    const q: Queue = { deliver, messages: [], sizes: [], head: 0, bytes: 0, ready: false, closed: false };
+    const q: Queue = { deliver, messages: [], sizes: [], head: 0, planned: 0, bytes: 0, ready: false, closed: false };
     return harden({
       push: (message: unknown, size: number) => {
         if (q.closed) return;
@@ -134,6 +155,7 @@ export const makeVatScheduler = (powers: VatSchedulerPowers, options: VatSchedul
         q.messages.length = 0;
         q.sizes.length = 0;
         q.head = 0;
+        q.planned = 0;
         q.bytes = 0;
       },
       queuedBytes: () => q.bytes,
