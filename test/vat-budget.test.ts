@@ -98,6 +98,7 @@ test.serial('flood: 8 KB log lines in a loop stop being recorded at the run\'s a
 test.serial('descriptors: 50,000 unawaited reads from a plain agent are served or refused with ZT_VAT_BUSY / ZT_VAT_OVER_BUDGET, never ZT_EFFECT_FAILED', async t => {
   // A confined agent (no escape) fires 50,000 reads at once; unbounded,
   // each would open a descriptor in the kernel.
+  t.timeout(180_000);
   const s = setup(t);
   s.grant('burst', 'burst-file');
   const outcome = await (await s.world.launch('burst', fixtureAgent('burst-reader'), { capabilities: ['burst-file'], input: { n: 50_000, cap: 'burst-file' }, limits: { deadlineMs: 60_000, memoryMb: 1024 } })).result;
