@@ -271,6 +271,9 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: M
     if (!caretaker) {
       caretaker = Far(`Capability ${capabilityId}`, {
         invoke: (method: unknown, params: unknown) => invoke(capabilityId, method, params),
+        // The wire lets `log` through to any target (vat-gate.ts): refused here as data, never as an Error.
+        // (Not recorded: it never was a call of the capability's interface, and the gate meters it as a line.)
+        log: () => Promise.reject(toAgentRefusal(new ZtError('ZT_NOT_IN_INTERFACE', 'capabilities answer invoke(method, args)'))),
       });
       caretakers.set(capabilityId, caretaker);
     }

@@ -54,7 +54,7 @@ export interface VatBudgets {
 }
 
 export const DEFAULT_VAT_BUDGETS: VatBudgets = harden({
-  callsInFlight: 256,
+  callsInFlight: 64,
   effectsInFlight: 16,
   callsPerSecond: 2_000,
   auditBytes: 16 * 1024 * 1024,

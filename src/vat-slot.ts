@@ -23,7 +23,7 @@
 import { harden } from './harden.js';
 import { E, Far } from '@endo/far';
 import { makeCapTP } from '@endo/captp';
-import { ZtError, type ErrorCode } from './errors.js';
+import { ZtError, toAgentRefusal, type ErrorCode } from './errors.js';
 import { DEFAULT_VAT_BUDGETS, type VatBudgets } from './vat-budget.js';
 import { makeCountedTables, makeVatGate, measureMessage, type GateRun } from './vat-gate.js';
 import type { VatScheduler } from './vat-scheduler.js';
@@ -92,6 +92,9 @@ export const startVatSlot = (powers: Pick<VatHostPowers, 'startAgentWorker'>, op
   };
   const kernelFacet = Far('KernelFacet', {
     log: (level: unknown, text: unknown) => binding?.log(level, text),
+    // The gate lets `invoke` and `log` through to any target: here it is
+    // refused as data (an Error would be logged by the kernel's marshal).
+    invoke: () => Promise.reject(toAgentRefusal(new ZtError('ZT_NOT_IN_INTERFACE', 'the kernel facet answers log only'))),
   });
   const send = (message: unknown) => {
     if (!dead) worker.postMessage(message);

@@ -52,14 +52,14 @@ test.serial('flood: 30,000 raw calls replayed on the wire are refused with ZT_VA
     limits: { deadlineMs: 8_000 },
   });
   const over = await waitForRecord(s.world.sink.records, r => r.type === 'vat.over-budget' && r.agentId === 'flooder');
-  t.like(over, { budget: 'callsInFlight', code: 'ZT_VAT_BUSY', limit: 256 });
+  t.like(over, { budget: 'callsInFlight', code: 'ZT_VAT_BUSY', limit: 64 });
   await othersStillServed(t, s);
   const outcome = await flooder.result;
   t.is(outcome.error?.code, 'ZT_DEADLINE', 'the flooder ran until its deadline fired');
   await s.world.kernel.flush();
   const finished = s.world.sink.records.find(r => r.type === 'agent.finished' && r.agentId === 'flooder') as { cost: { refused?: Record<string, number>; peakCallsInFlight: number } };
   t.true((finished.cost.refused?.callsInFlight ?? 0) > 1000, 'the refusals are counted');
-  t.true(finished.cost.peakCallsInFlight <= 256);
+  t.true(finished.cost.peakCallsInFlight <= 64);
   // No effect failed for want of descriptors: every flooder outcome that ran is a success or a cut.
   const failed = s.world.sink.records.filter(r => r.type === 'outcome' && r.code === 'ZT_EFFECT_FAILED');
   t.is(failed.length, 0);

@@ -116,6 +116,9 @@ test.serial('a console level outside the fixed set is recorded as log with ZT_BA
                 try { await h.E(target)[name + i]('x'); codes.push('answered'); } catch (e) { codes.push(e.code); }
               }
             }
+            for (const [target, method] of [[h.caps.cap, 'log'], [k, 'invoke']]) {
+              try { await h.E(target)[method]('read', []); codes.push('answered'); } catch (e) { codes.push(e.code); }
+            }
             return { status: 'returned', value: [...new Set(codes)] };`,
         },
       })
