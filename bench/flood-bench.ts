@@ -19,6 +19,7 @@ import '../src/init.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { loadAgentBundle } from '../src/agent-modules.js';
 import { startAuditVat } from '../src/audit/audit-client.js';
@@ -76,8 +77,10 @@ export const runFloodBench = async (opts: { reads?: number; operatorCalls?: numb
   const launch = (agentId: string, cap: string, attack: string, limits = {}) =>
     vats.launch({ agentId, bundle, capabilityIds: [cap], input: harden({ attack }), limits: { ...DEFAULT_VAT_LIMITS, ...limits } });
 
-  /** Bystander call latencies (µs) and operator execute latencies (µs). */
+  /** Bystander call latencies (µs), operator execute latencies (µs), and the kernel thread's event-loop delay (ms). */
   const measure = async () => {
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
     n += 1;
     const cap = grant(`bystander-${n}`);
     const op = grant(`operator-${n}`);
@@ -91,8 +94,10 @@ export const runFloodBench = async (opts: { reads?: number; operatorCalls?: numb
       operator.push((performance.now() - start) * 1000);
     }
     const outcome = await bystander.result;
+    loop.disable();
     if (!outcome.ok) throw Error(`bystander failed: ${outcome.error?.code}`);
-    return { bystander: stats(outcome.value as number[]), operator: stats(operator) };
+    const loopDelayMs = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+    return { bystander: stats(outcome.value as number[]), operator: stats(operator), loopDelayMs };
   };
 
   const quiet = await measure();

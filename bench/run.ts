@@ -408,6 +408,11 @@ const main = async () => {
     results[`flood: ${name}`] = ratio;
     rows.push([`flood: ${name}`, `${ratio.toFixed(2)}×`, '', '', name.includes('p50') ? '≤ 3×' : '']);
   }
+  for (const phase of ['quiet', 'flooded'] as const) {
+    const d = flood[phase].loopDelayMs;
+    results[`flood: kernel event-loop delay, ${phase} (ms)`] = d;
+    rows.push([`flood: kernel event-loop delay, ${phase} (max ${d.max.toFixed(0)} ms)`, fmt(d.p50, 'ms'), fmt(d.p99, 'ms'), '', '']);
+  }
   results['flood: deadline fired late (ms)'] = flood.deadlineFiredLateMs;
   rows.push(['flood: flooder deadline fired late by', fmt(flood.deadlineFiredLateMs, 'ms'), '', '', `${flood.flooderCode}`]);
   results['flood: end durable late (ms)'] = flood.deadlineRecordedLateMs;
