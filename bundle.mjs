@@ -11,7 +11,7 @@ const requireBanner = "import { createRequire as __ztCreateRequire } from 'node:
 await Promise.all([
   build({ ...common, entryPoints: ['dist/vats/worker-main.js'], outfile: 'dist/vats/worker-main.bundle.js' }),
   build({ ...common, entryPoints: ['dist/vats/process-main.js'], outfile: 'dist/vats/process-main.bundle.mjs' }),
-  build({ ...common, entryPoints: ['dist/vats/audit-main.js'], outfile: 'dist/vats/audit-main.bundle.js' }),
+  build({ ...common, entryPoints: ['dist/vats/audit-main.js'], outfile: 'dist/vats/audit-main.bundle.mjs' }),
   build({
     ...common,
     entryPoints: ['dist/vats/kernel-main.js'],

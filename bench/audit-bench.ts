@@ -7,6 +7,10 @@
  *   already encoded, and from kernel records (encoded, then appended) in
  *   process and through the audit vat, with many appends outstanding;
  * - append latency (p50, p99) under that load, and with one append at a time;
+ * - the cost of a signed checkpoint in every durable commit group (what the
+ *   audit vat now does before it acknowledges an append), against the same
+ *   log without it, in this run: throughput under load and one append at a
+ *   time;
  * - full-log verification speed (`verifyStore`, records per second);
  * - proof generation time at 1M records (inclusion and consistency).
  *
@@ -24,8 +28,9 @@ import { makeInProcessAuditSink, startAuditVat } from '../src/audit/audit-client
 import type { AuditSink } from '../src/audit/audit-client.js';
 import { canonicalJson } from '../src/audit/canonical.js';
 import { openFileStore } from '../src/audit/file-store.js';
+import { CHECKPOINTS_FILE, checkpointName, makeCheckpointer } from '../src/audit/checkpointer.js';
 import { makeMerkleHasher } from '../src/audit/merkle.js';
-import { makeNodeFileStorePowers, nodeSha256 } from '../src/audit/node-powers.js';
+import { loadOrCreateSigningKey, makeNodeFileStorePowers, nodeEd25519Verify, nodeSha256 } from '../src/audit/node-powers.js';
 import { verifyStore } from '../src/audit/verify-node.js';
 
 export interface BenchFigure {
@@ -232,6 +237,76 @@ const appendsThroughVat = async (): Promise<BenchFigure[]> => {
   }
 };
 
+/**
+ * The same log, records already encoded, with and without a signed
+ * checkpoint covering every commit group before the append counts (sign,
+ * write and fdatasync of the checkpoint file, coalesced while one is in
+ * flight). Runs alternate so both see the same machine.
+ */
+const checkpointCost = async (): Promise<BenchFigure[]> => {
+  const texts = Array.from({ length: CHUNK }, (_, i) => canonicalJson(decision(i))).join('\n');
+  const one = canonicalJson(decision(1));
+  const run = async (signed: boolean) => {
+    const dir = tempFolder('ztaas-audit-bench-');
+    try {
+      const log = await openLog(dir);
+      const checkpointer = signed
+        ? await makeCheckpointer({
+            log,
+            store: await openFileStore(makeNodeFileStorePowers(), { dir, fileName: CHECKPOINTS_FILE }),
+            signer: await loadOrCreateSigningKey(dir, pub => checkpointName(nodeSha256, pub)),
+            sha256: nodeSha256,
+            verify: nodeEd25519Verify,
+            origin: 'bench',
+          })
+        : undefined;
+      const append = async (joined: string) => {
+        const ref = await log.appendJoined(joined);
+        if (checkpointer) await checkpointer.cover(ref.first + ref.leafHashes.length / 64);
+      };
+      const total = Math.max(CHUNK * 20, Math.round(APPENDS / 2));
+      const outstanding: Array<Promise<unknown>> = [];
+      let start = performance.now();
+      for (let n = 0; n < total; n += CHUNK) {
+        outstanding.push(append(texts));
+        if (outstanding.length >= DEPTH) await outstanding.shift();
+      }
+      await Promise.all(outstanding);
+      const perSecond = total / ((performance.now() - start) / 1000);
+      const samples = new Float64Array(300);
+      for (let i = 0; i < samples.length; i += 1) {
+        start = performance.now();
+        await append(one);
+        samples[i] = (performance.now() - start) * 1000;
+      }
+      samples.sort();
+      await checkpointer?.close();
+      await log.close();
+      return { perSecond, p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const plain = [await run(false)];
+  const signed = [await run(true)];
+  plain.push(await run(false));
+  signed.push(await run(true));
+  const best = (xs: typeof plain) => ({
+    perSecond: Math.max(...xs.map(x => x.perSecond)),
+    p50: Math.min(...xs.map(x => x.p50)),
+    p99: Math.min(...xs.map(x => x.p99)),
+  });
+  const [p, c] = [best(plain), best(signed)];
+  return [
+    { name: 'durable appends/s, the log alone, no checkpoint per commit group', value: p.perSecond, unit: '/s' },
+    { name: 'durable appends/s, the log alone, a signed checkpoint per commit group', value: c.perSecond, unit: '/s' },
+    { name: 'one append at a time, no checkpoint per commit group, p50', value: p.p50, unit: 'µs' },
+    { name: 'one append at a time, a signed checkpoint per commit group, p50', value: c.p50, unit: 'µs' },
+    { name: 'one append at a time, no checkpoint per commit group, p99', value: p.p99, unit: 'µs' },
+    { name: 'one append at a time, a signed checkpoint per commit group, p99', value: c.p99, unit: 'µs' },
+  ];
+};
+
 /** Builds a log of PROOF_TREE records, then times proofs against its full size. */
 const proofsAtScale = async (): Promise<BenchFigure[]> => {
   const dir = tempFolder('ztaas-audit-bench-');
@@ -274,6 +349,7 @@ export const runAuditBench = async (): Promise<BenchFigure[]> => [
   ...rawSha256(),
   ...rawFdatasync(),
   ...(await appendsLogAlone()),
+  ...(await checkpointCost()),
   ...(await appendsInProcess()),
   ...(await appendsThroughVat()),
   ...(await proofsAtScale()),

@@ -1,7 +1,7 @@
 /**
  * The ZT-AAS demo: confined agents on the embedded default store.
  *
- *   npm install && npm start
+ *   npm install && npm run setup && npm start
  *
  * It runs the seed example, then three agents in their own vats: a benign
  * one that does its job with the two capabilities it holds, a hostile one

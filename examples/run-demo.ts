@@ -168,6 +168,8 @@ export const runDemo = async ({ root, log = line => console.log(line) }: { root:
     const byType = new Map<string, number>();
     for (const r of records) byType.set(String(r.type), (byType.get(String(r.type)) ?? 0) + 1);
     check('every request has a decision record', records.filter(r => r.type === 'request').length >= 8, `${size} records`);
+    const levels = [...new Set(records.filter(r => r.type === 'agent.launched').map(r => String(r.isolation)))];
+    check('every agent ran in a sandboxed process (the default level)', levels.length === 1 && levels[0] === 'process', levels.join(', '));
     log(`  root hash ${await sandbox.audit.rootHash()}`);
     log(`  ${[...byType].map(([type, n]) => `${type}: ${n}`).join(', ')}`);
     log(`  store: ${join(root, 'store')}`);

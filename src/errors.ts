@@ -59,6 +59,8 @@ export const ErrorCodes = Object.freeze({
   ZT_AUDIT_UNAVAILABLE: 'the audit log could not durably record the request',
   ZT_AUDIT_CORRUPT: 'the audit log failed verification',
   ZT_AUDIT_NOT_CANONICAL: 'a value cannot be encoded as canonical JSON',
+  ZT_AUDIT_LOG_MISSING: 'the audit log was deleted or replaced: its key or a signed checkpoint vouches for records that are not there',
+  ZT_AUDIT_UNSIGNED_TAIL: 'records after the last signed checkpoint were never vouched for; they are quarantined (moved to a records.unsigned-*.jsonl file and reported), not adopted',
 
   // Effectors
   ZT_NOT_FOUND: 'the target does not exist',
@@ -88,6 +90,7 @@ export const ErrorCodes = Object.freeze({
   ZT_DEADLINE: 'the agent ran past its wall-clock deadline',
   ZT_OUT_OF_MEMORY: 'the agent exceeded its memory limit',
   ZT_VAT_CRASHED: 'the vat ended unexpectedly',
+  ZT_VAT_PROTOCOL: 'a process vat broke the wire protocol (a malformed, oversized or non-CapTP frame, or a wire left unread) and was ended',
   ZT_TERMINATED: 'the agent was terminated by the operator',
   ZT_AGENT_BUSY: 'the agent already has a running vat',
   ZT_ISOLATION_UNAVAILABLE: 'the requested isolation level cannot be established on this machine',

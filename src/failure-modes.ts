@@ -16,9 +16,11 @@ export interface FailureModes {
   /**
    * The audit log could not durably record a request within
    * `auditTimeoutMs`, or failed. `deny`: the request is denied with
-   * ZT_AUDIT_UNAVAILABLE, and so is every later request until
-   * `recoverAudit()` has written what happened meanwhile (a history with a
-   * hole is never resumed). `halt`: the same, and the agent is halted.
+   * ZT_AUDIT_UNAVAILABLE, and so is every later request until the log is
+   * whole again: by itself when every late append lands (a
+   * `failure-mode.resumed` record says how long it was unavailable), or
+   * once `recoverAudit()` has written what happened meanwhile (a history
+   * with a hole is never resumed). `halt`: the same, and the agent is halted.
    */
   readonly auditUnavailable: 'deny' | 'halt';
   /** Bound on a durable audit append, in milliseconds. */

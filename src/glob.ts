@@ -6,8 +6,13 @@
  *
  * Invariants:
  * - Only `*` and `?` are wildcards, and with `globstar` a segment that is
- *   exactly `**`. Every other character (`\`, `[`, `{`, `.` included) stands
- *   for itself: there are no escapes, classes or braces.
+ *   exactly `**`. What other glob dialects give a meaning this matcher does
+ *   not have is refused when the pattern is compiled (ZT_BAD_ARGUMENT, see
+ *   `globSyntaxProblem`), never taken literally: character classes
+ *   `[...]`, braces `{a,b}`, escapes `\`, extglobs `?(…)` `*(…)` `+(…)`
+ *   `@(…)` `!(…)` and a leading `!`. The threat: `forbid /data/{secrets,keys}/**`
+ *   read literally matches no real path, and the forbid silently fails open.
+ *   Every other character (`.`, `(`, `-`, spaces…) stands for itself.
  * - A pattern matches the whole text, never a part of it. Characters are
  *   UTF-16 code units: `?` matches one.
  * - A match costs at most O(|pattern| × |text|) steps, whatever the pattern.
@@ -21,6 +26,40 @@
  *   as a set of reachable pattern positions.
  */
 import { harden } from './harden.js';
+import { ZtError } from './errors.js';
+
+/** Syntax other dialects (bash, minimatch, picomatch) read as operators; refused here. */
+const RESERVED = /[[\]{}\\]|[?*+@!]\(|^!/;
+
+/**
+ * Why `pattern` is not a glob of this matcher's syntax, or undefined when it
+ * is. Every pattern source (policy targets, capability targets, argument
+ * rules, effector settings) is checked with this one function.
+ */
+export const globSyntaxProblem = (pattern: string): string | undefined => {
+  const m = RESERVED.exec(pattern);
+  if (m === null) return undefined;
+  const found = m[0];
+  const what =
+    found === '[' || found === ']'
+      ? 'character classes ([...]) are not supported'
+      : found === '{' || found === '}'
+        ? 'braces ({a,b}) are not supported: write one pattern per alternative'
+        : found === '\\'
+          ? 'escapes (\\) are not supported'
+          : found === '!'
+            ? 'a leading ! (negation) is not supported: write a forbid'
+            : `extglobs (${found}…)) are not supported`;
+  return `${what} (character ${m.index + 1}); the only wildcards are *, ? and ** (a whole path segment)`;
+};
+harden(globSyntaxProblem);
+
+/** Throws ZT_BAD_ARGUMENT when `pattern` uses syntax this matcher does not support. */
+export const assertGlobSyntax = (pattern: string): void => {
+  const problem = globSyntaxProblem(pattern);
+  if (problem !== undefined) throw new ZtError('ZT_BAD_ARGUMENT', `unsupported glob syntax: ${problem}`);
+};
+harden(assertGlobSyntax);
 
 /**
  * How a glob reads its text.
@@ -252,10 +291,14 @@ const compileSegmented = (pattern: string, separator: string, globstar: boolean)
   return text => matchGlobstar(pattern, pieces, text, separator, sets);
 };
 
-/** Compiles `pattern` once; `matches` may then be called on any number of texts. */
+/**
+ * Compiles `pattern` once; `matches` may then be called on any number of
+ * texts. Throws ZT_BAD_ARGUMENT for unsupported syntax (`globSyntaxProblem`).
+ */
 export const compileGlob = (pattern: string, options: GlobOptions = {}): Glob => {
   const { separator, globstar = false } = options;
   if (typeof pattern !== 'string') throw TypeError('a glob is a string');
+  assertGlobSyntax(pattern);
   if (separator === undefined) {
     if (globstar) throw TypeError('globstar needs a separator');
     const piece = pieceOf(pattern, 0, pattern.length, false);

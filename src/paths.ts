@@ -7,7 +7,7 @@
  */
 import { harden } from './harden.js';
 import { assertZt } from './errors.js';
-import { compileGlob } from './glob.js';
+import { assertGlobSyntax, compileGlob } from './glob.js';
 import type { ParsedUrl } from './targets.js';
 
 /** Anything `normalizePath` would change: `//`, `.` or `..` segments, a trailing `/`. */
@@ -51,6 +51,8 @@ export const compileTargetPattern = (pattern: string): TargetPattern => {
   assertZt(typeof pattern === 'string' && pattern.length > 0, 'ZT_BAD_ARGUMENT', 'pattern must be a non-empty string');
   assertZt(!pattern.includes('\0'), 'ZT_BAD_ARGUMENT', 'pattern contains a NUL byte');
   assertZt(pattern.startsWith('/'), 'ZT_BAD_ARGUMENT', 'pattern must be an absolute path');
+  // Exact patterns too: `/data/{a,b}.txt` is refused, never read as one literal path.
+  assertGlobSyntax(pattern);
   const segments = pattern.split('/').slice(1);
   for (const seg of segments) {
     assertZt(seg !== '.' && seg !== '..', 'ZT_BAD_ARGUMENT', 'pattern must not contain . or .. segments');

@@ -182,7 +182,13 @@ export class SandboxRuntime {
     return harden(this.#link.callSync('listCapabilities', [filter]) as CapabilityRecord[]);
   }
 
-  /** Runs one request through the kernel. Never rejects: denials and failures are outcomes with codes. */
+  /**
+   * Runs one request through the kernel. Never rejects: denials and failures
+   * are outcomes with codes. The outcome is the caller's own plain-data copy
+   * of the kernel's (which the kernel keeps hardened); it is not frozen again
+   * here: on the call path, a second deep freeze would cost a third of the
+   * host → kernel-vat hop.
+   */
   executeAction(request: ActionRequest): Promise<Outcome> {
     const data = requestData(request);
     let sent: Promise<unknown>;
@@ -192,14 +198,11 @@ export class SandboxRuntime {
       return Promise.resolve(unrecordedOutcome(err));
     }
     return sent.then(
-      outcome => harden(outcome as Outcome),
+      outcome => outcome as Outcome,
       (err: unknown) => {
         if (codeOf(err) === 'ZT_BAD_ARGUMENT' && !this.#link.isDead()) {
           // Arguments that are not plain data: the kernel denies and records the request.
-          return this.#link.call('execute', [{ ...data, args: '[not plain data]' }]).then(
-            outcome => harden(outcome as Outcome),
-            unrecordedOutcome,
-          );
+          return this.#link.call('execute', [{ ...data, args: '[not plain data]' }]).then(outcome => outcome as Outcome, unrecordedOutcome);
         }
         return unrecordedOutcome(err);
       },

@@ -37,7 +37,7 @@ import {
   type VatLimits,
 } from './vat-host.js';
 import { DEFAULT_VAT_BUDGETS, resolveVatBudgets, type VatBudgets } from './vat-budget.js';
-import { assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
+import { DEFAULT_ISOLATION, ISOLATION_LEVELS, assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
 
 export interface RuntimeLimits extends Partial<VatBudgets> {
   /** Largest number of bytes a single action may move. Default 16 MiB. */
@@ -60,7 +60,8 @@ export interface SandboxConfig {
   readonly durability?: 'durable' | 'relaxed';
   /**
    * Agent vats kept started and waiting, for warm launches (each still
-   * serves exactly one run). Default 0. Pooled vats never keep the process
+   * serves exactly one run). Default 0. Pooled vats are `worker` vats: a
+   * pool needs `isolation: 'worker'` (refused with ZT_BAD_ARGUMENT otherwise). Pooled vats never keep the process
    * alive; each runs a trivial agent once, in a throwaway Compartment, so
    * its run path is compiled before a real agent arrives, and the pool is
    * refilled when a run ends.
@@ -72,6 +73,13 @@ export interface SandboxConfig {
    * lazily, closed on shutdown.
    */
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
+  /**
+   * The isolation level of every launch that names none. Default `process`
+   * (see `DEFAULT_ISOLATION`); `worker` only when named here or in the
+   * launch — a SES bug is then a host compromise, and memory limits cover
+   * the JS heap only.
+   */
+  readonly isolation?: VatIsolation;
 }
 
 export interface SandboxPowers {
@@ -98,11 +106,14 @@ export interface LaunchOptions {
   readonly input?: unknown;
   readonly limits?: Partial<VatLimits>;
   /**
-   * `worker` (default): a worker thread. `process`: a child process under OS
-   * containment (bubblewrap namespaces, seccomp, rlimits, Node's permission
-   * model); fails with ZT_ISOLATION_UNAVAILABLE where it cannot be
-   * established. `process-weak`: the same without bubblewrap, only when named;
-   * every record of the agent then says so. See docs/ISOLATION.md.
+   * `process` (default, unless the runtime's `isolation` option names
+   * another): a child process under OS containment (bubblewrap namespaces,
+   * seccomp, rlimits, Node's permission model); fails with
+   * ZT_ISOLATION_UNAVAILABLE, naming what to install, where it cannot be
+   * established. `worker`: a worker thread of the kernel's process, only
+   * when named (a SES bug is then a host compromise; memory limits cover the
+   * JS heap only). `process-weak`: `process` without bubblewrap, only when
+   * named; every record of the agent then says so. See docs/ISOLATION.md.
    */
   readonly isolation?: VatIsolation;
 }
@@ -129,7 +140,7 @@ const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typ
  * what is missing) and its module graph (confined to its folder), each
  * refusal recorded, then starts its vat.
  */
-const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits }) => {
+const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits; isolation: VatIsolation }) => {
   const { powers, kernel, vats, defaults } = ctx;
   const moduleCache: ModuleCache = new Map();
   let isolationProbe: Promise<IsolationProbe> | undefined;
@@ -166,8 +177,8 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
       // Per-vat budgets (README, "Limits"): an unknown name or a bad value is refused.
       ...resolveVatBudgets(spec.limits, defaults, ['deadlineMs', 'memoryMb']),
     });
-    const isolation: VatIsolation = spec.isolation ?? 'worker';
-    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', 'isolation must be worker, process or process-weak');
+    const isolation: unknown = spec.isolation === undefined ? ctx.isolation : spec.isolation;
+    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', `isolation must be one of ${ISOLATION_LEVELS.join(', ')}`);
     if (isolation !== 'worker') {
       // Fail closed: the level is established or the launch is refused, naming what is missing.
       isolationProbe ??= powers.probeIsolation();
@@ -217,6 +228,12 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   const durability = config.durability ?? 'durable';
   if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');
   const vatPoolSize = config.vatPoolSize === undefined ? 0 : positiveInt('vatPoolSize', config.vatPoolSize, 0);
+  const isolation: unknown = config.isolation === undefined ? DEFAULT_ISOLATION : config.isolation;
+  if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', `isolation must be one of ${ISOLATION_LEVELS.join(', ')}`);
+  if (vatPoolSize > 0 && isolation !== 'worker') {
+    // A pool of another level would never serve a launch: refused, not ignored.
+    throw new ZtError('ZT_BAD_ARGUMENT', `vatPoolSize keeps worker vats ready; it needs isolation: 'worker' (the runtime's isolation is ${isolation})`);
+  }
   const policy = validatePolicyDocument(config.policy ?? CAPABILITY_CEILING_POLICY);
   // Validates the MCP configuration (throws before anything starts).
   const effectors = powers.makeEffectors(config.mcpServers === undefined ? {} : { mcpServers: config.mcpServers });
@@ -283,7 +300,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   });
   let closed: Promise<void> | undefined;
 
-  const launchAgent = makeLauncher({ powers, kernel, vats, defaults });
+  const launchAgent = makeLauncher({ powers, kernel, vats, defaults, isolation });
   const launchCounted = async (spec: LaunchSpec): Promise<AgentHandle> => {
     const handle = await launchAgent(spec);
     running += 1;

@@ -163,6 +163,9 @@ const compileUrlPattern = (pattern: string): TargetPattern => {
   const [, scheme, authority, path = '/'] = m as unknown as [string, string, string, string | undefined];
   assertZt(!authority.includes('@'), 'ZT_BAD_ARGUMENT', 'URL patterns carry no credentials');
   const wildcardHost = authority.startsWith('*.');
+  // The host is literal but for a leading `*.` (and an IPv6 literal's brackets): any other glob syntax is refused, never taken literally.
+  const hostPart = (wildcardHost ? authority.slice(2) : authority).replace(/^\[[0-9A-Fa-f:.]+\]/, '');
+  assertZt(!/[*?{}[\]\\]/.test(hostPart), 'ZT_BAD_ARGUMENT', 'a URL pattern\'s host is literal, or *.suffix: no other wildcards, braces or classes');
   // Parse the concrete part of the authority to normalize case, IDNA and default ports.
   const probe = normalizeUrl(`${scheme}://${wildcardHost ? `x${authority.slice(1)}` : authority}/`);
   const hostSuffix = wildcardHost ? probe.hostname.slice(1) : undefined; // ".example.com"

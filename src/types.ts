@@ -6,6 +6,7 @@
  */
 import { harden } from './harden.js';
 import { ZtError, assertZt, type ErrorCode } from './errors.js';
+import { globSyntaxProblem } from './glob.js';
 
 /** A frozen object plus a union type: erasable TypeScript, no `enum`. */
 export const ActionType = Object.freeze({
@@ -51,8 +52,9 @@ export interface CapabilityConstraints {
 
 /**
  * A rule for one argument. `pattern` is a glob over the whole string value
- * (`*` any run of characters, `?` one character): globs, not regular
- * expressions, so matching agent-supplied strings is linear in the kernel.
+ * (`*` any run of characters, `?` one character; braces, classes, escapes
+ * and extglobs are refused, src/glob.ts): globs, not regular expressions,
+ * so matching agent-supplied strings is linear in the kernel.
  */
 export interface ArgumentRule {
   readonly required?: boolean;
@@ -99,6 +101,7 @@ const checkArgumentRules = (args: unknown): Readonly<Record<string, ArgumentRule
     assertZt(r.type === undefined || r.type === 'string' || r.type === 'number' || r.type === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.type must be string, number or boolean`);
     assertZt(r.enum === undefined || (Array.isArray(r.enum) && r.enum.every(v => v === null || ['string', 'number', 'boolean'].includes(typeof v))), 'ZT_BAD_ARGUMENT', `${where}.enum must be an array of primitives`);
     assertZt(r.pattern === undefined || (typeof r.pattern === 'string' && r.pattern.length <= 1024), 'ZT_BAD_ARGUMENT', `${where}.pattern must be a glob string`);
+    assertZt(r.pattern === undefined || globSyntaxProblem(r.pattern) === undefined, 'ZT_BAD_ARGUMENT', `${where}.pattern: ${globSyntaxProblem(String(r.pattern)) ?? ''}`);
     for (const k of ['maxLength', 'min', 'max'] as const) {
       assertZt(r[k] === undefined || (typeof r[k] === 'number' && Number.isFinite(r[k])), 'ZT_BAD_ARGUMENT', `${where}.${k} must be a finite number`);
     }

@@ -52,7 +52,7 @@ const AGENT_FAILURES: ReadonlySet<ErrorCode> = new Set([
 ]);
 
 /** Failures that revoke the agent's capabilities (failure mode `vatFailure`): each observed by the kernel. */
-const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED', 'ZT_VAT_LIMIT_EXCEEDED']);
+const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED', 'ZT_VAT_PROTOCOL', 'ZT_VAT_LIMIT_EXCEEDED']);
 
 /** A run's end as the kernel records it; `claimed` is what a vat said that the kernel did not take. */
 export type RunEnd = RunReport & { readonly claimed?: Readonly<Record<string, unknown>> };

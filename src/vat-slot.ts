@@ -142,6 +142,7 @@ export const startVatSlot = (powers: Pick<VatHostPowers, 'startAgentWorker'>, op
   worker.on('error', err => {
     const code = (err as { code?: unknown })?.code;
     if (code === 'ERR_WORKER_OUT_OF_MEMORY') failed('ZT_OUT_OF_MEMORY', `the agent exceeded its memory limit of ${memoryMb} MiB`);
+    else if (err instanceof ZtError && code === 'ZT_VAT_PROTOCOL') failed('ZT_VAT_PROTOCOL', err.reason);
     else failed('ZT_VAT_CRASHED', 'the vat failed');
   });
   worker.on('exit', exitCode => failed('ZT_VAT_CRASHED', `the vat exited (code ${exitCode})`));

@@ -77,7 +77,8 @@ export const instrumentedPowers = (opts: { manualTimers?: boolean } = {}): Instr
 
   const powers: FileStorePowers = {
     makeDir: real.makeDir,
-    openFile: async (dir, name) => wrap(await real.openFile(dir, name)),
+    openFile: async (dir, name, options) => wrap(await real.openFile(dir, name, options)),
+    createFile: real.createFile!,
     setTimer: opts.manualTimers
       ? (fn, _ms) => {
           timers.add(fn);

@@ -112,14 +112,16 @@ test('verifyStore accepts an untouched store and reports its tree', async t => {
 
 // Attack: change one character of a recorded target so that the record is
 // still valid, canonical JSON with the right seq. Only the signed Merkle
-// root can tell; verify must name where the damage can start.
+// root can tell; verify must name the record that was changed.
 test('an edit that keeps the record canonical is caught by the checkpoint root', async t => {
   const dir = await tempDir(t);
   const { records } = await makeSignedStore(dir, 10, [3, 7]);
   await writeFile(join(dir, RECORDS_FILE), records.replace('file-5.txt', 'file-X.txt'));
   const err = await t.throwsAsync(verifyStore(dir), CORRUPT);
-  t.regex(err!.message, /records 3\.\.6 do not match the checkpoint at size 7/);
-  t.is((err as { details?: { index?: number } }).details?.index, 3);
+  // The checkpoint line lists the leaves its signature vouches for: the
+  // edited record itself is named, not the first of the range.
+  t.regex(err!.message, /record 5 differs from the record the checkpoint at size 7 vouches for/);
+  t.is((err as { details?: { index?: number } }).details?.index, 5);
 });
 
 // Attack: delete the record of an embarrassing decision.

@@ -35,6 +35,7 @@ import { sampleRecord } from './_audit-store.js';
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const execFileP = promisify(execFile);
 const CORRUPT = { code: 'ZT_AUDIT_CORRUPT' } as const;
+const LOG_MISSING = { code: 'ZT_AUDIT_LOG_MISSING' } as const;
 
 const cli = async (...args: string[]) => {
   try {
@@ -127,7 +128,7 @@ test('a rotation is recorded, handed over with both signatures, and verified fro
   const strangerDir = await tempDir(t);
   const stranger = await loadOrCreateSigningKey(strangerDir, nameOf);
   await t.throwsAsync(verifyStore(dir, { vkey: stranger.vkey }), {
-    ...CORRUPT,
+    ...LOG_MISSING,
     message: /does not contain the trusted verifier key/,
   });
 
@@ -224,14 +225,14 @@ test('forgeries with a stolen retired key are detected', async t => {
     await writeFile(join(forgedDir, KEY_CHAIN_FILE), `${chainLines[0]}\n`);
     t.like(await verifyStore(forgedDir, { vkey: firstVkey2 }), { size: 40 });
     await t.throwsAsync(verifyStore(forgedDir, { vkey: rotation2.key }), {
-      ...CORRUPT,
+      ...LOG_MISSING,
       message: /does not contain the trusted verifier key/,
     });
     // A handover from the retired key to one of the thief's, signed by both:
     // still not the successor the auditor holds.
     await writeFile(join(forgedDir, KEY_CHAIN_FILE), `${chainLines[0]}\n${canonicalJson({ handover: bothSigned })}\n`);
     await t.throwsAsync(verifyStore(forgedDir, { vkey: rotation2.key }), {
-      ...CORRUPT,
+      ...LOG_MISSING,
       message: /does not contain the trusted verifier key/,
     });
   }
@@ -248,7 +249,8 @@ test('forgeries with a stolen retired key are detected', async t => {
     await writeFile(join(restarted, RECORDS_FILE), records.join('\n'));
     await writeFile(join(restarted, CHECKPOINTS_FILE), '');
     await writeFile(join(restarted, KEY_CHAIN_FILE), `${canonicalJson({ vkey: rotation2.key })}\n`);
-    const NOTHING_SIGNED = { ...CORRUPT, message: /no checkpoint signed by the trusted key/ };
+    // (The key exists but nothing it signed is left: the log lost its checkpoints.)
+    const NOTHING_SIGNED = { code: 'ZT_AUDIT_LOG_MISSING', message: /no signed checkpoint/ };
     await t.throwsAsync(verifyStore(restarted, { vkey: rotation2.key }), NOTHING_SIGNED);
     await rm(join(restarted, KEY_CHAIN_FILE));
     await t.throwsAsync(verifyStore(restarted, { vkey: rotation2.key }), NOTHING_SIGNED, 'chain file deleted');
@@ -263,7 +265,7 @@ test('forgeries with a stolen retired key are detected', async t => {
   edited.decision = edited.decision === 'allow' ? 'deny' : 'allow';
   records[5] = canonicalJson(edited);
   await writeFile(join(dir2, RECORDS_FILE), records.join('\n'));
-  await t.throwsAsync(verifyStore(dir2, { vkey: firstVkey2 }), { ...CORRUPT, message: /records 0\.\.39 do not match/ });
+  await t.throwsAsync(verifyStore(dir2, { vkey: firstVkey2 }), { ...CORRUPT, message: /record 5 differs from the record the (checkpoint|key handover) at size 40 vouches for/ });
 });
 
 test('a crash after the handover committed is finished on restart', async t => {
@@ -348,7 +350,11 @@ test('verify --checkpoint: the records must reproduce a checkpoint published ear
   await writeFile(join(dir, RECORDS_FILE), recordsAt30.subarray(0, recordsAt30.indexOf('\n'.charCodeAt(0), 0) + 1));
   await writeFile(join(dir, CHECKPOINTS_FILE), '');
   await writeFile(join(dir, KEY_CHAIN_FILE), `${chain.toString('utf8').split('\n')[0]}\n`);
-  t.is((await cli('verify', '--store', store)).code, 0, 'the rolled-back store is self-consistent');
+  // Without its checkpoints the folder no longer vouches for itself: the key
+  // it holds has signed, so the log was deleted or replaced.
+  const alone = await cli('verify', '--store', store);
+  t.is(alone.code, 1, 'the rolled-back store is refused even without the published checkpoint');
+  t.regex(alone.stderr, /FAILED, the log was deleted or replaced/);
   const rolledBack = await cli('verify', '--store', store, '--checkpoint', publishedFile);
   t.is(rolledBack.code, 1);
   t.regex(rolledBack.stderr, /FAILED, first bad record: 1\b/);

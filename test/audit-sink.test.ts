@@ -3,20 +3,20 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import type { WorkerOptions } from 'node:worker_threads';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { ExecutionContext } from 'ava';
 import { makeAuditLog } from '../src/audit/audit-log.js';
 import {
   makeInProcessAuditSink,
   startAuditVat,
   type AuditSink,
-  type AuditWorker,
 } from '../src/audit/audit-client.js';
+import { startAuditProcess, type AuditConnection, type AuditProcessOptions } from '../src/audit/audit-vat-node-powers.js';
 import { openFileStore, RECORDS_FILE } from '../src/audit/file-store.js';
 import { AUDIT_APPEND } from '../src/audit/audit-vat-protocol.js';
 import { makeNodeFileStorePowers, nodeSha256 } from '../src/audit/node-powers.js';
 import { tempDir } from './_audit-fs.js';
+import { verifyStore } from '../src/audit/verify-node.js';
 
 const UNAVAILABLE = { message: /^ZT_AUDIT_UNAVAILABLE\b/ };
 
@@ -32,7 +32,7 @@ const sinks: Array<[string, (t: ExecutionContext, dir: string) => Promise<AuditS
         }),
       ),
   ],
-  ['worker vat', async (_t, dir) => startAuditVat({ dir, timeoutMs: 10_000 })],
+  ['audit vat', async (_t, dir) => startAuditVat({ dir, timeoutMs: 10_000 })],
 ];
 
 for (const [name, makeSink] of sinks) {
@@ -97,7 +97,7 @@ for (const [name, makeSink] of sinks) {
   });
 }
 
-test('worker vat: proofs and checkpoints cross CapTP', async t => {
+test('audit vat: proofs and checkpoints cross CapTP', async t => {
   const dir = await tempDir(t);
   const sink = startAuditVat({ dir, timeoutMs: 10_000 });
   await sink.ready();
@@ -113,16 +113,16 @@ test('worker vat: proofs and checkpoints cross CapTP', async t => {
 
 // Failure: the audit vat dies (crash, OOM, kill). An append in flight and
 // every append after must be refused, never reported as recorded.
-test('worker vat: after the worker is terminated, appends reject with ZT_AUDIT_UNAVAILABLE', async t => {
+test('audit vat: after its process is killed, appends reject with ZT_AUDIT_UNAVAILABLE', async t => {
   const dir = await tempDir(t);
-  let worker: Worker | undefined;
+  let vat: AuditConnection | undefined;
   const sink = startAuditVat({
     dir,
     timeoutMs: 10_000,
-    makeWorker: (url, options) => (worker = new Worker(url, options)),
+    startVat: options => (vat = startAuditProcess(options)),
   });
   await sink.append({ before: true });
-  await worker!.terminate();
+  await vat!.terminate();
   await t.throwsAsync(sink.append({ after: true }), UNAVAILABLE);
   await t.throwsAsync(sink.append({ later: true }), UNAVAILABLE);
   await t.throwsAsync(sink.size(), UNAVAILABLE);
@@ -130,35 +130,37 @@ test('worker vat: after the worker is terminated, appends reject with ZT_AUDIT_U
   t.is(await readFile(join(dir, RECORDS_FILE), 'utf8'), '{"before":true,"seq":0}\n');
 });
 
-test('worker vat: an append in flight when the worker dies rejects', async t => {
+test('audit vat: an append in flight when its process dies rejects', async t => {
   const dir = await tempDir(t);
-  let worker: Worker | undefined;
+  let vat: AuditConnection | undefined;
   const sink = startAuditVat({
     dir,
     timeoutMs: 10_000,
-    makeWorker: (url, options) => (worker = new Worker(url, options)),
+    startVat: options => (vat = startAuditProcess(options)),
   });
   await sink.ready();
   const inFlight = sink.append({ doomed: true });
-  void worker!.terminate();
+  void vat!.terminate();
   await t.throwsAsync(inFlight, UNAVAILABLE);
 });
 
 // Failure: the audit vat hangs (a stuck disk, a deadlock). The kernel must
-// not wait forever nor proceed: the append is refused after `timeoutMs`,
-// and the vat is not trusted again.
-test('worker vat: no confirmation within timeoutMs rejects and kills the vat', async t => {
+// not wait forever nor proceed: the append is refused after `appendStallMs`
+// (the recorder denies requests long before, after `auditTimeoutMs`), and
+// the vat is not trusted again.
+test('audit vat: no confirmation within appendStallMs rejects and kills the vat', async t => {
   const dir = await tempDir(t);
   let terminated = 0;
-  const silent: AuditWorker = {
-    postMessage: () => {},
-    on: () => silent,
+  const silent: AuditConnection = {
+    send: () => {},
+    on: () => {},
     terminate: async () => {
       terminated += 1;
-      return 0;
     },
+    unref: () => {},
+    pid: undefined,
   };
-  const sink = startAuditVat({ dir, timeoutMs: 50, makeWorker: () => silent });
+  const sink = startAuditVat({ dir, timeoutMs: 50, appendStallMs: 50, startVat: () => silent });
   const started = Date.now();
   await t.throwsAsync(sink.append({ a: 1 }), { message: /^ZT_AUDIT_UNAVAILABLE: .*within 50 ms/ });
   t.true(Date.now() - started >= 45);
@@ -168,7 +170,7 @@ test('worker vat: no confirmation within timeoutMs rejects and kills the vat', a
 
 // Attack/failure: the store was tampered with while the runtime was down.
 // The vat must refuse to open it, and the kernel must learn why at once.
-test('worker vat: a corrupt store fails ready() with ZT_AUDIT_CORRUPT and appends with ZT_AUDIT_UNAVAILABLE', async t => {
+test('audit vat: a corrupt store fails ready() with ZT_AUDIT_CORRUPT and appends with ZT_AUDIT_UNAVAILABLE', async t => {
   const dir = await tempDir(t);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, RECORDS_FILE), '{"a":1,"seq":0}\n{"a":2,"seq":5}\n');
@@ -178,54 +180,59 @@ test('worker vat: a corrupt store fails ready() with ZT_AUDIT_CORRUPT and append
   await sink.close();
 });
 
-test('worker vat: CapTP owns the worker port alone; appends travel on their own port', async t => {
+test('audit vat: records travel in append frames of their own, never through CapTP', async t => {
   const dir = await tempDir(t);
-  const onParentPort: unknown[] = [];
+  const sent: Array<Record<string, unknown>> = [];
   const sink = startAuditVat({
     dir,
     timeoutMs: 10_000,
-    makeWorker: (url, options) => {
-      const worker = new Worker(url, options);
-      const post = worker.postMessage.bind(worker);
-      return Object.assign(worker, {
-        postMessage: (message: unknown) => {
-          onParentPort.push(message);
-          post(message);
-        },
-      });
+    startVat: options => {
+      const vat = startAuditProcess(options);
+      return { ...vat, pid: vat.pid, send: message => (sent.push(message), vat.send(message)) };
     },
   });
   await sink.ready();
-  t.is((await sink.append({ a: 1 })).seq, 0);
+  t.is((await sink.append({ marker: 'needle-7' })).seq, 0);
   t.is(await sink.size(), 1);
   await sink.close();
-  t.true(onParentPort.length > 0);
-  t.false(onParentPort.some(m => (m as { type?: unknown }).type === AUDIT_APPEND));
+  t.true(sent.some(m => String(m.type).startsWith('CTP_')));
+  const carrying = sent.filter(m => JSON.stringify(m).includes('needle-7'));
+  t.deepEqual(carrying.map(m => m.type), [AUDIT_APPEND]);
 });
 
-test('worker vat: the worker inherits no flags, arguments or environment from the host', async t => {
+test('audit vat: a process of its own, with no flags, arguments or environment from the host', async t => {
   const dir = await tempDir(t);
-  let seen: WorkerOptions | undefined;
+  let seen: { pid: number | undefined; options: AuditProcessOptions } | undefined;
+  let cmdline: string[] = [];
+  let environ = '';
   const sink = startAuditVat({
     dir,
     timeoutMs: 10_000,
-    makeWorker: (url, options) => {
-      seen = options;
-      return new Worker(url, options);
+    startVat: options => {
+      const vat = startAuditProcess(options);
+      seen = { pid: vat.pid, options };
+      return vat;
     },
   });
   await sink.append({ a: 1 });
+  const pid = seen?.pid;
+  t.true(typeof pid === 'number' && pid !== process.pid);
+  cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
   await sink.close();
-  t.deepEqual(seen?.execArgv, []);
-  t.deepEqual(seen?.argv, []);
-  t.deepEqual(seen?.env, {});
+  t.is(cmdline[0], process.execPath);
+  t.deepEqual(cmdline.slice(1, 2), ['--max-old-space-size=512']);
+  t.regex(cmdline[2] ?? '', /audit-main\.bundle\.mjs$/);
+  t.deepEqual(JSON.parse(cmdline[3] ?? 'null'), { dir, durability: 'durable', checkpointIntervalMs: 60_000 });
+  t.is(cmdline.length, 4);
+  t.is(environ, '');
 });
 
-// Failure: a worker started without explicit options inherits the host's
+// Failure: a vat started without explicit options inherits the host's
 // Node flags; a host run as `node --input-type=module -e …` then cannot
 // start its audit vat at all (the flag is refused outside --eval), and
 // every action would be denied.
-test('worker vat: a host started with --input-type=module -e starts the vat and appends', async t => {
+test('audit vat: a host started with --input-type=module -e starts the vat and appends', async t => {
   const dir = await tempDir(t);
   const url = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
   const script = `
@@ -250,4 +257,47 @@ test('startAuditVat refuses bad options with ZT_BAD_ARGUMENT', t => {
   t.throws(() => startAuditVat({ dir: '/tmp/x', durability: 'maybe' as 'durable' }), {
     message: /^ZT_BAD_ARGUMENT\b/,
   });
+});
+
+/** Pids of live processes whose command line names `text`. */
+const processesNaming = (text: string): number[] => {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+};
+
+// Failure: the kernel's process is killed (SIGKILL: nothing of it runs
+// again). The audit vat, a process of its own, sees its wire end, signs a
+// last checkpoint over everything durable and exits: the log does not end
+// unsigned, and nothing of the runtime stays behind.
+test('audit vat: when the kernel process is killed, the vat signs a last checkpoint and exits', async t => {
+  const dir = await tempDir(t);
+  const url = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
+  const script = `
+    await import(${url('../src/init.js')});
+    const { startAuditVat } = await import(${url('../src/audit/audit-client.js')});
+    const sink = startAuditVat({ dir: ${JSON.stringify(dir)}, timeoutMs: 20000, checkpointIntervalMs: 0 });
+    for (let i = 0; i < 5; i += 1) await sink.append({ n: i });
+    process.kill(process.pid, 'SIGKILL');
+  `;
+  const err = await t.throwsAsync(promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { env: {}, timeout: 60_000 }));
+  t.is((err as { signal?: unknown }).signal, 'SIGKILL');
+  const deadline = Date.now() + 20_000;
+  let checkpoints = '';
+  while (Date.now() < deadline) {
+    checkpoints = await readFile(join(dir, 'checkpoints.jsonl'), 'utf8').catch(() => '');
+    if (checkpoints !== '' && processesNaming(JSON.stringify(dir).slice(1, -1)).length === 0) break;
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
+  const last = JSON.parse(checkpoints.trim().split('\n').pop() ?? 'null') as { note?: string } | null;
+  t.is(last?.note?.split('\n')[1], '5');
+  t.deepEqual(processesNaming(JSON.stringify(dir).slice(1, -1)), []);
+  t.is((await verifyStore(dir)).size, 5);
 });

@@ -1,6 +1,7 @@
 import { fc, testProp } from '@fast-check/ava';
 import { test } from './_prepare.js';
-import { compileGlob } from '../src/glob.js';
+import { codeOf } from '../src/errors.js';
+import { compileGlob, globSyntaxProblem } from '../src/glob.js';
 
 // Reference semantics, as regular expressions (fine for the short inputs of
 // the properties below; these are the backtracking forms the matcher must
@@ -26,17 +27,40 @@ const chars = (alphabet: readonly string[], maxLength: number) =>
   fc.array(fc.constantFrom(...alphabet), { maxLength }).map(a => a.join(''));
 
 test('without a separator: * any run, ? one character, everything else literal', t => {
-  const g = compileGlob('re*rt-?.[a]{b}\\');
-  t.true(g.matches('report-1.[a]{b}\\'));
-  t.true(g.matches('rert-x.[a]{b}\\'));
-  t.true(g.matches('re\n/any/thing\nrt-\n.[a]{b}\\'));
-  t.false(g.matches('report-12.[a]{b}\\'));
-  t.false(g.matches('report-1.a{b}\\'));
-  t.false(g.matches('xreport-1.[a]{b}\\'));
+  const g = compileGlob('re*rt-?.(a) +b@c');
+  t.true(g.matches('report-1.(a) +b@c'));
+  t.true(g.matches('rert-x.(a) +b@c'));
+  t.true(g.matches('re\n/any/thing\nrt-\n.(a) +b@c'));
+  t.false(g.matches('report-12.(a) +b@c'));
+  t.false(g.matches('report-1.a +b@c'));
+  t.false(g.matches('xreport-1.(a) +b@c'));
   t.true(compileGlob('').matches(''));
   t.false(compileGlob('').matches('a'));
   t.true(compileGlob('*').matches(''));
   t.true(compileGlob('**').matches('a/b'));
+});
+
+test('syntax other dialects read as operators is refused, never taken literally', t => {
+  // Attack (on the operator): `forbid /data/{secrets,keys}/**` read literally
+  // matches no real path, and the forbid silently fails open.
+  for (const [pattern, reason] of [
+    ['/data/{secrets,keys}/**', /braces/],
+    ['/data/file}', /braces/],
+    ['/data/[sk]ecrets/**', /character classes/],
+    ['/data/x]', /character classes/],
+    ['/data/a\\*', /escapes/],
+    ['/data/!(public)/**', /extglobs/],
+    ['/data/+(a)', /extglobs/],
+    ['/data/@(a|b)', /extglobs/],
+    ['/data/*(a)', /extglobs/],
+    ['/data/?(a)', /extglobs/],
+    ['!report-*', /negation/],
+  ] as const) {
+    t.regex(globSyntaxProblem(pattern) ?? '', reason, pattern);
+    const err = t.throws(() => compileGlob(pattern, pattern.startsWith('/') ? { separator: '/', globstar: true } : {}), undefined, pattern);
+    t.is(codeOf(err), 'ZT_BAD_ARGUMENT', pattern);
+  }
+  for (const fine of ['/data/report (1).txt', '/data/a!b', '/data/a+b', '/data/**', 'x@y']) t.is(globSyntaxProblem(fine), undefined, fine);
 });
 
 test('with a separator: * and ? stay within a segment', t => {

@@ -137,7 +137,9 @@ test('ztaas doctor prints each level, what is missing and how to fix it; exit 1 
   t.regex(out, /MISSING\s+process\s/);
   t.regex(out, /missing: bwrap \(Debian package bubblewrap\)\n\s+fix: install bubblewrap \(`apt-get install bubblewrap`\)\n/);
   t.regex(out, /ok\s+worker/);
+  t.regex(out, /default\s+process is MISSING: launches that name no level fail with ZT_ISOLATION_UNAVAILABLE/);
   t.regex(renderDoctor(fakeProbe(true)), /seccomp refuses: .*ptrace/);
+  t.regex(renderDoctor(fakeProbe(true)), /default\s+process: agents whose launch names no level run here/);
 });
 
 test('ztaas doctor on a Node whose sandbox cannot start says why and what to do (the real probe with a failing trial)', async t => {
@@ -155,6 +157,6 @@ test('ztaas doctor on a Node whose sandbox cannot start says why and what to do 
 test('ztaas doctor --json prints the probe; a bad flag is ZT_BAD_ARGUMENT', async t => {
   let out = '';
   t.is(await doctorCommand(['--json'], { out: s => (out += s), probe: async () => fakeProbe(true) }), 0);
-  t.deepEqual(JSON.parse(out), fakeProbe(true));
+  t.deepEqual(JSON.parse(out), { ...fakeProbe(true), defaultIsolation: 'process' });
   await t.throwsAsync(() => doctorCommand(['--bogus'], { out: () => undefined, probe: async () => fakeProbe(true) }), { message: /^ZT_BAD_ARGUMENT\b/ });
 });

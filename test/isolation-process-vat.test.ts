@@ -97,7 +97,7 @@ test('a vat that died of its address-space limit is reported as out of memory, h
   let onStderr: (chunk: unknown) => void = () => undefined;
   const child: ChildLike = {
     pid: 1,
-    send: () => undefined,
+    wire: null,
     on: ((event: string, listener: (...args: unknown[]) => void) => {
       on[event] = listener;
     }) as ChildLike['on'],

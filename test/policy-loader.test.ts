@@ -42,7 +42,7 @@ test('problems in a YAML file are reported with line and column, all at once', t
       '6:13 /rules/1/effect: must be one of "permit", "forbid"',
       '5:9 /rules/1/id: duplicate rule id "ok" (first at /rules/0)',
       '8:15 /rules/1/targets/0: invalid tool pattern: a tool pattern is "server/tool" (with * wildcards)',
-      '15:26 /rules/2/when/args/path/pattern: is not a valid regular expression (JavaScript, u flag)',
+      '15:26 /rules/2/when/args/path/pattern: is not a valid RE2 regular expression: missing closing ): `(`',
       '1:10 /version: must be 1',
     ],
   );

@@ -91,7 +91,7 @@ test('an invalid policy is rejected whole with every problem located (ZT_POLICY_
       '/rules/2: must be of type object',
       "/rules/3/targets/0: a url pattern fits none of the rule's actions (READ); url patterns apply to NETWORK",
       '/rules/3/targets/1: invalid path pattern: pattern must not contain . or .. segments',
-      '/rules/3/when/args/q/pattern: is not a valid regular expression (JavaScript, u flag)',
+      '/rules/3/when/args/q/pattern: is not a valid RE2 regular expression: missing closing ): `(`',
       '/rules/3/when/time/notBefore: must be an ISO 8601 date-time with a zone (e.g. 2025-01-31T17:00:00Z) or epoch milliseconds',
       '/version: must be 1',
     ],

@@ -210,10 +210,11 @@ test('property: no request succeeds without a matching live capability held by t
   t.true(run >= 60, 'every generated sequence was checked against the model');
 });
 
-test('a vat pool gives warm launches, one run per vat', async t => {
+test('a vat pool of worker vats gives warm launches, one run per vat; a pool with the default process level is refused', async t => {
   const { dir, cleanup } = tempDir();
   t.teardown(cleanup);
-  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), vatPoolSize: 1 });
+  t.throws(() => new SandboxRuntime({ storeDir: join(dir, 'refused'), vatPoolSize: 1 }), { code: 'ZT_BAD_ARGUMENT', message: /needs isolation: 'worker'/ });
+  const sandbox = new SandboxRuntime({ storeDir: join(dir, 'store'), vatPoolSize: 1, isolation: 'worker' });
   t.teardown(() => sandbox.shutdown());
   sandbox.registerAgent('a');
   sandbox.registerAgent('b');

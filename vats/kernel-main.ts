@@ -33,8 +33,13 @@ const { syncPort, syncFlag } = (workerData ?? {}) as { syncPort?: MessagePort; s
 if (!syncPort || !(syncFlag instanceof SharedArrayBuffer)) throw Error('kernel-main needs its sync port and flag');
 const flag = new Int32Array(syncFlag);
 
-/** How often the kernel looks again, while busy, whether it has become idle. */
-const IDLE_POLL_MS = 5;
+/**
+ * How often the kernel looks again, while busy, whether it has become idle.
+ * An idle report only lets the host process exit; reporting it a few
+ * milliseconds late costs nothing, while each look and each report wakes a
+ * thread that a busy runtime needs for its calls.
+ */
+const IDLE_POLL_MS = 20;
 
 let busySeq = 0;
 let reportedBusy = false;

@@ -2,23 +2,37 @@
  * The process-vat shell: the entry point Node runs inside the sandbox of a
  * `process`-isolated agent. Its first import establishes the perimeter
  * (production lockdown); then it builds the agent vat and connects it to the
- * kernel with CapTP over the IPC channel (fd 3, JSON serialization), the
- * process's only link to anything: the sandbox has no network, no writable
- * file, no other process to talk to.
+ * kernel with CapTP over its wire (fd 3: a plain pipe carrying
+ * length-prefixed JSON frames, src/isolation/wire.ts), the process's only
+ * link to anything: the sandbox has no network, no writable file, no other
+ * process to talk to, and no Node IPC channel (`process.send` does not
+ * exist).
  *
  * The test-only escape hook (`escape(code)`, see src/isolation/escape-hook.ts)
  * is installed only when the kernel passed the `--zt-test-escape-hook` argv
  * flag; the agent cannot set argv, and the environment is empty.
  */
 import '../src/init.js';
+import { Socket } from 'node:net';
 import { makeCapTP } from '@endo/captp';
 import { withEscapeHook } from '../src/isolation/escape-hook.js';
-import { ESCAPE_HOOK_FLAG } from '../src/isolation/process-vat.js';
+import { ESCAPE_HOOK_FLAG, VAT_WIRE_FD, encodeFrame, makeFrameDecoder } from '../src/isolation/process-vat.js';
 import { buildRootObject, type KernelFacet } from './vat-agent.js';
 
-const send = process.send?.bind(process);
-if (!send) {
-  process.stderr.write('process-main must be started by the kernel with an IPC channel\n');
+/** Exit status of a vat that received a frame it could not decode (the kernel never sends one). */
+const BAD_FRAME_EXIT = 76;
+/**
+ * What the vat sends is framed without a limit of its own: the kernel
+ * enforces the wire's limit, and a message over it ends this vat there, as
+ * ZT_VAT_PROTOCOL, recorded by the kernel from what it saw.
+ */
+const SEND_LIMIT = 0xffff_ffff;
+
+let wire: Socket;
+try {
+  wire = new Socket({ fd: VAT_WIRE_FD, readable: true, writable: true });
+} catch {
+  process.stderr.write(`process-main must be started by the kernel with its wire at fd ${VAT_WIRE_FD}\n`);
   process.exit(70);
 }
 
@@ -33,18 +47,21 @@ const root = process.argv.slice(2).includes(ESCAPE_HOOK_FLAG) ? withEscapeHook(a
 const { dispatch, getBootstrap } = makeCapTP(
   'vat-agent',
   message => {
-    try {
-      send(message);
-    } catch {
-      // The channel is gone: the kernel ended this vat.
-      process.exit(0);
-    }
+    wire.write(encodeFrame(message, SEND_LIMIT));
   },
   root,
   { onReject: () => undefined },
 );
-process.on('message', message => {
-  dispatch(message as Record<string, unknown>);
+const decoder = makeFrameDecoder();
+wire.on('data', (chunk: Buffer) => {
+  let messages: Array<Record<string, unknown>>;
+  try {
+    messages = decoder.push(chunk);
+  } catch {
+    process.exit(BAD_FRAME_EXIT);
+  }
+  for (const message of messages) dispatch(message);
 });
-// The kernel went away (or closed the channel): a vat has nobody else to serve.
-process.on('disconnect', () => process.exit(0));
+// The kernel went away (or ended the wire): a vat has nobody else to serve.
+wire.on('end', () => process.exit(0));
+wire.on('error', () => process.exit(0));

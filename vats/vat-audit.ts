@@ -20,48 +20,20 @@
  */
 import { harden } from '../src/harden.js';
 import { Far } from '@endo/far';
-import { codeOf, ztError } from '../src/errors.js';
-import { makeAuditLog } from '../src/audit/audit-log.js';
+import { codeOf, ztError, ZtError } from '../src/errors.js';
 import type { AuditBatchRef } from '../src/audit/audit-log.js';
+import { openAuditStore } from '../src/audit/audit-open.js';
+import type { AuditVatPowers, KeyName } from '../src/audit/audit-open.js';
 import type { AuditCheckpoint, AuditKeyRotation, AuditVatRoot } from '../src/audit/audit-vat-protocol.js';
 import { canonicalJson } from '../src/audit/canonical.js';
-import type { Ed25519Verify, NoteSigner } from '../src/audit/checkpoint.js';
-import { CHECKPOINTS_FILE, checkpointName, makeCheckpointer } from '../src/audit/checkpointer.js';
-import type { Durability, FileStore, FileStoreOptions } from '../src/audit/file-store.js';
-import { KEY_CHAIN_FILE, openChainCheckpoint, openKeyChain } from '../src/audit/keychain.js';
-import type { Sha256 } from '../src/audit/merkle.js';
+import { checkpointName } from '../src/audit/checkpointer.js';
+import type { Durability } from '../src/audit/file-store.js';
 
-/** A checkpoint signing key: signs, and names itself by its verifier key. */
-export type CheckpointKey = NoteSigner & { readonly vkey: string };
-
-type KeyName = (publicKey: Uint8Array) => string;
-
-export interface AuditVatPowers {
-  /** Opens (creating, locking and recovering) one append-only file of the store folder. */
-  readonly openStore: (options: Omit<FileStoreOptions, 'dir'>) => Promise<FileStore>;
-  /** The checkpoint keys kept in the store folder. */
-  readonly keys: {
-    /** The current key, created on first use. */
-    loadOrCreate(name: KeyName): Promise<CheckpointKey>;
-    /** The successor left by an unfinished rotation, if any. */
-    loadNext(name: KeyName): Promise<CheckpointKey | undefined>;
-    /** Generates and saves a successor; refuses if one exists. */
-    createNext(name: KeyName): Promise<CheckpointKey>;
-    /** The successor replaces the current key. */
-    activateNext(next: CheckpointKey): Promise<void>;
-    /** Drops the successor. */
-    discardNext(): Promise<void>;
-  };
-  readonly sha256: Sha256;
-  readonly verify: Ed25519Verify;
-  /** The vat's clock, for the records it writes itself. */
-  readonly now: () => number;
-  readonly setTimer: (fn: () => void, ms: number) => () => void;
-}
+export type { AuditVatPowers, CheckpointKey } from '../src/audit/audit-open.js';
 
 export interface AuditVatParameters {
   readonly durability: Durability;
-  /** How often a checkpoint of new records is signed (also on close); 0 disables the timer. */
+  /** How often a checkpoint is signed besides the one per commit group (also on close); 0 disables the timer. */
   readonly checkpointIntervalMs?: number;
 }
 
@@ -83,76 +55,71 @@ const guarded =
   };
 
 /**
- * Opens the store, its key chain and its checkpoints, finishing or
+ * Opens the store, its key chain and its checkpoints (audit-open.ts: checked
+ * before anything is changed; an unsigned tail quarantined), finishing or
  * abandoning a rotation a crash interrupted. Rejects (ZT_AUDIT_CORRUPT,
- * ZT_AUDIT_UNAVAILABLE, …) if the store cannot be trusted or reached; the
- * files opened so far are closed again.
+ * ZT_AUDIT_LOG_MISSING, ZT_AUDIT_UNAVAILABLE, …) if the store cannot be
+ * trusted or reached; the files opened so far are closed again, unchanged.
+ *
+ * Every append is acknowledged only once a signed checkpoint covering it is
+ * durable (in relaxed mode: once written, with a checkpoint following each
+ * relaxed sync): there is no unsigned window for a deleted log, a flipped
+ * byte or a line appended by someone else to hide in.
  */
 export const buildRootObject = async (
   vatPowers: AuditVatPowers,
   vatParameters: AuditVatParameters,
 ): Promise<AuditVatRoot> => {
-  const { openStore, keys, sha256, verify, now, setTimer } = vatPowers;
+  const { keys, sha256, now } = vatPowers;
   const { durability, checkpointIntervalMs = 60_000 } = vatParameters;
   const nameOf: KeyName = publicKey => checkpointName(sha256, publicKey);
 
-  const opened: FileStore[] = [];
-  const openTracked = async (options: Omit<FileStoreOptions, 'dir'>) => {
-    const store = await openStore(options);
-    opened.push(store);
-    return store;
-  };
+  const opened = await openAuditStore(vatPowers, {
+    durability,
+    checkpointIntervalMs: typeof checkpointIntervalMs === 'number' ? checkpointIntervalMs : 60_000,
+  });
+  const { log, checkpointer, keyStore, readChain, quarantined, abandoned } = opened;
+  let { signer } = opened;
   try {
-    const log = await makeAuditLog({ store: await openTracked({ durability }), sha256 });
-    let signer = await keys.loadOrCreate(nameOf);
-    const keyStore = await openTracked({ fileName: KEY_CHAIN_FILE });
-    if (keyStore.size() === 0) await keyStore.appendBatch([canonicalJson({ vkey: signer.vkey })]);
-    const readChain = async () =>
-      openKeyChain(
-        sha256,
-        verify,
-        (await keyStore.readRange(0, keyStore.size())).map(line => JSON.parse(line) as unknown),
-      );
-    let chain = await readChain();
-    const lastKey = () => chain.keys[chain.keys.length - 1]!.vkey;
+    // Set when a commit group could not be signed: from then on every
+    // append is refused before it is written (fail closed).
+    let failure: ZtError | undefined;
+    /** Signs a checkpoint covering `size` records; a failure closes the log to appends. */
+    const cover = async (size: number): Promise<void> => {
+      try {
+        await checkpointer.cover(size);
+      } catch (err) {
+        failure ??= err instanceof ZtError ? err : ztError('ZT_AUDIT_UNAVAILABLE', 'cannot sign a checkpoint of the audit log');
+        throw failure;
+      }
+    };
+    /** Records the vat writes itself, covered by a checkpoint before they count. */
+    const appendOwn = async (records: object[]): Promise<void> => {
+      if (failure) throw failure;
+      const refs = await log.append(records);
+      await cover(refs[refs.length - 1]!.seq + 1);
+    };
+    const appendJoined = async (joined: string): Promise<AuditBatchRef> => {
+      if (failure) throw failure;
+      const ref = await log.appendJoined(joined);
+      const size = ref.first + ref.leafHashes.length / 64;
+      if (durability === 'durable') {
+        await cover(size);
+      } else {
+        // Relaxed: acknowledged once written; the checkpoint follows the sync.
+        void cover(size).catch(() => {});
+      }
+      return ref;
+    };
 
-    // A rotation interrupted by a crash: finished if its handover is in the
-    // chain (the commit point), abandoned (and recorded so) otherwise.
-    let next: CheckpointKey | undefined;
-    let abandoned: string | undefined;
-    try {
-      next = await keys.loadNext(nameOf);
-    } catch (err) {
-      // An unreadable successor never signed a handover, so it cannot be
-      // the chain's last key; it is dropped (and that is recorded).
-      if (lastKey() !== signer.vkey) throw err;
-      await keys.discardNext();
-      abandoned = 'unreadable';
-    }
-    if (next && lastKey() === next.vkey) {
-      await keys.activateNext(next);
-      signer = next;
-    } else if (next) {
-      await keys.discardNext();
-      abandoned = next.vkey;
-    }
-    if (lastKey() !== signer.vkey) {
-      throw ztError('ZT_AUDIT_CORRUPT', 'the checkpoint key is not the last key of the key chain');
-    }
-    const checkpointer = await makeCheckpointer({
-      log,
-      store: await openTracked({ fileName: CHECKPOINTS_FILE }),
-      signer,
-      sha256,
-      verify,
-      origin: chain.origin,
-      openNote: note => openChainCheckpoint(sha256, verify, chain, note),
-      intervalMs: typeof checkpointIntervalMs === 'number' ? checkpointIntervalMs : 60_000,
-      setTimer,
-    });
     // Recorded once the history is known to match its latest checkpoint.
+    if (quarantined) {
+      await appendOwn([
+        { type: 'audit.unsigned-tail', time: now(), code: 'ZT_AUDIT_UNSIGNED_TAIL', ...quarantined },
+      ]);
+    }
     if (abandoned !== undefined) {
-      await log.append([{ type: 'audit.key-rotation-abandoned', time: now(), key: abandoned }]);
+      await appendOwn([{ type: 'audit.key-rotation-abandoned', time: now(), key: abandoned }]);
     }
 
     let rotating: Promise<unknown> = Promise.resolve();
@@ -171,7 +138,7 @@ export const buildRootObject = async (
         // the handover write may or may not have landed. 'committed': it did.
         let phase: 'prepared' | 'committing' | 'committed' = 'prepared';
         try {
-          await log.append([
+          await appendOwn([
             { type: 'audit.key-rotation', time: now(), previousKey: signer.vkey, key: successor.vkey },
           ]);
           const handover = await checkpointer.rotate(successor, successor.vkey, async note => {
@@ -181,7 +148,7 @@ export const buildRootObject = async (
             await keys.activateNext(successor);
           });
           signer = successor;
-          chain = await readChain();
+          await readChain();
           return harden({ key: successor.vkey, size: handover.size, rootHash: handover.rootHash });
         } catch (err) {
           if (phase !== 'prepared') {
@@ -192,9 +159,7 @@ export const buildRootObject = async (
             throw ztError('ZT_AUDIT_UNAVAILABLE', 'the key rotation did not complete; the log is closed until restart');
           }
           await keys.discardNext().catch(() => {});
-          await log
-            .append([{ type: 'audit.key-rotation-abandoned', time: now(), key: successor.vkey }])
-            .catch(() => {});
+          await appendOwn([{ type: 'audit.key-rotation-abandoned', time: now(), key: successor.vkey }]).catch(() => {});
           throw err;
         }
       });
@@ -204,7 +169,7 @@ export const buildRootObject = async (
 
     let closing: Promise<void> | undefined;
     return Far('AuditVat', {
-      append: guarded((joined: string): Promise<AuditBatchRef> => log.appendJoined(joined)),
+      append: guarded(appendJoined),
       read: guarded((fromSeq: number, count: number) => log.read(fromSeq, count)),
       size: guarded(() => log.size()),
       rootHash: guarded(() => log.rootHash()),
@@ -226,7 +191,7 @@ export const buildRootObject = async (
       }),
     });
   } catch (err) {
-    for (const s of opened) await s.close().catch(() => {});
+    for (const s of opened.stores) await s.close().catch(() => {});
     throw err;
   }
 };

@@ -3,11 +3,22 @@
  * in-process log) to the `AuditSink` the kernel awaits before every action.
  *
  * Invariant (fail closed): `append` resolves only with the vat's durable
- * confirmation. A timeout, a crashed or exited worker, a store error or a
+ * confirmation. A timeout, a crashed or exited vat, a store error or a
  * closed sink rejects with ZT_AUDIT_UNAVAILABLE; never "recorded" without
  * the record. Once the vat is gone (crash, exit, timeout) every later append
- * rejects too: a timed-out batch may or may not have landed, so the worker
+ * rejects too: a timed-out batch may or may not have landed, so the vat
  * is terminated rather than trusted to resume with a hole in the history.
+ *
+ * The audit vat is a process of its own (audit-vat-node-powers.ts): the
+ * signing key and the store's descriptors share no address space and no
+ * descriptor table with any agent vat.
+ *
+ * A slow append is not a dead vat: appends are bounded by `appendStallMs`
+ * (by default the larger of a minute and ten times `timeoutMs`), not by
+ * `timeoutMs`. The kernel's recorder denies requests as soon as its own
+ * `auditTimeoutMs` passes, and resumes by itself if the append then lands
+ * (kernel/audit-recorder.ts); only an append stalled past `appendStallMs`
+ * ends the vat.
  *
  * Records are validated and copied (via canonical JSON) when `append` is
  * called, so a caller cannot change a record after handing it over, and one
@@ -16,9 +27,6 @@
  * one message, and so into one group commit.
  */
 import { harden } from '../harden.js';
-import { vatFileUrl } from '../vat-files.js';
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import type { ResourceLimits, WorkerOptions } from 'node:worker_threads';
 import { makeCapTP, E } from '@endo/captp';
 import { codeOf, isErrorCode, ztError, ZtError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
@@ -28,6 +36,7 @@ import type { AuditBatchRef, AuditLog, AuditRef } from './audit-log.js';
 import { AUDIT_APPEND, AUDIT_APPENDED, AUDIT_OPEN_FAILED } from './audit-vat-protocol.js';
 import type { AuditCheckpoint, AuditKeyRotation, AuditVatRoot } from './audit-vat-protocol.js';
 import type { Durability } from './file-store.js';
+import { startAuditProcess, type AuditConnection, type AuditProcessOptions } from './audit-vat-node-powers.js';
 
 export type { AuditRef } from './audit-log.js';
 
@@ -51,33 +60,27 @@ export interface AuditVatSink extends AuditSink {
   rotateKey(): Promise<AuditKeyRotation>;
 }
 
-/** What `startAuditVat` needs of a worker; `node:worker_threads` Worker fits. */
-export interface AuditWorker {
-  postMessage(message: unknown): void;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-  on(event: 'error', listener: (err: Error) => void): unknown;
-  on(event: 'exit', listener: (exitCode: number) => void): unknown;
-  terminate(): Promise<number>;
-  unref?(): void;
-}
-
 export interface StartAuditVatOptions {
   dir: string;
   durability?: Durability;
-  /** Bound on every call to the vat, appends included, in milliseconds. */
+  /** Bound on every call to the vat except appends, in milliseconds. */
   timeoutMs?: number;
+  /**
+   * Bound on an append, past which the vat is taken for stuck and ended;
+   * defaults to the larger of 60 s and 10 × `timeoutMs`.
+   */
+  appendStallMs?: number;
   /** How often the vat signs a checkpoint of new records (also on close); 0 disables the timer. */
   checkpointIntervalMs?: number;
-  resourceLimits?: ResourceLimits;
-  makeWorker?: (url: URL, options: WorkerOptions) => AuditWorker;
+  /** The vat's heap limit (V8 old generation), MiB. Default 512. */
+  maxOldGenerationSizeMb?: number;
+  /** Starts the vat's process (default `startAuditProcess`); tests hold on to it. */
+  startVat?: (options: AuditProcessOptions) => AuditConnection;
 }
 
 export const DEFAULT_AUDIT_TIMEOUT_MS = 5_000;
-const DEFAULT_RESOURCE_LIMITS: ResourceLimits = harden({
-  maxOldGenerationSizeMb: 512,
-  maxYoungGenerationSizeMb: 64,
-  stackSizeMb: 4,
-});
+const DEFAULT_HEAP_MB = 512;
+const MIN_APPEND_STALL_MS = 60_000;
 
 const unavailable = (message: string, cause?: unknown): ZtError =>
   ztError(
@@ -208,32 +211,8 @@ export const makeInProcessAuditSink = (log: AuditLog): AuditSink => {
 };
 harden(makeInProcessAuditSink);
 
-const defaultMakeWorker = (url: URL, options: WorkerOptions): AuditWorker => new Worker(url, options);
-
 /**
- * The audit worker's shell (`vats/audit-main.ts`), bundled at build time
- * (`npm run bundle`) into one file, as the agent worker's: the vat then
- * loads one module instead of about 140, which cuts its cold start
- * (to `ready()`, store opening included) by about a quarter. Same
- * sources, same first import (lockdown).
- */
-const AUDIT_MAIN = vatFileUrl('audit-main.bundle.js');
-
-/**
- * How the audit worker starts: nothing inherited from the host process. Its
- * own arguments and Node flags are empty (a host flag such as
- * `--input-type=module` would stop the worker from starting), and so is its
- * environment: the vat needs none of it.
- */
-const AUDIT_WORKER_OPTIONS: WorkerOptions = harden({
-  env: {},
-  argv: [],
-  execArgv: [],
-  stdin: false,
-});
-
-/**
- * Starts the audit vat in a worker thread and returns its sink at once; the
+ * Starts the audit vat in its own process and returns its sink at once; the
  * vat opens its store meanwhile (see `ready()`), and calls made before it is
  * ready wait for it within `timeoutMs`.
  */
@@ -243,8 +222,8 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     durability = 'durable',
     timeoutMs = DEFAULT_AUDIT_TIMEOUT_MS,
     checkpointIntervalMs = 60_000,
-    resourceLimits = DEFAULT_RESOURCE_LIMITS,
-    makeWorker = defaultMakeWorker,
+    maxOldGenerationSizeMb = DEFAULT_HEAP_MB,
+    startVat = startAuditProcess,
   } = options ?? ({} as StartAuditVatOptions);
   if (typeof dir !== 'string' || dir === '') throw ztError('ZT_BAD_ARGUMENT', 'the audit vat needs a folder');
   if (durability !== 'durable' && durability !== 'relaxed') {
@@ -256,16 +235,17 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   if (!Number.isSafeInteger(checkpointIntervalMs) || checkpointIntervalMs < 0) {
     throw ztError('ZT_BAD_ARGUMENT', 'checkpointIntervalMs must be a non-negative integer');
   }
+  if (!Number.isSafeInteger(maxOldGenerationSizeMb) || maxOldGenerationSizeMb < 16) {
+    throw ztError('ZT_BAD_ARGUMENT', 'maxOldGenerationSizeMb must be an integer of at least 16');
+  }
+  const appendStallMs = options.appendStallMs ?? Math.max(MIN_APPEND_STALL_MS, 10 * timeoutMs);
+  if (!Number.isSafeInteger(appendStallMs) || appendStallMs <= 0) {
+    throw ztError('ZT_BAD_ARGUMENT', 'appendStallMs must be a positive integer');
+  }
 
-  // Appends get a channel of their own, so CapTP owns the worker's
-  // `parentPort` alone and the hot path never goes through its dispatch.
-  const { port1: appendPort, port2: vatAppendPort } = new MessageChannel();
-  const worker = makeWorker(AUDIT_MAIN, {
-    workerData: { dir, durability, checkpointIntervalMs, appendPort: vatAppendPort },
-    transferList: [vatAppendPort],
-    ...AUDIT_WORKER_OPTIONS,
-    resourceLimits,
-  });
+  // One wire, in order: CapTP for everything but appends, which bypass its
+  // dispatch (the hot path: one frame in, one frame out).
+  const vatLink = startVat({ dir, durability, checkpointIntervalMs, maxOldGenerationSizeMb });
 
   // Set once; from then on every call is refused with it.
   let dead: ZtError | undefined;
@@ -286,15 +266,14 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     captp.abort(err);
     for (const watcher of deathWatchers) watcher(err);
     deathWatchers.clear();
-    appendPort.close();
-    void worker.terminate().catch(() => {});
+    void vatLink.terminate().catch(() => {});
   };
 
   const captp = makeCapTP(
     'kernel-audit',
     message => {
       try {
-        worker.postMessage(message);
+        vatLink.send(message as Record<string, unknown>);
       } catch (err) {
         die(unavailable('cannot reach the audit vat', err));
       }
@@ -303,7 +282,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     { onReject: () => undefined },
   );
 
-  const onAppendPortMessage = (message: unknown): void => {
+  const onAppendMessage = (message: Record<string, unknown>): void => {
     const m = message as { type?: unknown; code?: unknown; reason?: unknown };
     if (m && m.type === AUDIT_APPENDED) {
       const reply = m as { id?: unknown; first?: unknown; leafHashes?: unknown; code?: unknown; reason?: unknown };
@@ -326,33 +305,16 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
       die(unavailable(`the audit vat could not open its store (${code})`, text));
     }
   };
-  /**
-   * Takes what the vat posted on the append port before it stopped (an
-   * answer, or why it could not open its store): the worker's own events
-   * do not wait for another port's messages.
-   */
-  const drainAppendPort = (): void => {
-    for (let m = receiveMessageOnPort(appendPort); m && !dead; m = receiveMessageOnPort(appendPort)) {
-      onAppendPortMessage(m.message);
-    }
-  };
-  appendPort.on('message', onAppendPortMessage);
-  worker.on('message', message => {
-    if (!dead) captp.dispatch(message as Record<string, unknown>);
+  vatLink.on('message', message => {
+    if (dead) return;
+    if (message.type === AUDIT_APPENDED || message.type === AUDIT_OPEN_FAILED) onAppendMessage(message);
+    else if (message.type !== AUDIT_APPEND) captp.dispatch(message);
   });
-  worker.on('error', err => {
-    drainAppendPort();
-    die(unavailable('the audit vat crashed', err));
-  });
-  worker.on('exit', exitCode => {
-    drainAppendPort();
-    die(unavailable(`the audit vat exited (code ${exitCode})`));
-  });
+  vatLink.on('exit', reason => die(unavailable(reason)));
   // The idle audit vat never keeps the process alive: every call in flight
   // holds a timer (see `call`), so the process cannot exit while a record
-  // is on its way to the store. (After the listeners: adding one re-refs.)
-  worker.unref?.();
-  appendPort.unref();
+  // is on its way to the store.
+  vatLink.unref();
 
   const vat = captp.getBootstrap() as Promise<AuditVatRoot>;
   // Avoid an unhandled rejection when the vat dies before anyone asks.
@@ -362,7 +324,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
    * Calls the vat, bounded by `timeoutMs`; a timeout kills the vat. Errors
    * from the vat keep their ZT_ code; loss of the vat is ZT_AUDIT_UNAVAILABLE.
    */
-  const call = <T>(send: (v: Promise<AuditVatRoot>) => Promise<T>, what: string): Promise<T> => {
+  const call = <T>(send: (v: Promise<AuditVatRoot>) => Promise<T>, what: string, boundMs = timeoutMs): Promise<T> => {
     if (dead) return Promise.reject(dead);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -378,11 +340,11 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
       };
       const timer = setTimeout(() => {
         if (settled) return;
-        const err = unavailable(`the audit vat did not answer ${what} within ${timeoutMs} ms`);
+        const err = unavailable(`the audit vat did not answer ${what} within ${boundMs} ms`);
         finish();
         reject(err);
         die(err);
-      }, timeoutMs);
+      }, boundMs);
       deathWatchers.add(onDeath);
       send(vat).then(
         value => {
@@ -400,10 +362,9 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
   };
 
   /**
-   * Appends bypass CapTP: one `postMessage` on the append port carries the
-   * joined texts as a plain string (CapTP would JSON-encode it once more and
-   * parse it on the other side), and the vat answers with one message. The
-   * two ports are not ordered with each other; `close` drains the appends
+   * Appends bypass CapTP: one frame carries the joined texts as a plain
+   * string (CapTP would JSON-encode it once more and parse it on the other
+   * side), and the vat answers with one frame. `close` drains the appends
    * in flight before it calls the vat.
    */
   const rawAppend = (joined: string): Promise<AuditBatchRef> =>
@@ -412,7 +373,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
       nextAppendId += 1;
       rawPending.set(id, { resolve, reject });
       try {
-        appendPort.postMessage({ type: AUDIT_APPEND, id, joined });
+        vatLink.send({ type: AUDIT_APPEND, id, joined });
       } catch (err) {
         rawPending.delete(id);
         reject(unavailable('cannot reach the audit vat', err));
@@ -420,7 +381,7 @@ export const startAuditVat = (options: StartAuditVatOptions): AuditVatSink => {
     });
 
   const { append, drain } = makeBatchingAppender(
-    texts => call(() => rawAppend(texts.join('\n')), 'append'),
+    texts => call(() => rawAppend(texts.join('\n')), 'append', appendStallMs),
     () => {
       if (dead) throw dead;
       if (closing) throw unavailable('the audit sink is closed');

@@ -100,22 +100,40 @@ export interface AuditLogOptions {
   sha256: Sha256;
   /** Largest `count` that `read` serves in one call. */
   maxRead?: number;
+  /**
+   * Rebuild the tree from only the first `prefix` stored lines (the signed
+   * ones); the owner cuts the rest off the store before the first append,
+   * which is refused until the store holds exactly the tree's records.
+   */
+  prefix?: number;
 }
 
 const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
 export const makeAuditLog = async (options: AuditLogOptions): Promise<AuditLog> => {
-  const { store, sha256, maxRead = 10_000 } = options;
+  const { store, sha256, maxRead = 10_000, prefix } = options;
+  if (prefix !== undefined && (!isCount(prefix) || prefix > store.size())) {
+    throw ztError('ZT_BAD_ARGUMENT', `the store has fewer than ${String(prefix)} records`);
+  }
   const encoder = new TextEncoder();
   const tree = makeLogTree(sha256);
   // Rebuild the tree from what is stored, checking every line.
-  await rebuildLogTree(tree, store);
+  await rebuildLogTree(tree, store, prefix);
+  // Until the first append: the store must hold exactly the tree's records.
+  let aligned = false;
   const batches = makeBatchEncoder({ relaxed: store.durability === 'relaxed' });
 
   let failure: ZtError | undefined;
 
   /** A built batch → durable, in the tree; its leaf hashes. */
   const commitBatch = async (firstSeq: number, batch: BuiltBatch): Promise<{ first: number; leaves: Uint8Array[] }> => {
+    if (!aligned) {
+      if (store.size() !== tree.size()) {
+        failure ??= ztError('ZT_AUDIT_UNAVAILABLE', 'the audit store holds records the log has not adopted');
+        throw failure;
+      }
+      aligned = true;
+    }
     const batchLeaves = hashBatchLeaves(batch, sha256);
     const { bytes } = batch;
     let first: number;

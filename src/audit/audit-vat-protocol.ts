@@ -1,12 +1,12 @@
 /**
  * What the kernel and the audit vat agree on: the vat root's interface
- * (calls over CapTP, which owns the worker's `parentPort`) and the messages
- * of the vat's append port (a MessageChannel of its own, one end transferred
- * to the worker in `workerData.appendPort`).
+ * (calls over CapTP) and the append messages, both carried by the audit
+ * vat's wire — a plain pipe at fd 3 of the audit vat's own process, with
+ * length-prefixed JSON frames (src/isolation/wire.ts), in order.
  *
- * Invariant: whatever crosses either port to the kernel is plain data
- * (numbers, hex strings, copies of records) or an error whose message starts
- * with a ZT_ code; no store internals, no host objects.
+ * Invariant: whatever crosses the wire to the kernel is plain data
+ * (numbers, hex strings, copies of records) or a `{ code, reason }`
+ * failure; no store internals, no host objects.
  */
 
 /** Vat → kernel `{ type, code, reason }` on the append port: the vat could not open its store and exits. */
@@ -15,6 +15,33 @@ export const AUDIT_OPEN_FAILED = 'ZTAAS_AUDIT_OPEN_FAILED';
 export const AUDIT_APPEND = 'ZTAAS_AUDIT_APPEND';
 /** Vat → kernel `{ type, id, first, leafHashes }`, or `{ type, id, code, reason }` on failure. */
 export const AUDIT_APPENDED = 'ZTAAS_AUDIT_APPENDED';
+
+/** The audit vat's end of its wire. */
+export const AUDIT_WIRE_FD = 3;
+
+/**
+ * The largest frame on the audit wire (256 MiB): a batch of records on its
+ * way in, or a range of them read back. Both ends are the runtime's own code;
+ * the limit bounds what either holds for one message.
+ */
+export const AUDIT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+const CAPTP_TYPE = /^CTP_[A-Z_]{1,64}$/;
+const AUDIT_TYPES: ReadonlySet<unknown> = new Set([AUDIT_OPEN_FAILED, AUDIT_APPEND, AUDIT_APPENDED]);
+
+/** The messages of the audit wire: CapTP's, and the three of the append path. */
+export const isAuditWireMessage = (message: unknown): message is Record<string, unknown> => {
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) return false;
+  const { type } = message as { type?: unknown };
+  return typeof type === 'string' && (AUDIT_TYPES.has(type) || CAPTP_TYPE.test(type));
+};
+
+/** What the audit vat's process is started with (its one argument, as JSON). */
+export interface AuditVatParams {
+  readonly dir: string;
+  readonly durability: 'durable' | 'relaxed';
+  readonly checkpointIntervalMs: number;
+}
 
 /** A checkpoint of the log: a tree head, and its signed note if any. */
 export interface AuditCheckpoint {

@@ -1,10 +1,20 @@
 /**
  * Makes signed checkpoints of an audit log and keeps them in an append-only
- * checkpoint store: on demand, on an interval, and on close.
+ * checkpoint store: for every commit group (`cover`), on demand, on an
+ * interval, and on close.
  *
  * Invariants:
  * - A checkpoint covers only durable records: the tree head is taken, the
  *   log is synced, and only then is the head signed and stored.
+ * - Each stored line is `{"leaves":…,"note":…}`: the signed note, and the
+ *   leaf hashes (hex) of the records it adds to the previous line's size.
+ *   The note's signature vouches for them (they must reproduce its root),
+ *   so a verifier can name the exact record that was changed, not just the
+ *   range between two checkpoints (verify.ts).
+ * - `cover(size)` coalesces: while one checkpoint is being signed and
+ *   stored, every commit group that completes meanwhile is covered by the
+ *   next one, so there is at most one signature and one checkpoint write in
+ *   flight, whatever the append rate.
  * - On start, the latest stored checkpoint is checked against the log as
  *   reopened: records it covers that are missing or changed since it was
  *   signed make the vat refuse to start (ZT_AUDIT_CORRUPT) instead of
@@ -48,6 +58,8 @@ export interface CheckpointerOptions {
 
 export interface Checkpointer {
   checkpoint(): Promise<AuditCheckpoint>;
+  /** Resolves once a durable signed checkpoint covers at least `size` records. */
+  cover(size: number): Promise<AuditCheckpoint>;
   /**
    * Hands signing over to `next`: makes a checkpoint of the durable log
    * signed by the current key and by `next`, announcing `next` in the
@@ -90,6 +102,13 @@ export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Ch
     last = harden({ size: body.size, rootHash: toHex(body.rootHash), note: note as string });
   }
 
+  /** The stored line of a checkpoint of `size` records: its note and the leaves it adds. */
+  const line = (size: number, note: string): string => {
+    let leaves = '';
+    for (let i = last?.size ?? 0; i < size; i += 1) leaves += log.leafHash(i);
+    return canonicalJson({ leaves, note });
+  };
+
   let chain: Promise<unknown> = Promise.resolve();
   const checkpoint = (): Promise<AuditCheckpoint> => {
     const run = chain.then(async () => {
@@ -99,12 +118,23 @@ export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Ch
       await log.sync();
       if (last && last.size === size) return last;
       const note = signCheckpoint(sha256, signer, { origin, size, rootHash: fromHex(rootHash)! });
-      await store.appendBatch([canonicalJson({ note })]);
+      await store.appendBatch([line(size, note)]);
       last = harden({ size, rootHash, note });
       return last;
     });
     chain = run.catch(() => {});
     return run;
+  };
+
+  const cover = async (size: number): Promise<AuditCheckpoint> => {
+    // Each round signs the log as it then is, so a round queued behind
+    // another covers everything committed meanwhile.
+    for (;;) {
+      if (last && last.size >= size) return last;
+      const made = await checkpoint();
+      if (made.size >= size) return made;
+      if (log.size() < size) throw ztError('ZT_AUDIT_UNAVAILABLE', `the log does not hold ${size} records`);
+    }
   };
 
   const rotate = (
@@ -121,7 +151,7 @@ export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Ch
       ]);
       await commit(note);
       signer = next;
-      await store.appendBatch([canonicalJson({ note })]);
+      await store.appendBatch([line(size, note)]);
       last = harden({ size, rootHash, note });
       return last;
     });
@@ -142,6 +172,7 @@ export const makeCheckpointer = async (options: CheckpointerOptions): Promise<Ch
 
   return harden({
     checkpoint,
+    cover,
     rotate,
     close: async () => {
       stopped = true;

@@ -19,6 +19,11 @@
  *   what a crash mid-write leaves, and is truncated away. Damage anywhere
  *   else is not explained by a crash and is ZT_AUDIT_CORRUPT
  *   (file-store-recovery.ts, which also takes the one-writer lock).
+ * - Check before repair. With `repair: 'later'` opening changes nothing:
+ *   `tail()` says what lies past the complete lines, appends are refused,
+ *   and the owner cuts the tail (`cutFrom`, optionally saving the cut bytes
+ *   to a new file first) only once it has decided to trust the rest. A
+ *   refused open therefore leaves every byte where it was.
  *
  * Pure: file-system and timer powers come in through `FileStorePowers`
  * (`node-powers.ts` builds them from `node:fs`), so tests can count syncs
@@ -45,8 +50,18 @@ export interface StoreFileHandle {
 export interface FileStorePowers {
   /** Creates `dir` (and parents) if missing. */
   makeDir(dir: string): Promise<void>;
-  /** Opens `name` in `dir` read-write, creating it (mode 0600) if missing. */
-  openFile(dir: string, name: string): Promise<StoreFileHandle>;
+  /**
+   * Opens `name` in `dir` read-write, creating it (mode 0600) if missing;
+   * with `create: false` a missing file rejects with an error whose `code`
+   * is 'ENOENT'.
+   */
+  openFile(dir: string, name: string, options?: { create?: boolean }): Promise<StoreFileHandle>;
+  /**
+   * Writes a new file `name` in `dir` (mode 0600) holding `bytes`, synced,
+   * its directory entry synced; rejects if it exists. Optional: without it
+   * `cutFrom` cannot save what it cuts.
+   */
+  createFile?(dir: string, name: string, bytes: Uint8Array): Promise<void>;
   /** Calls `fn` after `ms`; returns a canceller. */
   setTimer(fn: () => void, ms: number): () => void;
   /**
@@ -64,6 +79,22 @@ export interface FileStoreOptions {
   relaxedSyncMs?: number;
   /** File name inside `dir`. */
   fileName?: string;
+  /** Create the file if missing (default true); false: missing is ZT_AUDIT_LOG_MISSING. */
+  create?: boolean;
+  /** 'now' (default): cut a torn tail on open. 'later': change nothing until `cutFrom`. */
+  repair?: 'now' | 'later';
+}
+
+/** What lies past the complete lines of a store opened with `repair: 'later'`. */
+export interface StoreTail {
+  /** Complete, parsable lines (before any unparsable one). */
+  lines: number;
+  /** Byte offset where they end. */
+  keep: number;
+  /** File size: bytes from `keep` to here are a tail (torn, or following an unparsable line). */
+  end: number;
+  /** An unparsable line at `keep` is followed by more complete lines. */
+  badLine: boolean;
 }
 
 export interface FileStore {
@@ -84,6 +115,15 @@ export interface FileStore {
   readRange(fromSeq: number, count: number): Promise<string[]>;
   /** Forces written bytes to disk now. */
   sync(): Promise<void>;
+  /** What follows the complete lines; `end === keep` when nothing does. */
+  tail(): StoreTail;
+  /**
+   * Cuts lines `index…` and any tail off the file (synced); with `saveAs`,
+   * first writes the cut bytes to that new file of the folder. Only while
+   * nothing is being appended. Clears a pending repair. Resolves with the
+   * number of bytes cut.
+   */
+  cutFrom(index: number, saveAs?: string): Promise<number>;
   /** Flushes pending batches, syncs and closes; later appends reject. */
   close(): Promise<void>;
 }
@@ -102,8 +142,8 @@ interface Waiter {
 
 /** Runs jobs one at a time, in the order given; a failed job does not stop the next. */
 const makeSerialChain = () => {
-  let chain: Promise<void> = Promise.resolve();
-  return (job: () => Promise<void>): Promise<void> => {
+  let chain: Promise<unknown> = Promise.resolve();
+  return <T>(job: () => Promise<T>): Promise<T> => {
     const run = chain.then(job);
     chain = run.catch(() => {});
     return run;
@@ -204,14 +244,18 @@ export const openFileStore = async (
   powers: FileStorePowers,
   options: FileStoreOptions,
 ): Promise<FileStore> => {
-  const { dir, durability = 'durable', relaxedSyncMs = 50, fileName = RECORDS_FILE } = options;
+  const { dir, durability = 'durable', relaxedSyncMs = 50, fileName = RECORDS_FILE, create = true, repair = 'now' } = options;
   if (typeof dir !== 'string' || dir === '') {
     throw ztError('ZT_BAD_ARGUMENT', 'the audit store needs a folder');
   }
   if (durability !== 'durable' && durability !== 'relaxed') {
     throw ztError('ZT_BAD_ARGUMENT', `unknown durability ${String(durability)}`);
   }
-  const { file, offsets, keep, release } = await openRecovered(powers, dir, fileName);
+  if (repair !== 'now' && repair !== 'later') throw ztError('ZT_BAD_ARGUMENT', `unknown repair mode ${String(repair)}`);
+  const { file, offsets, keep, fileSize, badLine, release } = await openRecovered(powers, dir, fileName, {
+    create: create !== false,
+    repair,
+  });
 
   const encoder = new TextEncoder();
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -225,6 +269,9 @@ export const openFileStore = async (
   let closed = false;
   let unsynced = false;
   let cancelSyncTimer: (() => void) | undefined;
+  // Opened with repair 'later': the file's end while a tail is left uncut.
+  let uncutEnd: number | undefined = repair === 'later' && keep < fileSize ? fileSize : undefined;
+  let uncutBadLine = badLine;
 
   // Writes, syncs and close run one at a time, in order, on this chain.
   const exclusive = makeSerialChain();
@@ -299,7 +346,12 @@ export const openFileStore = async (
   };
 
   const refusal = (): ZtError | undefined =>
-    failure ?? (closed ? unavailable('the audit store is closed') : undefined);
+    failure ??
+    (closed
+      ? unavailable('the audit store is closed')
+      : uncutEnd !== undefined
+        ? unavailable('the audit store has an uncut tail; it takes no appends until its owner decides')
+        : undefined);
 
   const appendBatch = (lines: readonly string[]): Promise<number> => {
     const refused = refusal();
@@ -327,6 +379,45 @@ export const openFileStore = async (
     if (failure) throw failure;
   };
 
+  const tail = (): StoreTail =>
+    harden({ lines: offsets.length, keep: written, end: uncutEnd ?? written, badLine: uncutBadLine });
+
+  const cutFrom = (index: number, saveAs?: string): Promise<number> => {
+    if (!Number.isSafeInteger(index) || index < 0 || index > offsets.length) {
+      return Promise.reject(ztError('ZT_BAD_ARGUMENT', `cannot cut from line ${String(index)}`));
+    }
+    if (accepted !== offsets.length) {
+      return Promise.reject(ztError('ZT_BAD_ARGUMENT', 'cannot cut the store while appends are in flight'));
+    }
+    return exclusive(async () => {
+      if (failure) throw failure;
+      const from = index < offsets.length ? offsets[index]! : written;
+      const to = uncutEnd ?? written;
+      try {
+        if (to > from && saveAs !== undefined) {
+          if (!powers.createFile) throw unavailable('these store powers cannot save a cut tail');
+          const bytes = await file.read(from, to - from);
+          if (bytes.length !== to - from) throw unavailable('short read from the audit store');
+          await powers.createFile(dir, saveAs, bytes);
+        }
+        if (to > from) {
+          await file.truncate(from);
+          await file.datasync();
+        }
+      } catch (err) {
+        const error = err instanceof ZtError ? err : unavailable('cannot cut the audit store', err);
+        fail(error);
+        throw error;
+      }
+      offsets.length = index;
+      accepted = index;
+      written = from;
+      uncutEnd = undefined;
+      uncutBadLine = false;
+      return to - from;
+    });
+  };
+
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
@@ -350,6 +441,8 @@ export const openFileStore = async (
     appendEncoded,
     readRange,
     sync,
+    tail,
+    cutFrom,
     close,
   });
 };

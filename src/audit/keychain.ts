@@ -111,7 +111,9 @@ export const openKeyChain = (
   }
   if (trusted === undefined) return harden({ origin, keys, handovers });
   const anchor = keys.findIndex(k => k.vkey === trusted.trim());
-  if (anchor < 0) throw corrupt('the key chain does not contain the trusted verifier key');
+  if (anchor < 0) {
+    throw ztError('ZT_AUDIT_LOG_MISSING', 'the key chain does not contain the trusted verifier key: this is not the log that key signed (replaced)');
+  }
   return harden({ origin, keys, handovers, anchor });
 };
 harden(openKeyChain);

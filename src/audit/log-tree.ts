@@ -160,12 +160,12 @@ export interface StoredLines {
   readRange(fromSeq: number, count: number): Promise<string[]>;
 }
 
-/** Fills an empty `tree` from the stored lines, checking every one (ZT_AUDIT_CORRUPT). */
-export const rebuildLogTree = async (tree: LogTree, store: StoredLines): Promise<void> => {
+/** Fills an empty `tree` from the first `limit` (default: all) stored lines, checking every one (ZT_AUDIT_CORRUPT). */
+export const rebuildLogTree = async (tree: LogTree, store: StoredLines, limit?: number): Promise<void> => {
   const encoder = new TextEncoder();
-  const stored = store.size();
+  const stored = limit === undefined ? store.size() : Math.min(limit, store.size());
   for (let from = 0; from < stored; from += REBUILD_CHUNK) {
-    const lines = await store.readRange(from, REBUILD_CHUNK);
+    const lines = await store.readRange(from, Math.min(REBUILD_CHUNK, stored - from));
     const chunkLeaves = lines.map((line, i) => {
       const index = from + i;
       let parsed: unknown;

@@ -142,17 +142,27 @@ export const makeNodeFileStorePowers = (): FileStorePowers =>
     makeDir: async (dir: string) => {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     },
-    openFile: async (dir: string, name: string) => {
+    openFile: async (dir: string, name: string, options?: { create?: boolean }) => {
       const path = join(dir, name);
       let fh: fsp.FileHandle;
       try {
         fh = await fsp.open(path, constants.O_RDWR);
       } catch (err) {
-        if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+        if ((err as { code?: unknown }).code !== 'ENOENT' || options?.create === false) throw err;
         fh = await fsp.open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
         await syncDir(dir);
       }
       return wrapHandle(fh);
+    },
+    createFile: async (dir: string, name: string, bytes: Uint8Array) => {
+      const fh = await fsp.open(join(dir, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await syncDir(dir);
     },
     setTimer: (fn: () => void, ms: number) => {
       const id = setTimeout(fn, ms);
@@ -296,6 +306,78 @@ export const discardNextSigningKey = async (dir: string): Promise<void> => {
   await syncDir(dir);
 };
 
+/** The store's signing key, or undefined if it has none; changes nothing. */
+export const loadSigningKey = async (
+  dir: string,
+  name: (publicKey: Uint8Array) => string,
+): Promise<NodeSigner | undefined> => {
+  const pem = await readPrivateKeyFile(join(dir, CHECKPOINT_KEY_FILE));
+  return pem === undefined ? undefined : signerFromPem(pem, name);
+};
+harden(loadSigningKey);
+
+/** Writes the verifier key file beside the key, unless it already holds it. */
+export const publishVerifierKey = (dir: string, signer: NodeSigner): Promise<void> =>
+  writeFileAtomically(dir, CHECKPOINT_VKEY_FILE, `${signer.vkey}\n`, 0o644);
+harden(publishVerifierKey);
+
+const STALE_TMP = /^checkpoint-key\.(?:pem|next\.pem|vkey)\.[0-9]+\.[0-9]+\.tmp$/;
+
+/**
+ * Removes the temporary key files a kill left behind (each may hold a whole
+ * private key that was never put in place). Only under the store's lock:
+ * no other writer can be creating one meanwhile.
+ */
+export const removeStaleKeyFiles = async (dir: string): Promise<string[]> => {
+  const removed: string[] = [];
+  const names = await fsp.readdir(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
+  for (const name of names) {
+    if (!STALE_TMP.test(name)) continue;
+    await fsp.unlink(join(dir, name));
+    removed.push(name);
+  }
+  if (removed.length > 0) await syncDir(dir);
+  return removed;
+};
+harden(removeStaleKeyFiles);
+
+/**
+ * Creates the store's first signing key, with a commit point: the key is
+ * written whole to a temporary file (mode 0600, synced); `prepare` then
+ * makes the log's first durable state with it (its key chain and a signed
+ * checkpoint of the empty log); only then is the key linked into place
+ * (link(2) fails if a key exists) and its verifier key published. So a key
+ * in place always has signed a checkpoint, and a kill before that leaves
+ * no key at all (the temporary file is removed on the next open).
+ */
+export const createSigningKey = async (
+  dir: string,
+  name: (publicKey: Uint8Array) => string,
+  prepare: (signer: NodeSigner) => Promise<void>,
+): Promise<NodeSigner> => {
+  const pem = newPrivateKeyPem();
+  const signer = signerFromPem(pem, name);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `${CHECKPOINT_KEY_FILE}.${process.pid}.${Date.now()}.tmp`);
+  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    try {
+      await fh.writeFile(pem);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await prepare(signer);
+    await fsp.link(tmp, join(dir, CHECKPOINT_KEY_FILE));
+  } finally {
+    await fsp.unlink(tmp).catch(() => {});
+  }
+  await syncDir(dir);
+  await publishVerifierKey(dir, signer);
+  return signer;
+};
+harden(createSigningKey);
+
 /**
  * Loads the store's Ed25519 signing key, creating it (mode 0600, O_EXCL) on
  * first use, and writes the public verifier key beside it. The private key
@@ -351,7 +433,11 @@ export const makeNodeAuditVatPowers = (dir: string) => {
     openStore: (options: Omit<FileStoreOptions, 'dir'>): Promise<FileStore> =>
       openFileStore(filePowers, { ...options, dir }),
     keys: harden({
-      loadOrCreate: (name: (publicKey: Uint8Array) => string) => loadOrCreateSigningKey(dir, name),
+      load: (name: (publicKey: Uint8Array) => string) => loadSigningKey(dir, name),
+      create: (name: (publicKey: Uint8Array) => string, prepare: (signer: NodeSigner) => Promise<void>) =>
+        createSigningKey(dir, name, prepare),
+      publish: (signer: NodeSigner) => publishVerifierKey(dir, signer),
+      removeStale: () => removeStaleKeyFiles(dir),
       loadNext: (name: (publicKey: Uint8Array) => string) => loadNextSigningKey(dir, name),
       createNext: (name: (publicKey: Uint8Array) => string) => createNextSigningKey(dir, name),
       activateNext: (next: NodeSigner) => activateNextSigningKey(dir, next),

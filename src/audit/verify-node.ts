@@ -76,25 +76,29 @@ export const verifyStore = async (dir: string, options: VerifyStoreOptions = {})
   if (cpText !== '' && !cpText.endsWith('\n')) {
     throw ztError('ZT_AUDIT_CORRUPT', 'the checkpoint file ends in an incomplete line');
   }
+  const checkpointLeaves: (string | undefined)[] = [];
   const checkpointNotes = cpText
     .split('\n')
     .slice(0, -1)
     .map((line, k) => {
-      let note: unknown;
+      let parsed: { note?: unknown; leaves?: unknown } | undefined;
       try {
-        note = (JSON.parse(line) as { note?: unknown }).note;
+        parsed = JSON.parse(line) as { note?: unknown; leaves?: unknown };
       } catch {
-        note = undefined;
+        parsed = undefined;
       }
+      const note = parsed?.note;
       if (typeof note !== 'string') {
         throw ztError('ZT_AUDIT_CORRUPT', `checkpoint ${k} is malformed`, { checkpoint: k });
       }
+      checkpointLeaves.push(typeof parsed?.leaves === 'string' ? parsed.leaves : undefined);
       return note;
     });
   const chain = await readKeyChain(dir, options.vkey);
   return verifyAuditContents({
     records: new Uint8Array(records),
     checkpointNotes,
+    checkpointLeaves,
     ...(chain ? { chain } : {}),
     externalNotes: options.externalCheckpoints ?? [],
     sha256: nodeSha256,

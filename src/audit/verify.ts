@@ -8,8 +8,18 @@
  * affected index; an edit that keeps the record canonical changes its leaf
  * hash and so the root, which no longer matches the signed checkpoints that
  * cover it. `verifyAuditContents` throws ZT_AUDIT_CORRUPT naming the first
- * bad record index (for a root mismatch: the first index not vouched for by
- * an earlier matching checkpoint).
+ * bad record index. For a root mismatch that is exact when the checkpoint
+ * lines carry their leaf hashes (`checkpointLeaves`) and those reproduce
+ * the signed root: the first record whose leaf differs from the one the
+ * signature vouched for; otherwise the first index not vouched for by an
+ * earlier matching checkpoint.
+ *
+ * Deletion and replacement: a log whose keys are known (`chain` or `key`)
+ * but with no signed checkpoint at all, or with no records while a signed
+ * head covers some, is ZT_AUDIT_LOG_MISSING (the vat signs a checkpoint of
+ * the empty log before its key is put in place). Records after the last
+ * signed head are ZT_AUDIT_UNSIGNED_TAIL (an append is acknowledged only
+ * once a checkpoint covers it, so nobody vouches for them).
  *
  * Successive checkpoints are consistent because each one's root is
  * recomputed from the same records: a checkpoint whose root differs from
@@ -26,7 +36,7 @@ import { canonicalJsonOfParsed } from './canonical.js';
 import type { Ed25519Verify } from './checkpoint.js';
 import { openChainCheckpoint } from './keychain.js';
 import type { KeyChain } from './keychain.js';
-import { bytesEqual, makeMerkleAccumulator, makeMerkleHasher, toHex } from './merkle.js';
+import { bytesEqual, fromHex, makeMerkleAccumulator, makeMerkleHasher, toHex } from './merkle.js';
 import type { Sha256 } from './merkle.js';
 
 export interface VerifyInput {
@@ -34,6 +44,11 @@ export interface VerifyInput {
   records: Uint8Array;
   /** The `note` of each line of the checkpoint file, in file order. */
   checkpointNotes: readonly string[];
+  /**
+   * The `leaves` of each line of the checkpoint file (hex leaf hashes of the
+   * records it adds to the previous line's size), where present.
+   */
+  checkpointLeaves?: readonly (string | undefined)[];
   /** The trusted signing key of a log whose key never rotated. */
   key?: { name: string; publicKey: Uint8Array };
   /** The verified key chain (`openKeyChain`); takes precedence over `key`. */
@@ -66,6 +81,63 @@ export interface VerifyReport {
 
 const corrupt = (message: string, details: Record<string, unknown>) =>
   ztError('ZT_AUDIT_CORRUPT', message, details);
+
+/**
+ * The leaf hash each checkpoint line vouches for, by record index: line k
+ * lists the leaves from the previous line's size to its own. Lines without
+ * leaves (or with a list of the wrong length) vouch for none.
+ */
+const vouchedLeaves = (sizes: readonly number[], leaves: readonly (string | undefined)[]): Map<number, string> => {
+  const out = new Map<number, string>();
+  let previous = 0;
+  sizes.forEach((size, k) => {
+    const list = leaves[k];
+    if (typeof list === 'string' && size >= previous && list.length === 64 * (size - previous) && /^[0-9a-f]*$/.test(list)) {
+      for (let i = previous; i < size; i += 1) out.set(i, list.slice(64 * (i - previous), 64 * (i - previous) + 64));
+    }
+    previous = size;
+  });
+  return out;
+};
+
+/** Each record's leaf hash, for the first `count` complete lines of `records`. */
+const recordLeaves = (hasher: ReturnType<typeof makeMerkleHasher>, records: Uint8Array, count: number): Uint8Array[] => {
+  const out: Uint8Array[] = [];
+  for (let start = 0; out.length < count; ) {
+    const end = records.indexOf(0x0a, start);
+    out.push(hasher.hashLeaf(records.subarray(start, end)));
+    start = end + 1;
+  }
+  return out;
+};
+
+/**
+ * The exact first bad record in `[from, size)`, if the leaves the checkpoint
+ * lines vouch for cover that range and reproduce the signed root: then they
+ * are the leaves that were signed, and the first record that differs from
+ * them is the changed one. Undefined otherwise.
+ */
+const exactBadRecord = (
+  hasher: ReturnType<typeof makeMerkleHasher>,
+  records: Uint8Array,
+  vouched: Map<number, string>,
+  from: number,
+  size: number,
+  rootHash: Uint8Array,
+): number | undefined => {
+  const actual = recordLeaves(hasher, records, size);
+  const signed = actual.slice(0, from);
+  for (let i = from; i < size; i += 1) {
+    const hex = vouched.get(i);
+    if (hex === undefined) return undefined;
+    signed.push(fromHex(hex)!);
+  }
+  const accumulator = makeMerkleAccumulator(hasher);
+  for (const leaf of signed) accumulator.append(leaf);
+  if (!bytesEqual(accumulator.root(), rootHash)) return undefined;
+  for (let i = from; i < size; i += 1) if (!bytesEqual(actual[i]!, signed[i]!)) return i;
+  return undefined;
+};
 
 export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
   const { records, checkpointNotes, key, sha256, verify, externalNotes = [] } = input;
@@ -101,6 +173,11 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
     return body;
   });
   const handovers = chain?.handovers ?? [];
+  // The vat signs the empty log before its key is in place: a log with keys
+  // and no signed head at all lost its checkpoints.
+  if (chain && checkpoints.length === 0 && handovers.length === 0 && external.length === 0) {
+    throw ztError('ZT_AUDIT_LOG_MISSING', 'the log has a key but no signed checkpoint: its checkpoints were deleted or replaced', {});
+  }
   // Each rotation must be recorded in the log before its handover.
   const rotationRecords = new Map<string, number>();
   // Checkpoints are appended as the log grows: one covering fewer records
@@ -164,9 +241,26 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
   let vouched = 0;
   for (const c of heads) {
     if (c.size > index) {
+      if (index === 0) {
+        throw ztError('ZT_AUDIT_LOG_MISSING', `the log has no records, but ${c.what} covers ${c.size}: the log was deleted or replaced`, {
+          index,
+          checkpointSize: c.size,
+        });
+      }
       throw corrupt(`records from index ${index} are missing (${c.what} covers ${c.size})`, { index });
     }
     if (!bytesEqual(wanted.get(c.size)!, c.rootHash)) {
+      const leaves = vouchedLeaves(
+        checkpoints.map(cp => cp.size),
+        input.checkpointLeaves ?? [],
+      );
+      const exact = exactBadRecord(hasher, records, leaves, vouched, c.size, c.rootHash);
+      if (exact !== undefined) {
+        throw corrupt(`record ${exact} differs from the record ${c.what} at size ${c.size} vouches for`, {
+          index: exact,
+          checkpointSize: c.size,
+        });
+      }
       throw corrupt(
         `records ${vouched}..${c.size - 1} do not match ${c.what} at size ${c.size}; first bad record at or after index ${vouched}`,
         { index: vouched, checkpointSize: c.size },
@@ -197,6 +291,15 @@ export const verifyAuditContents = (input: VerifyInput): VerifyReport => {
       });
     }
   });
+  // Every acknowledged record is covered by a signed checkpoint: records
+  // past the last signed head are vouched for by nobody.
+  if (chain && index > vouched) {
+    throw ztError(
+      'ZT_AUDIT_UNSIGNED_TAIL',
+      `records ${vouched}..${index - 1} are not covered by a signed checkpoint (written by someone else, or never acknowledged); the audit vat quarantines them when it reopens the store`,
+      { index: vouched, size: index },
+    );
+  }
   return harden({
     size: index,
     rootHash: toHex(accumulator.root()),

@@ -21,6 +21,8 @@ import { parseArgs } from 'node:util';
 import { toBase64 } from '../audit/checkpoint.js';
 import { openChainCheckpoint } from '../audit/keychain.js';
 import { RECORDS_FILE } from '../audit/file-store.js';
+import { CHECKPOINTS_FILE } from '../audit/checkpointer.js';
+import { KEY_CHAIN_FILE } from '../audit/keychain.js';
 import { inclusionProof, makeMerkleHasher, merkleRoot, toHex, verifyInclusion, bytesEqual } from '../audit/merkle.js';
 import { CHECKPOINT_VKEY_FILE, nodeEd25519Verify, nodeSha256 } from '../audit/node-powers.js';
 import { readKeyChain, verifyStore } from '../audit/verify-node.js';
@@ -53,7 +55,16 @@ const auditVerify = async (args: string[]): Promise<number> => {
     strict: true,
   });
   const dir = auditDir(values.store);
-  if (!(await readOrNull(join(dir, RECORDS_FILE)))) {
+  // A key or a checkpoint presented (here or in the folder) says a log
+  // existed: its absence is then a finding (ZT_AUDIT_LOG_MISSING), not a
+  // usage error.
+  const presented =
+    values.vkey !== undefined ||
+    (values.checkpoint ?? []).length > 0 ||
+    (await readOrNull(join(dir, CHECKPOINTS_FILE))) !== undefined ||
+    (await readOrNull(join(dir, KEY_CHAIN_FILE))) !== undefined ||
+    (await readOrNull(join(dir, CHECKPOINT_VKEY_FILE))) !== undefined;
+  if (!presented && !(await readOrNull(join(dir, RECORDS_FILE)))) {
     throw new ZtError('ZT_NOT_FOUND', `no audit log at ${join(dir, RECORDS_FILE)}`);
   }
   const vkey = values.vkey === undefined ? undefined : (await readVkey(dir, values.vkey)).text;
@@ -67,12 +78,20 @@ const auditVerify = async (args: string[]): Promise<number> => {
   try {
     report = await verifyStore(dir, { ...(vkey === undefined ? {} : { vkey }), externalCheckpoints });
   } catch (err) {
-    if (codeOf(err) !== 'ZT_AUDIT_CORRUPT') throw err;
+    const code = codeOf(err);
+    if (code !== 'ZT_AUDIT_CORRUPT' && code !== 'ZT_AUDIT_LOG_MISSING' && code !== 'ZT_AUDIT_UNSIGNED_TAIL') throw err;
     const index = (err as ZtError).details?.index;
-    const where = typeof index === 'number' ? `first bad record: ${index}` : 'the checkpoints do not verify';
+    const where =
+      code === 'ZT_AUDIT_LOG_MISSING'
+        ? 'the log was deleted or replaced'
+        : code === 'ZT_AUDIT_UNSIGNED_TAIL'
+          ? `first unsigned record: ${String(index)}`
+          : typeof index === 'number'
+            ? `first bad record: ${index}`
+            : 'the checkpoints do not verify';
     const message = (err as Error).message;
     if (values.json) {
-      write(`${JSON.stringify({ ok: false, code: 'ZT_AUDIT_CORRUPT', ...(typeof index === 'number' ? { index } : {}), message })}\n`);
+      write(`${JSON.stringify({ ok: false, code, ...(typeof index === 'number' ? { index } : {}), message })}\n`);
     }
     process.stderr.write(`ztaas audit verify: FAILED, ${where}\n  ${message}\n`);
     return 1;

@@ -1,8 +1,9 @@
 /**
  * `ztaas doctor`: which isolation levels this machine can establish, and
  * for the others what is missing and how to fix it. Judged by running real
- * sandboxes (`probeIsolation`), never by assumption; exits 0 when every
- * level is available, 1 otherwise.
+ * sandboxes (`probeIsolation`), never by assumption; also says whether the
+ * default level (`process`) is one of them. Exits 0 when every level is
+ * available, 1 otherwise.
  *
  * Output goes to the `io` sinks (process streams by default) so tests can
  * run the command in-process.
@@ -12,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { ZtError } from '../errors.js';
 import { probeIsolation } from '../isolation/process-vat-node-powers.js';
 import { deniedSyscalls, isSeccompArch } from '../isolation/seccomp.js';
-import { ISOLATION_LEVELS, type IsolationProbe } from '../isolation/process-vat.js';
+import { DEFAULT_ISOLATION, ISOLATION_LEVELS, type IsolationProbe } from '../isolation/process-vat.js';
 
 export const DOCTOR_USAGE = `  ztaas doctor [--json]     which isolation levels (worker, process, process-weak) this machine supports, and why`;
 
@@ -44,6 +45,13 @@ export const renderDoctor = (probe: IsolationProbe): string => {
       lines.push(`             fix: ${report.fixes[i] ?? 'see details in `ztaas doctor --json`'}`);
     });
   }
+  const fallback = probe[DEFAULT_ISOLATION];
+  lines.push(
+    '',
+    fallback.available
+      ? `default   ${DEFAULT_ISOLATION}: agents whose launch names no level run here`
+      : `default   ${DEFAULT_ISOLATION} is MISSING: launches that name no level fail with ZT_ISOLATION_UNAVAILABLE until it is fixed (above), or name a level: \`isolation: 'worker'\` (a SES bug is then a host compromise; memory limits cover the JS heap only)`,
+  );
   if (probe.process.available && isSeccompArch(probe.arch)) {
     lines.push('', `seccomp refuses: ${deniedSyscalls(probe.arch).join(', ')}`);
   }
@@ -60,7 +68,7 @@ export const doctorCommand = async (args: string[], io: DoctorIo = defaultIo()):
     throw new ZtError('ZT_BAD_ARGUMENT', `doctor: ${String((err as Error)?.message ?? err)}`);
   }
   const probe = await io.probe();
-  io.out(json ? `${JSON.stringify(probe, null, 2)}\n` : renderDoctor(probe));
+  io.out(json ? `${JSON.stringify({ ...probe, defaultIsolation: DEFAULT_ISOLATION }, null, 2)}\n` : renderDoctor(probe));
   return ISOLATION_LEVELS.every(level => probe[level].available) ? 0 : 1;
 };
 harden(doctorCommand);

@@ -20,7 +20,7 @@ import { lintPolicy } from '../policy/lint.js';
 import { makePolicy } from '../policy/engine.js';
 import { POLICY_JSON_SCHEMA } from '../policy/schema.js';
 import { parsePolicyText, type ParsedPolicyText } from '../policy/source.js';
-import type { DecisionContext, DecisionRequest, Policy, PolicyProblem } from '../policy/types.js';
+import type { DecisionContext, DecisionRequest, Explanation, Policy, PolicyProblem } from '../policy/types.js';
 import { sharedPolicyValidator } from '../policy/validate.js';
 import { normalizeTarget } from '../targets.js';
 import { isActionType } from '../types.js';
@@ -71,7 +71,15 @@ const checkText = (text: string, format: 'json' | 'yaml'): Checked => {
   const validator = sharedPolicyValidator();
   const errors = validator.problems(parsed.document).map(locate);
   if (errors.length > 0) return { parsed, errors, warnings: [] };
-  const policy = makePolicy(parsed.document, sha256Hex, canonicalJson, { validator });
+  let policy: Policy;
+  try {
+    policy = makePolicy(parsed.document, sha256Hex, canonicalJson, { validator });
+  } catch (err) {
+    // Problems found only while compiling (delegation targets), located like the rest.
+    const found = err instanceof ZtError && err.code === 'ZT_POLICY_INVALID' ? (err.details as { problems?: readonly PolicyProblem[] } | undefined)?.problems : undefined;
+    if (found === undefined) throw err;
+    return { parsed, errors: found.map(locate), warnings: [] };
+  }
   return { parsed, errors: [], warnings: lintPolicy(policy.document).map(locate), policy };
 };
 
@@ -224,6 +232,17 @@ const policyExplain = async (args: string[], io: PolicyCliIo): Promise<number> =
   io.out(`decision: ${decision.allowed ? 'ALLOW' : `DENY (${decision.code ?? 'ZT_POLICY_DENIED'})`}${decision.rules.length ? `  rules: ${decision.rules.join(', ')}` : ''}\n`);
   io.out(`policy: ${decision.policyHash}\n`);
   io.out(`request: agent ${request.agentId}, ${request.actionType} ${request.target}${context ? '' : ' (no context: rules that read it error)'}\n`);
+  printTrace(io, trace, '  ');
+  for (const r of explanation.resources ?? []) {
+    const d = r.decision;
+    io.out(`resource: ${r.request.actionType} ${r.request.target} (a declared tool argument): ${d.allowed ? 'ALLOW' : `DENY (${d.code ?? 'ZT_POLICY_DENIED'})`}${d.rules.length ? `  rules: ${d.rules.join(', ')}` : ''}\n`);
+    printTrace(io, r.trace, '    ');
+  }
+  if (taints.length > 0) io.out(`taints acquired if executed: ${taints.join(', ')}\n`);
+  return 0;
+};
+
+const printTrace = (io: PolicyCliIo, trace: Explanation['trace'], indent: string): void => {
   const width = Math.max(0, ...trace.map(t => t.rule.length));
   for (const t of trace) {
     const why =
@@ -233,10 +252,8 @@ const policyExplain = async (args: string[], io: PolicyCliIo): Promise<number> =
       : t.stage === 'target' ? 'target does not match'
       : t.stage === 'condition' ? `condition fails at ${t.at ?? '?'} (${t.code ?? 'ZT_POLICY_DENIED'})`
       : `ERROR at ${t.at ?? '?'}: ${t.error ?? 'evaluation failed'} (denies)`;
-    io.out(`  ${t.effect.padEnd(6)} ${t.rule.padEnd(width)}  ${why}\n`);
+    io.out(`${indent}${t.effect.padEnd(6)} ${t.rule.padEnd(width)}  ${why}\n`);
   }
-  if (taints.length > 0) io.out(`taints acquired if executed: ${taints.join(', ')}\n`);
-  return 0;
 };
 
 /** Runs `ztaas policy <sub> …`; returns the exit code (2 for an unknown subcommand). Throws ZtError on bad input. */

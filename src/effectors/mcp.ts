@@ -27,6 +27,7 @@ import { harden } from '../harden.js';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { ZtError, assertZt } from '../errors.js';
+import { ajvRegExpEngine } from '../regex.js';
 import { isPlainRecord, optionalPositiveInt, readSettings, type TimerPowers } from './settings.js';
 import type { Effector, GrantValidator } from './types.js';
 
@@ -172,7 +173,8 @@ const errorCodeOf = (err: unknown): number | undefined => {
 export const makeMcpToolEffectors = (options: { readonly servers?: unknown; readonly powers: McpPowers }) => {
   const servers = validateMcpServers(options.servers);
   const { powers } = options;
-  const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false });
+  // JSON Schema `pattern`s (the server's and the operator's) run on RE2: linear in the agent's text.
+  const ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false, code: { regExp: ajvRegExpEngine } });
   const sessions = new Map<string, Promise<Session>>();
   const live = new Set<Session>();
   let closed = false;

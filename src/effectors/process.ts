@@ -35,6 +35,7 @@
 import { harden } from '../harden.js';
 import { ZtError, assertZt, type ErrorCode } from '../errors.js';
 import { normalizePath } from '../paths.js';
+import { tryCompileRegex, type LinearRegex } from '../regex.js';
 import type { CapabilityConstraints } from '../types.js';
 import {
   compileArgPattern,
@@ -116,7 +117,7 @@ interface ExecSettings {
   readonly rest: ArgMatcher | undefined;
   readonly minArgs: number;
   readonly maxArgs: number;
-  readonly argvRegex: RegExp | undefined;
+  readonly argvRegex: LinearRegex | undefined;
   readonly env: Readonly<Record<string, string>>;
   readonly agentEnv: ReadonlyMap<string, ArgMatcher>;
   readonly cwd: string | undefined;
@@ -136,14 +137,13 @@ const parseSettings = (constraints: CapabilityConstraints): ExecSettings => {
   const maxArgs = optionalNonNegativeInt(s, 'maxArgs', rest ? 256 : positional.length, HARD_MAX_ARGS);
   assertZt(minArgs <= maxArgs, 'ZT_BAD_ARGUMENT', 'minArgs must not exceed maxArgs');
   assertZt(rest !== undefined || maxArgs <= positional.length, 'ZT_BAD_ARGUMENT', 'maxArgs beyond the positional patterns needs restArgs');
-  let regex: RegExp | undefined;
+  let regex: LinearRegex | undefined;
   if (argvRegex !== undefined) {
     assertZt(typeof argvRegex === 'string' && argvRegex.length <= 1000, 'ZT_BAD_ARGUMENT', 'argvRegex must be a string of at most 1000 characters');
-    try {
-      regex = new RegExp(`^(?:${argvRegex})$`, 'u');
-    } catch {
-      throw new ZtError('ZT_BAD_ARGUMENT', 'argvRegex does not compile');
-    }
+    // RE2, not RegExp: the argument list is agent-supplied (src/regex.ts).
+    const attempt = tryCompileRegex(argvRegex);
+    if ('problem' in attempt) throw new ZtError('ZT_BAD_ARGUMENT', `argvRegex ${attempt.problem}`);
+    regex = attempt.regex;
   }
   assertZt(isPlainRecord(env), 'ZT_BAD_ARGUMENT', 'env must be a record of fixed variables');
   for (const [name, value] of Object.entries(env)) {
@@ -207,7 +207,7 @@ const checkArgv = (argv: unknown, settings: ExecSettings): string[] => {
   });
   if (settings.argvRegex) {
     if (args.some(a => a.includes('\n'))) throw denied('arguments may not contain newlines when the whole argv is matched');
-    if (!settings.argvRegex.test(args.join('\n'))) throw denied('the argument list is not allowed by the capability');
+    if (!settings.argvRegex.fullMatch(args.join('\n'))) throw denied('the argument list is not allowed by the capability');
   }
   return args;
 };

@@ -12,6 +12,7 @@
 import { harden } from '../harden.js';
 import { ZtError, assertZt, reasonOf } from '../errors.js';
 import { compileTargetPattern, normalizePath } from '../paths.js';
+import { tryCompileRegex } from '../regex.js';
 import type { CapabilityConstraints } from '../types.js';
 
 export type Settings = Readonly<Record<string, unknown>>;
@@ -56,7 +57,7 @@ harden(isPlainRecord);
 /**
  * An argument pattern, as the operator writes it:
  * - `"text"`: exactly this string;
- * - `{ "regex": "[a-z]+" }`: the whole value matches (anchored, `u` flag);
+ * - `{ "regex": "[a-z]+" }`: the whole value matches (RE2 syntax, linear time; src/regex.ts);
  * - `{ "oneOf": ["a", "b"] }`: one of these strings;
  * - `{ "glob": "/data/**" }`: an absolute, already normalized path matching
  *   the path glob (spelling only: the program itself follows symlinks);
@@ -83,13 +84,11 @@ export const compileArgPattern = (pattern: unknown, where: string): ArgMatcher =
   const { regex, oneOf, glob, any } = pattern;
   if (regex !== undefined) {
     assertZt(typeof regex === 'string' && regex.length <= MAX_REGEX, 'ZT_BAD_ARGUMENT', `${where}: regex must be a string of at most ${MAX_REGEX} characters`);
-    let re: RegExp;
-    try {
-      re = new RegExp(`^(?:${regex})$`, 'u');
-    } catch {
-      throw new ZtError('ZT_BAD_ARGUMENT', `${where}: regex does not compile`);
-    }
-    return harden({ matches: (v: string) => re.test(v) });
+    // RE2, not RegExp: the value is agent-supplied (src/regex.ts).
+    const attempt = tryCompileRegex(regex);
+    if ('problem' in attempt) throw new ZtError('ZT_BAD_ARGUMENT', `${where}: regex ${attempt.problem}`);
+    const re = attempt.regex;
+    return harden({ matches: (v: string) => re.fullMatch(v) });
   }
   if (oneOf !== undefined) {
     assertZt(Array.isArray(oneOf) && oneOf.every(s => typeof s === 'string'), 'ZT_BAD_ARGUMENT', `${where}: oneOf must be an array of strings`);

@@ -7,6 +7,12 @@
  * with everything the vat's own process or thread holds (`process`,
  * `process.getBuiltinModule`, …). Its result comes back as plain data.
  *
+ * The same hook makes the compromised vat shell of the security tests: a
+ * run whose input is `{ ztTestEscape: code }` evaluates `code` the same way
+ * instead of running the agent, so an attack goes through the kernel's own
+ * launch path (vat host, membrane, audit) as a hostile vat would, and its
+ * report (an `EscapeReport`) is the run's value.
+ *
  * Invariant: a vat shell installs the hook only when the kernel started it
  * with the `--zt-test-escape-hook` argv flag (never an environment variable,
  * never anything an agent can influence). The agent's own Compartment never
@@ -61,10 +67,19 @@ interface AgentVatRootLike {
   probe(): unknown;
 }
 
+const escapeCodeOf = (spec: unknown): string | undefined => {
+  const input = (spec as { input?: unknown } | null)?.input as { ztTestEscape?: unknown } | null | undefined;
+  return input !== null && typeof input === 'object' && typeof input.ztTestEscape === 'string' ? input.ztTestEscape : undefined;
+};
+
 /** The agent vat's root plus `escape(code)`. Only for vats started with the test flag. */
 export const withEscapeHook = (root: AgentVatRootLike) =>
   Far('AgentVat', {
-    run: (spec: unknown) => root.run(spec),
+    run: (spec: unknown) => {
+      const code = escapeCodeOf(spec);
+      if (code === undefined) return root.run(spec);
+      return evaluateInStartCompartment(code).then(report => harden({ status: 'returned', value: report }));
+    },
     probe: () => root.probe(),
     escape: (code: string) => evaluateInStartCompartment(code),
   });

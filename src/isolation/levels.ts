@@ -17,6 +17,16 @@ export const ISOLATION_LEVELS = harden(['worker', 'process', 'process-weak'] as 
 export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
 export type ProcessIsolationLevel = Exclude<IsolationLevel, 'worker'>;
 
+/**
+ * The level of an agent whose launch names none, unless the runtime's
+ * `isolation` option names another: the OS boundary. A SES bug inside a
+ * `worker` vat is a compromise of the host process, and a worker's memory
+ * limit covers its JS heap only; `worker` runs only where an operator names
+ * it. Where `process` cannot be established, such a launch fails closed with
+ * ZT_ISOLATION_UNAVAILABLE naming what to install.
+ */
+export const DEFAULT_ISOLATION: IsolationLevel = 'process';
+
 export const isIsolationLevel = (value: unknown): value is IsolationLevel =>
   typeof value === 'string' && (ISOLATION_LEVELS as readonly string[]).includes(value);
 harden(isIsolationLevel);

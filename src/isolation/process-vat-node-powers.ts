@@ -2,8 +2,9 @@
  * The Node adapter of process vats: the only isolation module that reaches
  * for ambient authority (`node:child_process`, `node:fs`). It gathers the
  * facts about this host that `process-vat-plan.ts` plans with (where `bwrap`,
- * `prlimit`, Node and its shared libraries are; which files the vat code
- * needs) and spawns the planned command.
+ * `prlimit`, Node and its shared libraries are; which
+ * files the vat code needs) and spawns the planned command, with the vat's
+ * wire as a plain pipe at fd 3 (no Node IPC channel).
  *
  * Commands are looked up in fixed system directories, never through PATH,
  * so the environment cannot substitute a fake `bwrap`.
@@ -11,6 +12,7 @@
 import { harden } from '../harden.js';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { exactEnv } from '../exact-env.js';
 import { makeNodeVatHostPowers } from '../node-powers.js';
@@ -27,6 +29,7 @@ import {
   type ProcessVatPlan,
   type ProbePowers,
   type TrialResult,
+  type WirePipe,
   TRIAL_TIMEOUT_MS,
 } from './process-vat.js';
 
@@ -89,15 +92,15 @@ export const readProcessVatHost = (): ProcessVatHost => {
 harden(readProcessVatHost);
 
 /**
- * Spawns `plan`: stdio `ignore, pipe, pipe, ipc` (+ fd 4 carrying the
- * seccomp filter), with exactly the plan's arguments and environment.
+ * Spawns `plan`: stdio `ignore, pipe, pipe`, the wire at fd 3 (a pipe —
+ * on Linux a socket pair — never `ipc`), and fd 4 carrying the seccomp
+ * filter, with exactly the plan's arguments and environment.
  */
-const spawnPlan = (plan: ProcessVatPlan, ipc: boolean) => {
+const spawnPlan = (plan: ProcessVatPlan, wire: boolean) => {
   const child = spawn(plan.command, [...plan.args], {
     env: exactEnv(plan.env),
     cwd: '/',
-    stdio: ['ignore', 'pipe', 'pipe', ipc ? 'ipc' : 'ignore', plan.seccomp ? 'pipe' : 'ignore'],
-    serialization: 'json',
+    stdio: ['ignore', 'pipe', 'pipe', wire ? 'pipe' : 'ignore', plan.seccomp ? 'pipe' : 'ignore'],
     detached: false,
     windowsHide: true,
   });
@@ -109,15 +112,26 @@ const spawnPlan = (plan: ProcessVatPlan, ipc: boolean) => {
   return child;
 };
 
+/** The kernel's end of the wire: Node's socket, wrapped (hardening must never freeze Node's streams). */
+const asWirePipe = (socket: Socket): WirePipe =>
+  harden({
+    write: (bytes: Uint8Array) => {
+      socket.write(bytes);
+    },
+    writableLength: () => socket.writableLength,
+    on: ((event: 'data' | 'end' | 'error', listener: (...args: unknown[]) => void) => {
+      socket.on(event, listener);
+    }) as WirePipe['on'],
+  });
+
 const asChildLike = (child: ReturnType<typeof spawn>): ChildLike => {
-  const handles = () => [child, child.channel, child.stdout, child.stderr] as Array<{ ref?(): void; unref?(): void } | null | undefined>;
+  const socket = child.stdio[3] as Socket | null | undefined;
+  const handles = () => [child, socket, child.stdout, child.stderr] as Array<{ ref?(): void; unref?(): void } | null | undefined>;
   return harden({
     get pid() {
       return child.pid;
     },
-    send: (message: unknown, callback: (err: Error | null) => void) => {
-      child.send(message as never, callback);
-    },
+    wire: socket ? asWirePipe(socket) : null,
     on: ((event: string, listener: (...args: unknown[]) => void) => {
       child.on(event, listener);
     }) as ChildLike['on'],

@@ -7,9 +7,10 @@
  *   `details.missing`) a level this host's static facts rule out, and any
  *   path that is not a plain absolute path; it never plans a weaker sandbox
  *   than the level named.
- * - The IPC channel (fd 3) is the vat's only link to the kernel; its
- *   environment is empty but for the two variables Node needs to find that
- *   channel and the malloc setting of `VAT_ENV`; stdout/stderr are captured.
+ * - The wire (fd 3, a plain pipe carrying frames of wire.ts) is the vat's
+ *   only link to the kernel: there is no Node IPC channel. Its environment
+ *   is empty but for the malloc setting of `VAT_ENV`; stdout/stderr are
+ *   captured.
  * - Nothing of the kernel's own command line or environment reaches the
  *   vat: every Node flag is in the plan, and the adapter spawns it with
  *   exactly the plan's environment (see src/exact-env.ts for what Node
@@ -42,6 +43,11 @@ const nodeMajor = (version: string): number => Number(/^v?(\d+)\./.exec(version)
 /** The argv flag (never an environment variable) that enables the test-only escape hook in a vat. */
 export const ESCAPE_HOOK_FLAG = '--zt-test-escape-hook';
 
+/** The vat's end of its wire to the kernel (a socket pair: one duplex pipe). */
+export const VAT_WIRE_FD = 3;
+/** The descriptor bubblewrap reads the seccomp filter from (`--seccomp 4`). */
+export const SECCOMP_FD = 4;
+
 /** Uid and gid of the vat inside its user namespace (`nobody`). */
 export const VAT_UID = 65534;
 
@@ -66,7 +72,7 @@ export const addressSpaceOverheadMb = (nodeVersion: string): number =>
 harden(addressSpaceOverheadMb);
 
 /**
- * The environment of the vat's Node, besides the IPC variables. One malloc
+ * The environment of the vat's Node. One malloc
  * arena: glibc otherwise gives each thread that contends for the heap an
  * arena of its own, each reserving 64 MiB (128 MiB while it is created) of
  * address space, so the address space a vat needs would depend on thread
@@ -178,7 +184,7 @@ harden(permissionFlags);
 /**
  * bubblewrap's arguments for the `process` level: every namespace new,
  * read-only binds of Node, its libraries and `readable` (each once), an
- * environment of the IPC variables and `VAT_ENV` only, uid/gid `VAT_UID`,
+ * environment of `VAT_ENV` only, uid/gid `VAT_UID`,
  * the seccomp filter read from fd 4, then Node with `nodeArgs`.
  */
 const bubblewrapArgs = (host: ProcessVatHost, readable: readonly string[], nodeArgs: readonly string[]): string[] => {
@@ -195,8 +201,6 @@ const bubblewrapArgs = (host: ProcessVatHost, readable: readonly string[], nodeA
     '--new-session',
     '--cap-drop', 'ALL',
     '--clearenv',
-    '--setenv', 'NODE_CHANNEL_FD', '3',
-    '--setenv', 'NODE_CHANNEL_SERIALIZATION_MODE', 'json',
     ...Object.entries(VAT_ENV).flatMap(([name, value]) => ['--setenv', name, value]),
     '--uid', String(VAT_UID),
     '--gid', String(VAT_UID),
@@ -207,7 +211,7 @@ const bubblewrapArgs = (host: ProcessVatHost, readable: readonly string[], nodeA
     '--remount-ro', '/dev',
     '--remount-ro', '/',
     '--chdir', '/',
-    '--seccomp', '4',
+    '--seccomp', String(SECCOMP_FD),
     '--',
     host.execPath,
     ...nodeArgs,

@@ -14,6 +14,15 @@
  *   buffer only once it is durable. If more was held than the bound, the
  *   gap is recorded and the fault stays latched: a history with a hole is
  *   never resumed.
+ * - A slow append that lands is not an outage. An append that only ran past
+ *   `auditTimeoutMs` is still awaited: its request was denied (fail closed)
+ *   and so is every request meanwhile, but once every such append has been
+ *   confirmed durable — no refusal, nothing over the bound, so the history
+ *   has no hole — the recorder resumes by itself: it writes what it held
+ *   (not the timed-out records, which landed), then a
+ *   `failure-mode.resumed` record saying how long the log was unavailable
+ *   (`unavailableMs`), and only then serves requests again. Any refusal
+ *   leaves the fault latched until an operator's `reattach`.
  * - Every record about an agent that runs under an explicitly weaker
  *   isolation level names that level.
  */
@@ -41,11 +50,97 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
   /** Agents whose operator chose a named weaker isolation level, and that level. */
   const weakIsolation = new Map<string, string>();
 
-  const heldWhileDown: Array<Record<string, unknown>> = [];
+  /**
+   * A record held while the log is down. `sent`: its append timed out and
+   * is still awaited ('pending'), was confirmed after all ('landed': it is
+   * in the log and is not written again) or was refused ('failed').
+   */
+  interface Held {
+    readonly rec: Record<string, unknown>;
+    sent?: 'pending' | 'landed' | 'failed';
+  }
+  const heldWhileDown: Held[] = [];
   let heldOverflow = 0;
-  const hold = (rec: Record<string, unknown>) => {
-    if (heldWhileDown.length < MAX_HELD_RECORDS) heldWhileDown.push({ ...rec, recordedLate: true });
-    else heldOverflow += 1;
+  /** When the fault was latched (the recorder's clock). */
+  let faultSince = 0;
+  /** Set by any refusal: only an operator's `reattach` may resume then. */
+  let refused = false;
+  const hold = (rec: Record<string, unknown>, sent?: 'pending'): Held | undefined => {
+    if (heldWhileDown.length >= MAX_HELD_RECORDS) {
+      heldOverflow += 1;
+      return undefined;
+    }
+    const entry: Held = sent ? { rec: { ...rec, recordedLate: true }, sent } : { rec: { ...rec, recordedLate: true } };
+    heldWhileDown.push(entry);
+    return entry;
+  };
+  const unavailable = () =>
+    new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log is unavailable; this runtime denies everything until it is back');
+
+  /** `sink.append(rec)` bounded by `auditTimeoutMs`; `onLate` gets the append when the bound passes first. */
+  const bounded = async (target: KernelAuditSink, rec: Record<string, unknown>, onLate?: (appended: Promise<AuditRef>) => void): Promise<AuditRef> => {
+    let timer: unknown;
+    const appended = target.append(rec);
+    try {
+      return await Promise.race([
+        appended,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            onLate?.(appended);
+            reject(new ZtError('ZT_AUDIT_UNAVAILABLE', `no durable confirmation within ${options.auditTimeoutMs} ms`));
+          }, options.auditTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** Writes the held records that are not in the log yet, in order, each once durable. */
+  const writeHeld = async (target: KernelAuditSink): Promise<number> => {
+    let written = 0;
+    while (heldWhileDown.length > 0) {
+      const entry = heldWhileDown[0]!;
+      if (entry.sent !== 'landed') {
+        await bounded(target, entry.rec);
+        written += 1;
+      }
+      heldWhileDown.shift();
+    }
+    return written;
+  };
+
+  let resuming: Promise<void> | undefined;
+  /**
+   * Resumes by itself once every timed-out append has landed and nothing
+   * was refused or dropped: the history has no hole.
+   */
+  const resumeIfWhole = (): void => {
+    if (!auditFault || resuming || refused || heldOverflow > 0) return;
+    if (heldWhileDown.some(e => e.sent === 'pending')) return;
+    const target = sink;
+    resuming = (async () => {
+      try {
+        let written = await writeHeld(target);
+        const time = now();
+        await bounded(target, {
+          type: 'failure-mode.resumed',
+          time,
+          code: 'ZT_AUDIT_UNAVAILABLE',
+          since: faultSince,
+          unavailableMs: time - faultSince,
+          heldRecords: written,
+        });
+        // Held while that was written: written too, before anything runs.
+        written += await writeHeld(target);
+        auditFault = undefined;
+      } catch {
+        // The log failed again: an operator recovers it.
+        refused = true;
+      } finally {
+        resuming = undefined;
+      }
+    })();
   };
 
   /**
@@ -57,30 +152,41 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     if (weak !== undefined && rec.isolation === undefined) rec = { ...rec, isolation: weak };
     if (auditFault) {
       hold(rec);
-      throw new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log is unavailable; this runtime denies everything until it is back');
+      throw unavailable();
     }
-    let timer: unknown;
+    let late: Promise<AuditRef> | undefined;
     try {
-      return await Promise.race([
-        sink.append(rec),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new ZtError('ZT_AUDIT_UNAVAILABLE', `no durable confirmation within ${options.auditTimeoutMs} ms`)),
-            options.auditTimeoutMs,
-          );
-        }),
-      ]);
+      return await bounded(sink, rec, appended => {
+        late = appended;
+      });
     } catch (err) {
       const error = err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
       if (!auditFault) {
         auditFault = 'ZT_AUDIT_UNAVAILABLE';
-        hold({ type: 'failure-mode', time: now(), code: 'ZT_AUDIT_UNAVAILABLE', mode: options.auditUnavailable, reason: error.message });
+        faultSince = now();
+        hold({ type: 'failure-mode', time: faultSince, code: 'ZT_AUDIT_UNAVAILABLE', mode: options.auditUnavailable, reason: error.message });
       }
-      // The record may or may not have landed: it is kept, and written again (marked late) if the log comes back.
-      hold(rec);
+      if (!late) {
+        // Refused: the record may or may not have landed. It is kept, and
+        // written again (marked late) when an operator brings the log back.
+        refused = true;
+        hold(rec);
+        throw error;
+      }
+      // Only slow: still awaited. Landed, it is not written again and may
+      // let the runtime resume; refused, it is written late on `reattach`.
+      const entry = hold(rec, 'pending');
+      late.then(
+        () => {
+          if (entry) entry.sent = 'landed';
+          resumeIfWhole();
+        },
+        () => {
+          if (entry) entry.sent = 'failed';
+          refused = true;
+        },
+      );
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   };
 
@@ -90,21 +196,35 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
    * the gap and stays closed. Returns whether the runtime resumed.
    */
   const reattach = async (next: KernelAuditSink): Promise<{ resumed: boolean; written: number; lost: number }> => {
+    // A resumption under way on the old sink finishes (or fails) first.
+    await resuming;
     sink = next;
     let written = 0;
-    // One at a time, in order; a record leaves the buffer only once it is durable.
+    // One at a time, in order; a record leaves the buffer only once it is
+    // durable. A timed-out record confirmed meanwhile is not written again.
     while (heldWhileDown.length > 0) {
-      await next.append(heldWhileDown[0] as Record<string, unknown>);
+      const entry = heldWhileDown[0]!;
+      if (entry.sent !== 'landed') {
+        await next.append(entry.rec);
+        written += 1;
+      }
       heldWhileDown.shift();
-      written += 1;
     }
     const lost = heldOverflow;
     if (lost > 0) {
       await next.append({ type: 'failure-mode.gap', time: now(), lost, recordedLate: true });
       return harden({ resumed: false, written, lost });
     }
-    await next.append({ type: 'failure-mode.recovered', time: now(), code: 'ZT_AUDIT_UNAVAILABLE', heldRecords: written });
+    const time = now();
+    await next.append({
+      type: 'failure-mode.recovered',
+      time,
+      code: 'ZT_AUDIT_UNAVAILABLE',
+      heldRecords: written,
+      ...(auditFault ? { since: faultSince, unavailableMs: time - faultSince } : {}),
+    });
     auditFault = undefined;
+    refused = false;
     return harden({ resumed: true, written, lost: 0 });
   };
 

@@ -15,6 +15,7 @@
 import { harden } from '../harden.js';
 import { ZtError, reasonOf, type ErrorCode } from '../errors.js';
 import { normalizePath } from '../paths.js';
+import { tryCompileRegex, type LinearRegex } from '../regex.js';
 import {
   compilePathPattern,
   compileUrlPattern,
@@ -176,13 +177,11 @@ const own = (obj: unknown, key: string): boolean => obj !== null && typeof obj =
 
 /** Compiles an argument matcher. `what` names the argument in error messages. */
 const compileArgMatcher = (m: ArgMatcher, at: string, what: string, sink: CondSink): { test: ValueTest; contradictory: boolean } => {
-  let re: RegExp | undefined;
+  let re: LinearRegex | undefined;
   if (m.pattern !== undefined) {
-    try {
-      re = new RegExp(`^(?:${m.pattern})$`, 'u');
-    } catch {
-      sink.problems.push({ pointer: `${at}/pattern`, message: 'is not a valid regular expression (JavaScript, u flag)' });
-    }
+    const attempt = tryCompileRegex(m.pattern);
+    if ('regex' in attempt) re = attempt.regex;
+    else sink.problems.push({ pointer: `${at}/pattern`, message: attempt.problem });
   }
   const compilePatterns = <P>(list: readonly string[] | undefined, key: string, compile: (s: string) => P): P[] | undefined =>
     list?.flatMap((s, i) => {
@@ -224,7 +223,7 @@ const compileArgMatcher = (m: ArgMatcher, at: string, what: string, sink: CondSi
     if (re !== undefined) {
       if (typeof value !== 'string') return fail(`argument ${what} is not a string`);
       if (value.length > MAX_PATTERN_INPUT) return fail(`argument ${what} is longer than ${MAX_PATTERN_INPUT} characters; patterns are not run on it`);
-      if (!re.test(value)) return false;
+      if (!re.fullMatch(value)) return false;
     }
     if (min !== undefined || max !== undefined) {
       const n = needNumber(value, `argument ${what}`);

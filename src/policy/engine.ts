@@ -22,6 +22,8 @@
 import { harden } from '../harden.js';
 import { ZtError, type ErrorCode } from '../errors.js';
 import { compileTarget, targetKindOf } from '../targets.js';
+import { compileDelegation, makeDecideDelegation } from './delegations.js';
+import { compileToolResources, withToolResources } from './tool-resources.js';
 import { isActionType, type ActionType } from '../types.js';
 import { explainCondition, type CondNode } from './conditions.js';
 import { ALL_ACTIONS, compileRule, compileTaint, makeSink, scopeAdmits, type CompiledRule, type CompiledScope, type CompiledTaint } from './compile.js';
@@ -37,12 +39,8 @@ import {
 } from './patterns.js';
 import { sharedPolicyValidator, type PolicyValidator } from './validate.js';
 import { normalizePath } from '../paths.js';
-import type { TargetPattern } from '../paths.js';
 import type {
   Decision,
-  DelegationRequest,
-  DelegationRule,
-  PolicyProblem,
   DecisionContext,
   DecisionRequest,
   Explanation,
@@ -205,38 +203,6 @@ export interface MakePolicyOptions {
  * every problem located) when it is not valid; otherwise returns the policy.
  * The document is copied and hardened: later changes by the caller have no effect.
  */
-/** A delegation entry, compiled: sets of agents and actions, target patterns per action type. */
-interface CompiledDelegation {
-  readonly id: string;
-  readonly from: ReadonlySet<string> | undefined;
-  readonly to: ReadonlySet<string> | undefined;
-  readonly actions: ReadonlySet<ActionType> | undefined;
-  readonly targets: ReadonlyMap<ActionType, readonly TargetPattern[]> | undefined;
-}
-
-const compileDelegation = (d: DelegationRule, i: number, problems: PolicyProblem[]): CompiledDelegation => {
-  const agentSet = (list: readonly string[]) => (list.includes('*') ? undefined : new Set(list));
-  const actions = d.actions ? new Set(d.actions) : undefined;
-  let targets: Map<ActionType, TargetPattern[]> | undefined;
-  if (d.targets) {
-    targets = new Map();
-    for (const [j, pattern] of d.targets.entries()) {
-      let fits = 0;
-      for (const action of d.actions ?? ALL_ACTIONS) {
-        try {
-          const compiled = compileTarget(action, pattern);
-          targets.set(action, [...(targets.get(action) ?? []), compiled]);
-          fits += 1;
-        } catch {
-          // Not a target of this action type.
-        }
-      }
-      if (fits === 0) problems.push(harden({ pointer: `/delegations/${i}/targets/${j}`, message: 'is not a target pattern of any of its actions' }));
-    }
-  }
-  return harden({ id: d.id, from: agentSet(d.from), to: agentSet(d.to), actions, targets });
-};
-
 export const makePolicy = (
   document: unknown,
   digest: (text: string) => string,
@@ -252,6 +218,7 @@ export const makePolicy = (
   const rules = doc.rules.map((r, i) => compileRule(r, i, sink));
   const taints = (doc.taints ?? []).map((t, i) => compileTaint(t, i, sink));
   const delegations = (doc.delegations ?? []).map((d, i) => compileDelegation(d, i, sink.problems));
+  const toolResources = compileToolResources(doc.toolResources ?? [], sink);
   if (sink.problems.length > 0) throw new ZtError('ZT_POLICY_INVALID', 'policy rejected', { problems: harden(sink.problems) });
   const index = buildIndex(rules);
   const rateWindows = harden([...sink.rateWindows].sort((a, b) => a - b));
@@ -462,26 +429,11 @@ export const makePolicy = (
     }
   };
 
-  const delegationDenied: Decision = harden({ allowed: false, code: 'ZT_POLICY_DENIED', rules: EMPTY, policyHash: hash });
-  const decideDelegation = (request: DelegationRequest): Decision => {
-    try {
-      for (const d of delegations) {
-        if (d.from !== undefined && !d.from.has(request.from)) continue;
-        if (d.to !== undefined && !d.to.has(request.to)) continue;
-        if (d.actions !== undefined && !d.actions.has(request.actionType)) continue;
-        if (d.targets !== undefined) {
-          const patterns = d.targets.get(request.actionType);
-          if (!patterns || !patterns.some(p => p.matches(request.target) || p.source === request.target)) continue;
-        }
-        return harden({ allowed: true, rules: harden([d.id]), policyHash: hash });
-      }
-      return delegationDenied;
-    } catch {
-      return malformed;
-    }
-  };
+  const decideDelegation = makeDecideDelegation(delegations, hash, malformed);
 
-  return harden({ hash, document: doc, rateWindows, argNames, needsContext, decide, decideGrant, taintsFor, explain, decideDelegation });
+  // Declared tool arguments are decided as the file and URL requests they amount to (src/policy/tool-resources.ts).
+  const deciders = withToolResources(toolResources, { decide, explain, taintsFor }, hash);
+  return harden({ hash, document: doc, rateWindows, argNames, needsContext, ...deciders, decideGrant, decideDelegation });
 };
 harden(makePolicy);
 

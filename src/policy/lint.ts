@@ -16,7 +16,11 @@ import type { Condition, PolicyDocument, PolicyProblem } from './types.js';
 
 const WRITE_LIKE: readonly ActionType[] = ['WRITE', 'EXECUTE'];
 
-/** Nested quantifiers such as `(a+)+` or `(a|aa)*` backtrack exponentially. */
+/**
+ * Nested quantifiers such as `(a+)+` or `(a|aa)*` backtrack exponentially in
+ * a backtracking engine. The policy's engine is RE2 (linear time), so this is
+ * advice about intent and portability, not a safeguard the runtime relies on.
+ */
 const RISKY_REGEX = /\([^()]*[+*][^()]*\)[+*{]|\([^()]*\|[^()]*\)[+*{]/;
 
 const patternsIn = (c: Condition | undefined, at: string, out: Array<{ at: string; pattern: string }>) => {
@@ -83,7 +87,7 @@ export const lintPolicy = (doc: PolicyDocument): PolicyProblem[] => {
       patternsIn(src.when, `${at}/when`, out);
       return out;
     })()) {
-      if (RISKY_REGEX.test(pattern)) warn(where, 'nested quantifiers can backtrack catastrophically on hostile input; simplify the pattern');
+      if (RISKY_REGEX.test(pattern)) warn(where, 'nested quantifiers backtrack catastrophically in backtracking engines (this runtime uses RE2, which does not); simplify the pattern');
     }
     if (rule.effect !== 'permit') continue;
     // Too broad.

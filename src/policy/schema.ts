@@ -52,6 +52,12 @@ export const POLICY_JSON_SCHEMA = harden({
       maxItems: 10000,
       items: { $ref: '#/definitions/delegation' },
     },
+    toolResources: {
+      type: 'array',
+      description: 'Tool arguments that name files or URLs: each is also decided as a READ, WRITE, EXECUTE or NETWORK request on its value, so file and URL rules follow the resource whatever the channel.',
+      maxItems: 1000,
+      items: { $ref: '#/definitions/toolResource' },
+    },
   },
   definitions: {
     actionType: { enum: ['READ', 'WRITE', 'EXECUTE', 'NETWORK', 'TOOL'] },
@@ -89,6 +95,23 @@ export const POLICY_JSON_SCHEMA = harden({
         to: { $ref: '#/definitions/agents' },
         actions: { $ref: '#/definitions/actions' },
         targets: { $ref: '#/definitions/targets' },
+      },
+    },
+    toolResource: {
+      type: 'object',
+      required: ['targets', 'args'],
+      additionalProperties: false,
+      properties: {
+        description: { type: 'string', maxLength: 4096 },
+        targets: nonEmptyStrings('Tool patterns (server/tool, * within a part) whose calls carry these arguments.'),
+        args: {
+          type: 'object',
+          description: 'Argument name (a key of the call\'s arguments) → the action type its value (a string or a list of strings) is a target of. A declared argument that is absent, or not an absolute path (READ, WRITE, EXECUTE) or http(s) URL (NETWORK), denies.',
+          minProperties: 1,
+          maxProperties: 64,
+          propertyNames: { type: 'string', minLength: 1, maxLength: 128 },
+          additionalProperties: { enum: ['READ', 'WRITE', 'EXECUTE', 'NETWORK'] },
+        },
       },
     },
     taint: {

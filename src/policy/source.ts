@@ -13,6 +13,7 @@
  */
 import { harden } from '../harden.js';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
+import { ZtError } from '../errors.js';
 import { makePolicy, type MakePolicyOptions } from './engine.js';
 import { rejectPolicy, sharedPolicyValidator } from './validate.js';
 import type { Policy, PolicyProblem } from './types.js';
@@ -129,6 +130,13 @@ export const loadPolicyText = (
   const validator = options.validator ?? sharedPolicyValidator();
   const problems = validator.problems(parsed.document);
   if (problems.length > 0) rejectPolicy(problems.map(p => ({ ...p, ...parsed.locate(p.pointer) })));
-  return makePolicy(parsed.document, digest, canonicalize, { validator });
+  try {
+    return makePolicy(parsed.document, digest, canonicalize, { validator });
+  } catch (err) {
+    // Problems found only while compiling (delegation targets) are located too.
+    const found = err instanceof ZtError && err.code === 'ZT_POLICY_INVALID' ? (err.details as { problems?: readonly PolicyProblem[] } | undefined)?.problems : undefined;
+    if (found === undefined) throw err;
+    return rejectPolicy(found.map(p => ({ ...p, ...parsed.locate(p.pointer) })));
+  }
 };
 harden(loadPolicyText);

@@ -149,12 +149,31 @@ export interface DelegationRequest {
   readonly target: string;
 }
 
+/** The action types whose targets a tool argument can name. */
+export type ResourceAction = 'READ' | 'WRITE' | 'EXECUTE' | 'NETWORK';
+
+/**
+ * Tool arguments that name resources: for a TOOL call whose target matches
+ * `targets`, each argument in `args` (a key of the call's `arguments`; a
+ * string, or a list of strings) is also decided as a request of its action
+ * type on that path or URL, so file and URL rules apply to it exactly as to
+ * READ, WRITE, EXECUTE or NETWORK.
+ */
+export interface ToolResourceDeclaration {
+  readonly description?: string;
+  /** Tool patterns (`server/tool`, `*` within a part). */
+  readonly targets: readonly string[];
+  /** Argument name → the action type its value is a target of. */
+  readonly args: Readonly<Record<string, ResourceAction>>;
+}
+
 export interface PolicyDocument {
   readonly version: 1;
   readonly description?: string;
   readonly taints?: readonly TaintDeclaration[];
   readonly rules: readonly PolicyRule[];
   readonly delegations?: readonly DelegationRule[];
+  readonly toolResources?: readonly ToolResourceDeclaration[];
 }
 
 /**
@@ -250,6 +269,8 @@ export interface Explanation {
   readonly trace: readonly RuleTrace[];
   /** Taints the agent would acquire by this request. */
   readonly taints: readonly string[];
+  /** For a TOOL call with declared resource arguments: the explanation of each resource request derived from it. */
+  readonly resources?: readonly Explanation[];
 }
 
 export interface Policy {

@@ -16,8 +16,9 @@ import { harden } from '../harden.js';
 import { Ajv, type ErrorObject } from 'ajv';
 import { ZtError } from '../errors.js';
 import { compileRule, compileTaint, makeSink } from './compile.js';
+import { compileToolResources } from './tool-resources.js';
 import { POLICY_JSON_SCHEMA } from './schema.js';
-import type { PolicyDocument, PolicyProblem } from './types.js';
+import type { PolicyDocument, PolicyProblem, ToolResourceDeclaration } from './types.js';
 
 export const MAX_DEPTH = 48;
 export const MAX_NODES = 200_000;
@@ -229,6 +230,12 @@ export const makePolicyValidator = (): PolicyValidator => {
             const part = (key: string) => (r[key] !== undefined && clean(`${at}/${key}`) ? { [key]: r[key] } : {});
             compileTaint({ name: 'x', ...part('agents'), ...part('actions'), ...part('targets') } as never, i, sink);
           });
+        }
+        const { toolResources } = doc as { toolResources?: unknown };
+        if (Array.isArray(toolResources)) {
+          // Compile the declarations the schema found clean (the others keep their places, empty).
+          const empty = { targets: [], args: {} };
+          compileToolResources(toolResources.map((d: unknown, i) => (clean(`/toolResources/${i}`) ? d : empty)) as ToolResourceDeclaration[], sink);
         }
         found.push(...sink.problems);
       }
