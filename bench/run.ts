@@ -26,6 +26,7 @@ import { runPolicyBench } from './policy-bench.js';
 import { runMatcherBench } from './matcher-bench.js';
 import { runAuditBench } from './audit-bench.js';
 import { runIsolationBench } from './isolation-bench.js';
+import { runFloodBench } from './flood-bench.js';
 
 const here = (file: string) => new URL(file, import.meta.url);
 const results: Record<string, unknown> = {};
@@ -457,6 +458,30 @@ const main = async () => {
     results[`isolation: ${name}`] = ratio;
     rows.push([`isolation: ${name}`, `${ratio.toFixed(2)}×`, '', '', `≤ ${isolation.goals[name as keyof typeof isolation.goals]}×`]);
   }
+  // One hostile vat flooding the kernel: what the others' latency becomes (same run, with and without it).
+  const flood = await runFloodBench();
+  for (const [who, st] of [
+    ['bystander call, quiet', flood.quiet.bystander],
+    ['bystander call, flooded', flood.flooded.bystander],
+    ['operator execute, quiet', flood.quiet.operator],
+    ['operator execute, flooded', flood.flooded.operator],
+  ] as const) {
+    results[`flood: ${who}`] = st;
+    rows.push([`flood: ${who}`, fmt(st.p50), fmt(st.p99), String(st.n), '']);
+  }
+  for (const [name, ratio] of Object.entries(flood.ratios)) {
+    results[`flood: ${name}`] = ratio;
+    rows.push([`flood: ${name}`, `${ratio.toFixed(2)}×`, '', '', name.includes('p50') ? '≤ 3×' : '']);
+  }
+  for (const phase of ['quiet', 'flooded'] as const) {
+    const d = flood[phase].loopDelayMs;
+    results[`flood: kernel event-loop delay, ${phase} (ms)`] = d;
+    rows.push([`flood: kernel event-loop delay, ${phase} (max ${d.max.toFixed(0)} ms)`, fmt(d.p50, 'ms'), fmt(d.p99, 'ms'), '', '']);
+  }
+  results['flood: deadline fired late (ms)'] = flood.deadlineFiredLateMs;
+  rows.push(['flood: flooder deadline fired late by', fmt(flood.deadlineFiredLateMs, 'ms'), '', '', `${flood.flooderCode}`]);
+  results['flood: end durable late (ms)'] = flood.deadlineRecordedLateMs;
+  rows.push(['flood: flooder end durable late by', fmt(flood.deadlineRecordedLateMs, 'ms'), '', '', '']);
   for (const row of await runEffectorsBench()) {
     results[`effectors: ${row.name}`] = row;
     rows.push([`effectors: ${row.name}`, fmt(row.p50Us), fmt(row.p99Us), '', '']);

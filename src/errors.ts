@@ -94,6 +94,12 @@ export const ErrorCodes = Object.freeze({
   ZT_TERMINATED: 'the agent was terminated by the operator',
   ZT_AGENT_BUSY: 'the agent already has a running vat',
   ZT_ISOLATION_UNAVAILABLE: 'the requested isolation level cannot be established on this machine',
+
+  // Per-vat budgets (README, "Limits"): the kernel trusts nothing a vat sends
+  ZT_VAT_BUSY: 'the vat has as many calls in flight as its budget allows; this call was refused without being run',
+  ZT_VAT_OVER_BUDGET: 'the run has spent a per-vat budget (calls per second, bytes of audit); this call or log line was refused',
+  ZT_VAT_LIMIT_EXCEEDED: 'the vat was ended: a message, its queue or its CapTP tables outgrew a hard per-vat limit',
+  ZT_VAT_BAD_REPORT: 'the vat reported an end of run only the kernel may record (or a malformed one); recorded as the vat\'s claim',
 } as const);
 
 export type ErrorCode = keyof typeof ErrorCodes;

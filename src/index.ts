@@ -29,4 +29,6 @@ export { CAPABILITY_CEILING_POLICY, validatePolicyDocument } from './policy.js';
 export type { PolicyDocument, PolicyRule, Decision } from './policy.js';
 export type { CapabilityRecord, CapabilityState } from './kernel.js';
 export type { AgentHandle, RunOutcome, VatLimits } from './vat-host.js';
+export { DEFAULT_VAT_BUDGETS } from './vat-budget.js';
+export type { VatBudgets } from './vat-budget.js';
 export { PRODUCTION_LOCKDOWN_OPTIONS } from './lockdown-options.js';

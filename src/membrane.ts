@@ -26,6 +26,12 @@
  *   A call to a method outside the capability's interface, or with bad
  *   arguments, is refused and audited like any other request.
  * - Cutting the membrane (vat ended) makes every caretaker refuse at once.
+ * - With a run's meter (vat-budget.ts), a call is admitted against the
+ *   run's budgets before anything else is done for it: over budget it is
+ *   refused with ZT_VAT_BUSY or ZT_VAT_OVER_BUDGET, unread, unrecorded but
+ *   counted; its effect waits for one of the run's effect slots, so one
+ *   agent never holds more than `effectsInFlight` effects (and their
+ *   descriptors) at once.
  * - Every error crosses to the vat through `toAgentRefusal` (src/errors.ts):
  *   as a frozen record of a code and an agent-safe reason, never with the
  *   error's details, stack or a foreign error's message.
@@ -37,7 +43,8 @@ import { harden } from './harden.js';
 import { Far } from '@endo/far';
 import { ZtError, reasonOf, toAgentRefusal } from './errors.js';
 import type { Kernel } from './kernel.js';
-import { copyArgumentList, recordableString } from './plain-data.js';
+import { boundedSize, copyArgumentList, recordableString } from './plain-data.js';
+import { CALL_RECORD_OVERHEAD, type RunMeter } from './vat-budget.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
 /** The methods each kind of capability answers, besides `describe`. */
@@ -137,9 +144,14 @@ export interface MembraneOptions {
   readonly capabilityIds: readonly string[];
   /** Optional names (petnames) for them: `caps[name]` instead of `caps[id]`. */
   readonly names?: Readonly<Record<string, string>>;
+  /** The run's budgets; without one, calls are not metered (the kernel's own tests). */
+  readonly meter?: Pick<RunMeter, 'admitCall' | 'endCall' | 'acquireEffect' | 'releaseEffect'>;
 }
 
-export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: MembraneOptions) => {
+/** Most bytes of a call's arguments charged to the audit budget (what its records can hold of them). */
+const MAX_CALL_CHARGE = 8 * 1024;
+
+export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: MembraneOptions) => {
   let cut = false;
   const caretakers = new Map<string, object>();
 
@@ -162,11 +174,31 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
   /** Every call from the vat, from arrival to answer, counts as in flight. */
   const invoke = async (capabilityId: string, method: unknown, params: unknown): Promise<unknown> => {
     kernel.noteActivity(agentId);
+    if (meter) {
+      const refused = meter.admitCall(CALL_RECORD_OVERHEAD + Math.min(boundedSize(params, MAX_CALL_CHARGE), MAX_CALL_CHARGE));
+      if (refused) throw toAgentRefusal(new ZtError(refused));
+    }
     kernel.beginCall(agentId);
     try {
       return await dispatch(capabilityId, method, params);
     } finally {
       kernel.endCall(agentId);
+      meter?.endCall();
+    }
+  };
+
+  /** Runs the request once one of the run's effect slots is free. */
+  const executeMetered = async (request: ActionRequest) => {
+    if (!meter) return kernel.executeChecked(request, 'vat');
+    try {
+      await meter.acquireEffect();
+    } catch {
+      throw toAgentRefusal(new ZtError('ZT_TERMINATED'));
+    }
+    try {
+      return await kernel.executeChecked(request, 'vat');
+    } finally {
+      meter.releaseEffect();
     }
   };
 
@@ -192,9 +224,8 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
       return refuse(capabilityId, method, new ZtError('ZT_BAD_ARGUMENT', reasonOf(err)));
     }
     // Checked above: the kernel takes it as it is.
-    const outcome = await kernel.executeChecked(
+    const outcome = await executeMetered(
       new ActionRequest({ capabilityId, agentId, actionType: record.actionType, target: request.target, args: request.args }),
-      'vat',
     );
     if (outcome.ok) return exportResult(outcome.result);
     // The outcome holds the code and reason of the ZtError that ended the
@@ -240,6 +271,9 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names }: Membrane
     if (!caretaker) {
       caretaker = Far(`Capability ${capabilityId}`, {
         invoke: (method: unknown, params: unknown) => invoke(capabilityId, method, params),
+        // The wire lets `log` through to any target (vat-gate.ts): refused here as data, never as an Error.
+        // (Not recorded: it never was a call of the capability's interface, and the gate meters it as a line.)
+        log: () => Promise.reject(toAgentRefusal(new ZtError('ZT_NOT_IN_INTERFACE', 'capabilities answer invoke(method, args)'))),
       });
       caretakers.set(capabilityId, caretaker);
     }

@@ -73,6 +73,10 @@ export const makeNodeVatHostPowers = (): VatHostPowers =>
       new Worker(WORKER_MAIN, { ...agentWorkerOptions(memoryMb), workerData: { vat: 'agent' } }) as unknown as WorkerLike,
     now: () => Date.now(),
     digest: (value: unknown) => sha256Hex(canonicalJson(value ?? null)),
+    sha256Hex: (text: string) => sha256Hex(text),
+    setImmediate: (fn: () => void) => {
+      setImmediate(fn);
+    },
     setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
     clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   });

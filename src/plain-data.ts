@@ -228,3 +228,104 @@ export const recordableString = (s: string, max: number): string => {
   return out;
 };
 harden(recordableString);
+
+/** Code points of the prefix a digest keeps of the text it stands for. */
+export const DIGEST_PREFIX = 32;
+
+/**
+ * `s` made safe to print: at most `max` code points (never a half pair),
+ * lone surrogates replaced, and every control, format or non-ASCII
+ * character escaped as `\uXXXX` (or `\u{…}`), so it can reach a
+ * terminal or a log line as inert text.
+ */
+export const escapedPrefix = (s: string, max: number): string => {
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    if (n >= max) break;
+    n += 1;
+    const cp = ch.codePointAt(0) as number;
+    if (cp >= 0x20 && cp < 0x7f && ch !== '\\') out += ch;
+    else if (ch === '\\') out += '\\\\';
+    else if (cp >= 0xd800 && cp <= 0xdfff) out += '\\ufffd';
+    else out += cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+  }
+  return out;
+};
+harden(escapedPrefix);
+
+/** What a record holds in place of a text too long (or too odd) to record: bounded whatever the text. */
+export interface TextDigest {
+  /** UTF-16 units of the text. */
+  readonly length: number;
+  /** SHA-256 of its UTF-8 encoding (a lone surrogate encodes as U+FFFD). */
+  readonly sha256: string;
+  /** Its first code points, escaped (`escapedPrefix`). */
+  readonly prefix: string;
+}
+
+export const digestText = (s: string, sha256Hex: (data: string) => string): TextDigest =>
+  harden({ length: s.length, sha256: sha256Hex(s), prefix: escapedPrefix(s, DIGEST_PREFIX) });
+harden(digestText);
+
+/**
+ * The size `value` would take in the audit log (about its JSON length), or
+ * `Infinity` as soon as it passes `max`: the walk stops there, so measuring
+ * a huge value costs no more than measuring `max` of it.
+ */
+export const boundedSize = (value: unknown, max: number): number => {
+  let total = 0;
+  const walk = (v: unknown): boolean => {
+    if (typeof v === 'string') total += v.length + 2;
+    else if (v === null || typeof v !== 'object') total += 8;
+    else if (Array.isArray(v)) {
+      total += 2;
+      for (const x of v) {
+        total += 1;
+        if (total > max || !walk(x)) return false;
+      }
+    } else {
+      total += 2;
+      for (const [k, x] of Object.entries(v)) {
+        total += k.length + 4;
+        if (total > max || !walk(x)) return false;
+      }
+    }
+    return total <= max;
+  };
+  return walk(value) ? total : Infinity;
+};
+harden(boundedSize);
+
+/** Longest field of a request's arguments recorded as it is; a longer one is recorded as a digest. */
+export const MAX_RECORDED_FIELD = 1024;
+/** Most of a request's arguments one record holds as they are; fields past it are recorded as digests. */
+export const MAX_RECORDED_ARGS = 4096;
+
+/**
+ * The audit form of a request's arguments: each field recorded as it is
+ * while it fits `MAX_RECORDED_FIELD` and the record's `MAX_RECORDED_ARGS`,
+ * otherwise as a digest of its canonical JSON (`{ digest: TextDigest }`).
+ * `content`, whatever its size, is always a digest. A record is never
+ * larger than about `MAX_RECORDED_ARGS` plus one digest per field.
+ */
+export const recordableArgs = (
+  args: Readonly<Record<string, unknown>>,
+  powers: { readonly sha256Hex: (data: string) => string; readonly canonicalJson: (value: unknown) => string },
+): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  let used = 0;
+  for (const [key, value] of Object.entries(args)) {
+    const size = key === 'content' && typeof value === 'string' ? Infinity : boundedSize(value, MAX_RECORDED_FIELD);
+    if (size <= MAX_RECORDED_FIELD && used + size <= MAX_RECORDED_ARGS) {
+      used += size;
+      out[key] = value;
+    } else if (typeof value === 'string') {
+      out[key] = digestText(value, powers.sha256Hex);
+    } else {
+      out[key] = { digest: digestText(powers.canonicalJson(value), powers.sha256Hex) };
+    }
+  }
+  return out;
+};
+harden(recordableArgs);

@@ -73,6 +73,10 @@ export const replayDecisions = (
       problems.push(`record ${seq}: decided under ${String(r.policyHash)} but the policy in force was ${policy.hash}`);
       continue;
     }
+    if (r.policyArgsDigested === true) {
+      problems.push(`record ${seq}: the arguments the policy read were too large to record verbatim (digested); not replayed`);
+      continue;
+    }
     const request: DecisionRequest = {
       agentId: String(r.agentId),
       actionType: r.actionType as DecisionRequest['actionType'],

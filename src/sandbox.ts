@@ -36,9 +36,10 @@ import {
   type VatHost,
   type VatLimits,
 } from './vat-host.js';
+import { DEFAULT_VAT_BUDGETS, resolveVatBudgets, type VatBudgets } from './vat-budget.js';
 import { DEFAULT_ISOLATION, ISOLATION_LEVELS, assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
 
-export interface RuntimeLimits {
+export interface RuntimeLimits extends Partial<VatBudgets> {
   /** Largest number of bytes a single action may move. Default 16 MiB. */
   readonly maxBytes?: number;
   /** Default wall-clock deadline of an agent run, ms. Default 30 000. */
@@ -169,9 +170,12 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
     } catch (err) {
       throw new ZtError('ZT_BAD_ARGUMENT', `input must be plain data: ${reasonOf(err) ?? 'not plain data'}`);
     }
+    if (spec.limits !== undefined && !isRecord(spec.limits)) throw new ZtError('ZT_BAD_ARGUMENT', 'limits must be an object');
     const runLimits: VatLimits = harden({
       deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
       memoryMb: positiveInt('limits.memoryMb', spec.limits?.memoryMb, defaults.memoryMb),
+      // Per-vat budgets (README, "Limits"): an unknown name or a bad value is refused.
+      ...resolveVatBudgets(spec.limits, defaults, ['deadlineMs', 'memoryMb']),
     });
     const isolation: unknown = spec.isolation === undefined ? ctx.isolation : spec.isolation;
     if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', `isolation must be one of ${ISOLATION_LEVELS.join(', ')}`);
@@ -219,6 +223,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   const defaults: VatLimits = harden({
     deadlineMs: positiveInt('limits.deadlineMs', limits.deadlineMs, DEFAULT_VAT_LIMITS.deadlineMs),
     memoryMb: positiveInt('limits.memoryMb', limits.memoryMb, DEFAULT_VAT_LIMITS.memoryMb),
+    ...resolveVatBudgets(limits, DEFAULT_VAT_BUDGETS, ['maxBytes', 'deadlineMs', 'memoryMb']),
   });
   const durability = config.durability ?? 'durable';
   if (durability !== 'durable' && durability !== 'relaxed') throw new ZtError('ZT_BAD_ARGUMENT', 'durability must be "durable" or "relaxed"');

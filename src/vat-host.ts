@@ -12,22 +12,30 @@
  *   caretaker of that run answers again; on a deadline, memory or crash
  *   failure the agent's capabilities are revoked (failure mode `vatFailure`).
  *
+ * - Each run has budgets (vat-budget.ts): over one, a call is refused with
+ *   its code or the vat is ended; the vat's traffic is dispatched in
+ *   bounded slices, round-robin with every other vat (vat-scheduler.ts).
+ * - The end of a run is the kernel's to write, from what it observed
+ *   (vat-run.ts): a vat's claim of how it ended is recorded as a claim.
+ *
  * A started vat and its one connection are a slot (vat-slot.ts); where a
  * launch gets its slot, warm or fresh, is the pool's job (vat-pool.ts).
- * This module binds a slot to a run, records the run's start, output and
- * end, and watches for a run that can never settle.
+ * This module binds a slot to a run, records the run's start, and watches
+ * for a run that can never settle; the run's records are vat-run.ts's.
  */
 import { harden } from './harden.js';
 import { E } from '@endo/far';
-import { ErrorCodes, ZtError, isErrorCode, type ErrorCode } from './errors.js';
-import { recordableString } from './plain-data.js';
+import { ErrorCodes, ZtError, type ErrorCode } from './errors.js';
 import type { AgentBundle } from './agent-modules.js';
 import type { FailureModes } from './failure-modes.js';
 import type { Kernel } from './kernel.js';
 import { makeMembrane } from './membrane.js';
 import type { AuditRef } from './types.js';
+import { DEFAULT_VAT_BUDGETS, type VatBudgets } from './vat-budget.js';
 import { makeVatPool } from './vat-pool.js';
-import type { AgentVatRoot, RunBinding, RunReport } from './vat-slot.js';
+import { checkReport, makeRunBinding, recordRunEnd, type RunEnd, type RunIds } from './vat-run.js';
+import { makeVatScheduler } from './vat-scheduler.js';
+import type { AgentVatRoot } from './vat-slot.js';
 
 export interface WorkerLike {
   postMessage(message: unknown): void;
@@ -41,14 +49,14 @@ export interface WorkerLike {
   unref?(): void;
 }
 
-export interface VatLimits {
+export interface VatLimits extends VatBudgets {
   /** Wall-clock deadline for the whole run, from launch, in milliseconds. */
   readonly deadlineMs: number;
   /** V8 old-generation heap limit for the vat, in MiB. */
   readonly memoryMb: number;
 }
 
-export const DEFAULT_VAT_LIMITS: VatLimits = harden({ deadlineMs: 30_000, memoryMb: 128 });
+export const DEFAULT_VAT_LIMITS: VatLimits = harden({ deadlineMs: 30_000, memoryMb: 128, ...DEFAULT_VAT_BUDGETS });
 
 export type VatIsolation = 'worker' | 'process' | 'process-weak';
 
@@ -58,6 +66,10 @@ export interface VatHostPowers {
   now(): number;
   /** Content digest of a passable result, for the audit record. */
   digest(value: unknown): string;
+  /** SHA-256 (hex) of a text's UTF-8 encoding: digests of what a vat sent. */
+  sha256Hex(text: string): string;
+  /** Runs `fn` once timers and I/O have been served (Node: `setImmediate`): the kernel's turns over vat traffic. */
+  setImmediate(fn: () => void): void;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
@@ -81,29 +93,7 @@ export interface AgentHandle {
   terminate(reason?: string): Promise<RunOutcome>;
 }
 
-/**
- * The vat's report is the agent's side of the membrane: a compromised vat
- * could send anything. Only a well-formed report whose value the kernel can
- * record (canonical JSON) is accepted; anything else is a failure with a code.
- */
-const checkReport = (report: unknown, digest: (value: unknown) => string): RunReport => {
-  const r = report as { status?: unknown; value?: unknown; code?: unknown; message?: unknown } | null;
-  if (r !== null && typeof r === 'object' && r.status === 'failed' && isErrorCode(r.code) && typeof r.message === 'string') {
-    return { status: 'failed', code: r.code, message: recordableString(r.message, 1024) };
-  }
-  if (r !== null && typeof r === 'object' && r.status === 'returned') {
-    try {
-      return { status: 'returned', value: r.value, digest: digest(r.value) };
-    } catch {
-      return { status: 'failed', code: 'ZT_AGENT_RESULT_NOT_PASSABLE', message: 'the agent must return JSON data' };
-    }
-  }
-  return { status: 'failed', code: 'ZT_VAT_CRASHED', message: 'the vat sent a malformed report' };
-};
-
-const MAX_OUTPUT_BYTES = 64 * 1024;
 const QUIESCENCE_DELAY_MS = 10;
-const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED', 'ZT_VAT_PROTOCOL']);
 
 export interface VatHostOptions {
   readonly kernel: Kernel;
@@ -116,71 +106,6 @@ export interface VatHostOptions {
   /** A trivial agent each pooled vat runs once before it is needed (warms its run path). */
   readonly prewarmBundle?: Pick<AgentBundle, 'entry' | 'modules'> | Promise<Pick<AgentBundle, 'entry' | 'modules'>>;
 }
-
-interface RunIds {
-  readonly agentId: string;
-  readonly runId: string;
-}
-
-/**
- * The run's side of its slot: the vat's console lines and its output become
- * audit records (output bounded to 64 KiB per run), its death a failure.
- */
-const makeRunBinding = (kernel: Kernel, powers: VatHostPowers, ids: RunIds, failWith: (code: ErrorCode, message: string) => void): RunBinding => {
-  const { agentId, runId } = ids;
-  let outputBytes = 0;
-  return {
-    log: (level, text) => {
-      kernel.noteActivity(agentId);
-      kernel.recordLater({
-        type: 'agent.console',
-        time: powers.now(),
-        agentId,
-        runId,
-        // What a vat sends is cut by code points and made encodable: no
-        // lone surrogate of its can reach the log and close it for everyone.
-        level: typeof level === 'string' ? recordableString(level, 16) : 'log',
-        text: typeof text === 'string' ? recordableString(text, 8192) : '',
-      });
-    },
-    output: (stream, chunk) => {
-      if (outputBytes >= MAX_OUTPUT_BYTES) return;
-      const text = recordableString(String(chunk), MAX_OUTPUT_BYTES - outputBytes);
-      outputBytes += text.length;
-      kernel.recordLater({ type: 'vat.output', time: powers.now(), agentId, runId, stream, text });
-    },
-    failed: (code, message) => failWith(code, message),
-  };
-};
-
-/**
- * The kernel's side of a run's end: on a deadline, memory or crash failure
- * the agent's capabilities are revoked (failure mode `vatFailure`), the
- * calls it left running are cut, and `agent.finished` is recorded. Resolves
- * to the record's audit reference, or undefined if it could not be recorded.
- */
-const recordRunEnd = (kernel: Kernel, powers: VatHostPowers, failureModes: FailureModes, ids: RunIds, report: RunReport): Promise<AuditRef | undefined> => {
-  const { agentId, runId } = ids;
-  const failed = report.status === 'failed';
-  const code = failed ? report.code : undefined;
-  let revoked: string[] = [];
-  if (code && VAT_FAILURES.has(code) && failureModes.vatFailure === 'revoke') {
-    revoked = kernel.revokeAgentCapabilities(agentId, `vat ended: ${code}`);
-  }
-  // Calls the agent left running die with its vat: nobody is there to receive their results.
-  const cut = kernel.abortCallsOf(agentId, code === 'ZT_DEADLINE' || code === 'ZT_TERMINATED' ? code : 'ZT_TERMINATED', 'the vat has ended');
-  const rec = {
-    type: 'agent.finished',
-    time: powers.now(),
-    agentId,
-    runId,
-    status: failed ? 'failed' : 'completed',
-    ...(failed ? { code, message: report.message } : { resultDigest: report.digest }),
-    revoked,
-    inFlightCut: cut,
-  };
-  return kernel.record(rec).catch(() => undefined);
-};
 
 /**
  * Quiescence: when the agent has no request in flight, ask the vat (after
@@ -226,7 +151,8 @@ const watchQuiescence = async (
 export const makeVatHost = (opts: VatHostOptions) => {
   const { kernel, powers, failureModes, poolSize = 0, poolMemoryMb = DEFAULT_VAT_LIMITS.memoryMb, prewarmBundle } = opts;
   const running = new Map<string, AgentHandle>();
-  const pool = makeVatPool(powers, { poolSize, poolMemoryMb, prewarmBundle });
+  const scheduler = makeVatScheduler({ yieldTurn: fn => powers.setImmediate(fn) });
+  const pool = makeVatPool(powers, { poolSize, poolMemoryMb, prewarmBundle, scheduler });
   let runCounter = 0;
   let closed = false;
 
@@ -244,8 +170,9 @@ export const makeVatHost = (opts: VatHostOptions) => {
     if (running.has(agentId)) throw new ZtError('ZT_AGENT_BUSY', `agent ${agentId} already has a running vat`);
     runCounter += 1;
     const runId = `${agentId}#${runCounter}`;
-    const ids = { agentId, runId };
-    const membrane = makeMembrane({ kernel, agentId, capabilityIds, ...(names ? { names } : {}) });
+    const ids: RunIds = { agentId, runId };
+    const { binding, meter } = makeRunBinding(kernel, powers, ids, limits, (code, message) => failWith(code, message));
+    const membrane = makeMembrane({ kernel, agentId, capabilityIds, meter, ...(names ? { names } : {}) });
     const { slot, warm } = pool.take(limits.memoryMb, isolation);
 
     let finished = false;
@@ -254,17 +181,18 @@ export const makeVatHost = (opts: VatHostOptions) => {
       resolveResult = resolve;
     });
 
-    const finish = (report: RunReport) => {
+    const finish = (report: RunEnd) => {
       if (finished) return;
       finished = true;
       powers.clearTimeout(deadline);
       membrane.cut();
+      meter.stop(new ZtError('ZT_TERMINATED', 'the vat has ended'));
       running.delete(agentId);
       const ended = slot.close();
       const failed = report.status === 'failed';
       // The vat can no longer reach the kernel (the slot is closed); its
       // worker stops while the end of the run is recorded.
-      void Promise.all([ended, recordRunEnd(kernel, powers, failureModes, ids, report)])
+      void Promise.all([ended, recordRunEnd(kernel, powers, failureModes, ids, report, meter.summary())])
         .then(([, ref]) => ref)
         .then(ref => {
           const outcome: RunOutcome = harden({
@@ -281,7 +209,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
     };
     const failWith = (code: ErrorCode, message: string = ErrorCodes[code]) => finish({ status: 'failed', code, message });
 
-    slot.bind(makeRunBinding(kernel, powers, ids, failWith));
+    slot.bind(binding, limits);
 
     const deadline = powers.setTimeout(
       () => failWith('ZT_DEADLINE', `the agent ran past its deadline of ${limits.deadlineMs} ms`),
@@ -298,7 +226,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
       modules: Object.keys(bundle.modules).length,
       capabilities: [...capabilityIds],
       ...(names ? { names: { ...names } } : {}),
-      limits: { deadlineMs: limits.deadlineMs, memoryMb: limits.memoryMb },
+      limits: { ...limits },
       isolation,
       warm,
     });
@@ -306,7 +234,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
     E(vatRoot)
       .run(harden({ entry: bundle.entry, modules: bundle.modules, caps: membrane.caps, input }))
       .then(
-        (report: unknown) => finish(checkReport(report, powers.digest)),
+        (report: unknown) => finish(checkReport(report, powers)),
         () => failWith('ZT_VAT_CRASHED', 'the vat failed to run the agent'),
       );
 

@@ -19,6 +19,7 @@ import { harden } from './harden.js';
 import { E } from '@endo/far';
 import type { AgentBundle } from './agent-modules.js';
 import type { VatHostPowers, VatIsolation } from './vat-host.js';
+import type { VatScheduler } from './vat-scheduler.js';
 import { startVatSlot, type VatSlot } from './vat-slot.js';
 
 export interface VatPoolOptions {
@@ -28,17 +29,19 @@ export interface VatPoolOptions {
   readonly poolMemoryMb: number;
   /** A trivial agent each pooled vat runs once before it is needed (warms its run path). */
   readonly prewarmBundle?: Pick<AgentBundle, 'entry' | 'modules'> | Promise<Pick<AgentBundle, 'entry' | 'modules'>> | undefined;
+  /** Dispatches every slot's messages in the kernel's turns. */
+  readonly scheduler: VatScheduler;
 }
 
 export const makeVatPool = (powers: Pick<VatHostPowers, 'startAgentWorker' | 'setTimeout'>, opts: VatPoolOptions) => {
-  const { poolSize, poolMemoryMb, prewarmBundle } = opts;
+  const { poolSize, poolMemoryMb, prewarmBundle, scheduler } = opts;
   const pool: VatSlot[] = [];
   let slotCounter = 0;
   let drained = false;
 
   const startSlot = (memoryMb: number, pooled: boolean, isolation: VatIsolation = 'worker'): VatSlot => {
     slotCounter += 1;
-    return startVatSlot(powers, { name: `kernel-vat-${slotCounter}`, memoryMb, pooled, isolation });
+    return startVatSlot(powers, { name: `kernel-vat-${slotCounter}`, memoryMb, pooled, isolation, scheduler });
   };
 
   /** Starts spares until the pool is full (nothing once drained). */

@@ -14,11 +14,19 @@
  *   bound to the slot, or nobody.
  * - An unbound (pooled) slot never keeps the process alive: its worker is
  *   unreferenced and its output is not read until a run binds it.
+ * - Nothing the vat sends is dispatched on arrival: each message is
+ *   measured (vat-gate.ts), queued, and dispatched in the kernel's turn
+ *   (vat-scheduler.ts), after the gate has checked it against the run's
+ *   budgets. A message over its size, a queue over its bytes, or CapTP
+ *   tables over theirs end the vat (ZT_VAT_LIMIT_EXCEEDED).
  */
 import { harden } from './harden.js';
 import { E, Far } from '@endo/far';
 import { makeCapTP } from '@endo/captp';
-import { ZtError, type ErrorCode } from './errors.js';
+import { ZtError, toAgentRefusal, type ErrorCode } from './errors.js';
+import { DEFAULT_VAT_BUDGETS, type VatBudgets } from './vat-budget.js';
+import { makeCountedTables, makeVatGate, measureMessage, type GateRun } from './vat-gate.js';
+import type { VatScheduler } from './vat-scheduler.js';
 import type { VatHostPowers, VatIsolation, WorkerLike } from './vat-host.js';
 
 /** What a vat reports at the end of a run (unchecked: the vat could send anything). */
@@ -34,7 +42,7 @@ export interface AgentVatRoot {
 }
 
 /** Where a slot's events go once a run is bound to it. */
-export interface RunBinding {
+export interface RunBinding extends GateRun {
   log(level: unknown, text: unknown): void;
   output(stream: 'stdout' | 'stderr', chunk: unknown): void;
   failed(code: ErrorCode, message: string): void;
@@ -47,7 +55,8 @@ export interface VatSlot {
   readonly vatRoot: Promise<AgentVatRoot>;
   /** Resolves once the vat answered a first probe (lockdown done, connection up). */
   readonly ready: Promise<boolean>;
-  bind(binding: RunBinding): void;
+  /** Binds a run and the budgets it runs under. */
+  bind(binding: RunBinding, budgets: VatBudgets): void;
   /** Ends the slot: no message reaches the kernel after this. */
   close(): Promise<unknown>;
   readonly isDead: () => boolean;
@@ -60,10 +69,13 @@ export interface VatSlotOptions {
   /** A spare that waits, unreferenced, for a run. */
   readonly pooled: boolean;
   readonly isolation?: VatIsolation;
+  /** Dispatches the vat's messages in the kernel's turns (shared by every slot of a host). */
+  readonly scheduler: VatScheduler;
 }
 
 export const startVatSlot = (powers: Pick<VatHostPowers, 'startAgentWorker'>, opts: VatSlotOptions): VatSlot => {
-  const { name, memoryMb, pooled, isolation = 'worker' } = opts;
+  const { name, memoryMb, pooled, isolation = 'worker', scheduler } = opts;
+  let budgets: VatBudgets = DEFAULT_VAT_BUDGETS;
   const worker = powers.startAgentWorker(isolation === 'worker' ? { memoryMb } : { memoryMb, isolation });
   let binding: RunBinding | undefined;
   let dead = false;
@@ -72,6 +84,7 @@ export const startVatSlot = (powers: Pick<VatHostPowers, 'startAgentWorker'>, op
     if (dead) return;
     if (binding) binding.failed(code, message);
     else {
+      inbox.close();
       early = { code, message };
       dead = true;
       void worker.terminate().catch(() => 0);
@@ -79,17 +92,52 @@ export const startVatSlot = (powers: Pick<VatHostPowers, 'startAgentWorker'>, op
   };
   const kernelFacet = Far('KernelFacet', {
     log: (level: unknown, text: unknown) => binding?.log(level, text),
+    // The gate lets `invoke` and `log` through to any target: here it is
+    // refused as data (an Error would be logged by the kernel's marshal).
+    invoke: () => Promise.reject(toAgentRefusal(new ZtError('ZT_NOT_IN_INTERFACE', 'the kernel facet answers log only'))),
   });
-  const captp = makeCapTP(
-    name,
-    message => {
-      if (!dead) worker.postMessage(message);
-    },
-    kernelFacet,
-    { onReject: () => undefined },
+  const send = (message: unknown) => {
+    if (!dead) worker.postMessage(message);
+  };
+  const overLimit = (reason: string) => failed('ZT_VAT_LIMIT_EXCEEDED', reason);
+  const captp = makeCapTP(name, send, kernelFacet, {
+    onReject: () => undefined,
+    // Counted tables (vat-gate.ts): CapTP's own, with budgets.
+    makeCapTPImportExportTables: makeCountedTables(() => budgets, overLimit),
+  } as Parameters<typeof makeCapTP>[3]);
+  const gate = makeVatGate(
+    () => budgets,
+    () => binding,
   );
+  const inbox = scheduler.open(message => {
+    if (dead) return;
+    const verdict = gate.check(message);
+    switch (verdict.kind) {
+      case 'dispatch':
+        captp.dispatch(message as Record<string, unknown>);
+        return;
+      case 'answer':
+        send(verdict.reply);
+        return;
+      case 'end':
+        overLimit(verdict.reason);
+        return;
+      case 'drop':
+        return;
+    }
+  });
   worker.on('message', message => {
-    if (!dead) captp.dispatch(message as Record<string, unknown>);
+    if (dead) return;
+    const size = measureMessage(message, budgets.messageBytes);
+    if (size < 0) {
+      overLimit(`a message from the vat is larger than ${budgets.messageBytes} or malformed`);
+      return;
+    }
+    if (inbox.queuedBytes() + size > budgets.queuedBytes) {
+      overLimit(`the vat's messages waiting for the kernel exceed ${budgets.queuedBytes} bytes`);
+      return;
+    }
+    inbox.push(message, size);
   });
   worker.on('error', err => {
     const code = (err as { code?: unknown })?.code;
@@ -118,14 +166,16 @@ export const startVatSlot = (powers: Pick<VatHostPowers, 'startAgentWorker'>, op
     captp,
     vatRoot,
     ready,
-    bind: b => {
+    bind: (b, runBudgets) => {
       binding = b;
+      budgets = runBudgets;
       captureOutput(b);
       worker.ref?.();
       if (early) b.failed(early.code, early.message);
     },
     close: () => {
       dead = true;
+      inbox.close();
       captp.abort(new ZtError('ZT_TERMINATED', 'the vat has ended'));
       return worker.terminate().catch(() => 0);
     },

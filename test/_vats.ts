@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { loadAgentBundle } from '../src/agent-modules.js';
 import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
 import { makeNodeModulePowers, makeNodeVatHostPowers } from '../src/node-powers.js';
-import { makeVatHost, type VatHostPowers, type VatLimits } from '../src/vat-host.js';
+import { DEFAULT_VAT_LIMITS, makeVatHost, type VatHostPowers, type VatLimits } from '../src/vat-host.js';
 import { makeTestKernel } from './_kernel.js';
 
 /** Absolute path of a fixture agent folder (tests run from dist/test). */
@@ -35,7 +35,7 @@ export const makeVatWorld = (
       bundle,
       capabilityIds: extra.capabilities ?? [],
       input: harden(extra.input ?? null),
-      limits: { deadlineMs: 10_000, memoryMb: 64, ...extra.limits },
+      limits: { ...DEFAULT_VAT_LIMITS, deadlineMs: 10_000, memoryMb: 64, ...extra.limits } as VatLimits,
     });
   };
   return { ...world, vats, launch };

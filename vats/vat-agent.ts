@@ -67,6 +67,12 @@ const describeThrown = (err: unknown): string => {
   }
 };
 
+/** At most `max` UTF-16 units of `s`, ending on a code point (a pair is kept whole or left out). */
+const cutCodePoints = (s: string, max: number): string => {
+  const unit = s.charCodeAt(max - 1);
+  return s.slice(0, unit >= 0xd800 && unit <= 0xdbff ? max - 1 : max);
+};
+
 /** Lone surrogates, which the audit log cannot record, in what the agent prints. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
@@ -166,7 +172,8 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       } catch {
         text = 'unprintable value';
       }
-      if (text.length > MAX_LOG_TEXT) text = `${text.slice(0, MAX_LOG_TEXT)}…[truncated ${text.length - MAX_LOG_TEXT} chars]`;
+      // Cut on a code point: a surrogate pair is never split.
+      if (text.length > MAX_LOG_TEXT) text = `${cutCodePoints(text, MAX_LOG_TEXT)}…[truncated ${text.length - MAX_LOG_TEXT} chars]`;
       // Recorded in the audit log, which holds Unicode text only.
       text = text.replace(LONE_SURROGATE, '\uFFFD');
       // Tracked, so the run's report leaves the vat only after every line

@@ -24,6 +24,7 @@ import type { ErrorCode } from '../errors.js';
 import { harden } from '../harden.js';
 import type { DecisionContext, DecisionRequest, Policy } from '../policy.js';
 import { checkTarget, patternMatches, type CheckedTarget, type ParsedUrl } from '../targets.js';
+import { digestText, recordableArgs, type TextDigest } from '../plain-data.js';
 import type { ActionRequest } from '../types.js';
 import type { AgentRegistry } from './agents.js';
 import { argsAllowed } from './arg-rules.js';
@@ -36,6 +37,12 @@ export interface Evaluation {
   readonly decision: { allowed: boolean; code?: ErrorCode; rules: readonly string[]; policyHash: string };
   readonly entry: CapEntry | undefined;
   readonly target: string;
+  /**
+   * The target as the decision record holds it: the checked target, or
+   * one that failed its checks as it was sent if it is short, else as a
+   * bounded digest (a refused input never inflates the log).
+   */
+  readonly recordedTarget: string | TextDigest;
   /** A NETWORK target parsed (its href is `target`), when the request passed the checks. */
   readonly url?: ParsedUrl;
   /** The audit form of the arguments, when the request got that far. */
@@ -68,6 +75,7 @@ const checkEntry = (entry: CapEntry, req: ActionRequest, target: CheckedTarget |
 
 export interface DeciderPowers {
   readonly sha256Hex: (data: string) => string;
+  readonly canonicalJson: (value: unknown) => string;
   readonly currentPolicy: () => Policy;
   readonly agents: Pick<AgentRegistry, 'get'>;
   readonly table: Pick<CapabilityTable, 'entry' | 'chainOf'>;
@@ -75,27 +83,30 @@ export interface DeciderPowers {
   readonly isOpen: () => boolean;
 }
 
-/** Audit form of the arguments: large or content values are digested, never stored. */
+/**
+ * Audit form of the arguments: content is only ever digested; a string over
+ * 256 characters, or any field over its share of the record, is recorded
+ * as a bounded digest (src/plain-data.ts `recordableArgs`), never raw.
+ */
 const summarizeArgs = (
-  powers: Pick<DeciderPowers, 'sha256Hex'>,
+  powers: Pick<DeciderPowers, 'sha256Hex' | 'canonicalJson'>,
   args: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> => {
-  const out: Record<string, unknown> = {};
   // Hot path: no arguments.
   let any = false;
   for (const _ in args) {
     any = true;
     break;
   }
-  if (!any) return out;
+  if (!any) return {};
+  const rest: Record<string, unknown> = {};
+  const digested: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(args)) {
-    if (typeof value === 'string' && (key === 'content' || value.length > DIGEST_THRESHOLD)) {
-      out[key] = { sha256: powers.sha256Hex(value), length: value.length };
-    } else {
-      out[key] = value;
-    }
+    if (typeof value === 'string' && key === 'content') digested[key] = { sha256: powers.sha256Hex(value), length: value.length };
+    else if (typeof value === 'string' && value.length > DIGEST_THRESHOLD) digested[key] = digestText(value, powers.sha256Hex);
+    else rest[key] = value;
   }
-  return out;
+  return { ...recordableArgs(rest, powers), ...digested };
 };
 
 export const makeDecider = (powers: DeciderPowers) => {
@@ -167,13 +178,15 @@ export const makeDecider = (powers: DeciderPowers) => {
     let target = request.target;
     let args: Record<string, unknown> | undefined;
     const deny = (code: ErrorCode) => ({ allowed: false, code, rules: [] as string[], policyHash: policy.hash });
+    const refusedTarget = () => (target.length <= DIGEST_THRESHOLD ? target : digestText(target, powers.sha256Hex));
     try {
-      if (!isOpen()) return { decision: deny('ZT_SHUT_DOWN'), entry, target, args };
+      if (!isOpen()) return { decision: deny('ZT_SHUT_DOWN'), entry, target, recordedTarget: refusedTarget(), args };
       const checked = check(request, time);
       entry = checked.entry;
-      if ('code' in checked) return { decision: deny(checked.code), entry, target, args };
+      if ('code' in checked) return { decision: deny(checked.code), entry, target, recordedTarget: refusedTarget(), args };
       const { url } = checked.target;
       target = checked.target.target;
+      const recordedTarget = target;
       args = summarizeArgs(powers, request.args);
       const decisionRequest = {
         agentId: request.agentId,
@@ -183,9 +196,9 @@ export const makeDecider = (powers: DeciderPowers) => {
         args: request.args,
         ...(policy.needsContext ? { context: contextFor(request.agentId, entry as CapEntry, time) } : {}),
       };
-      return { decision: policy.decide(decisionRequest), entry, target, ...(url === undefined ? {} : { url }), args, decisionRequest };
+      return { decision: policy.decide(decisionRequest), entry, target, recordedTarget, ...(url === undefined ? {} : { url }), args, decisionRequest };
     } catch {
-      return { decision: deny('ZT_POLICY_ERROR'), entry, target, args };
+      return { decision: deny('ZT_POLICY_ERROR'), entry, target, recordedTarget: refusedTarget(), args };
     }
   };
 

@@ -76,7 +76,7 @@ const makeKernelParts = (options: KernelOptions) => {
   const agents = makeAgentRegistry({ now, recordLater });
   const agentLookup = facet(agents, 'get');
   const table = makeCapabilityTable({ now, setBackgroundTimeout, clearTimeout, recordLater, currentPolicy, agents: agentLookup, isOpen }, { grantValidators });
-  const decider = makeDecider({ sha256Hex, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
+  const decider = makeDecider({ sha256Hex, canonicalJson, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
   const delegation = makeDelegation({
     now,
     recordLater,

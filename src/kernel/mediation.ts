@@ -25,7 +25,7 @@
  */
 import { harden } from '../harden.js';
 import { ErrorCodes, ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
-import { copyPlainData, isWellFormedString, recordableString } from '../plain-data.js';
+import { boundedSize, copyPlainData, digestText, isWellFormedString, recordableArgs, recordableString } from '../plain-data.js';
 import type { Policy } from '../policy.js';
 import { checkTarget, patternMatches, type ParsedUrl } from '../targets.js';
 import { ActionRequest, isActionType, type AuditRef, type Outcome } from '../types.js';
@@ -135,7 +135,8 @@ interface Refused {
  * the audit log can encode them (cut, lone surrogates replaced).
  */
 const refusalRecord = (m: Mediator, requestId: string, refused: Refused): Record<string, unknown> => {
-  const text = (v: unknown) => (typeof v === 'string' ? recordableString(v, 256) : null);
+  // An id a caller sent is recorded as it is if it could be an id, else as a bounded digest.
+  const text = (v: unknown) => (typeof v !== 'string' ? null : v.length <= 128 && isWellFormedString(v) ? v : digestText(v, m.sha256Hex));
   return {
     type: 'request',
     time: m.now(),
@@ -171,9 +172,22 @@ const denyAtBoundary = async (m: Mediator, raw: unknown, via: RequestVia, err: u
   return outcomeOf(requestId, 'denied', ref ? { decision: ref } : {}, { code, message: messageOf(err, code) });
 };
 
+/** Most bytes of the arguments a policy reads that a decision record holds verbatim (for replay). */
+const MAX_POLICY_ARGS = 16 * 1024;
+
+/**
+ * The arguments the policy read, verbatim for replay while they fit
+ * `MAX_POLICY_ARGS`; past it, in their bounded audit form, marked so
+ * replay knows it cannot re-ask the policy with them.
+ */
+const recordablePolicyArgs = (m: Mediator, picked: Record<string, unknown>): Record<string, unknown> =>
+  boundedSize(picked, MAX_POLICY_ARGS) <= MAX_POLICY_ARGS
+    ? { policyArgs: picked }
+    : { policyArgs: recordableArgs(picked, m), policyArgsDigested: true };
+
 /** The decision record: what was asked, what was decided and by whom, and what replay needs. */
 const decisionRecord = (m: Mediator, request: ActionRequest, via: RequestVia, requestId: string, time: number, evaluation: Evaluation): Record<string, unknown> => {
-  const { decision, entry, target, args, decisionRequest } = evaluation;
+  const { decision, entry, recordedTarget, args, decisionRequest } = evaluation;
   const policy = m.currentPolicy();
   return {
     type: 'request',
@@ -183,7 +197,7 @@ const decisionRecord = (m: Mediator, request: ActionRequest, via: RequestVia, re
     agentId: request.agentId,
     capabilityId: request.capabilityId,
     actionType: request.actionType,
-    target,
+    target: recordedTarget,
     ...(args ? { args } : {}),
     decision: decision.allowed ? 'allow' : 'deny',
     ...(decision.code ? { code: decision.code } : {}),
@@ -194,7 +208,7 @@ const decisionRecord = (m: Mediator, request: ActionRequest, via: RequestVia, re
     ...(entry ? { uses: entry.uses } : {}),
     // What replay needs to re-ask the policy: its context, and verbatim the arguments its conditions read.
     ...(decisionRequest?.context ? { context: decisionRequest.context } : {}),
-    ...(decisionRequest && policy.argNames.length > 0 ? { policyArgs: pickArgs(request.args, policy.argNames) } : {}),
+    ...(decisionRequest && policy.argNames.length > 0 ? recordablePolicyArgs(m, pickArgs(request.args, policy.argNames)) : {}),
   };
 };
 
