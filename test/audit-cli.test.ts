@@ -312,3 +312,29 @@ test('a missing store and an unknown subcommand are reported', async t => {
   t.regex(unknown.stderr, /ztaas audit timeline/);
   t.is((await readFile(CLI, 'utf8')).startsWith('#!/usr/bin/env node'), true);
 });
+
+// Attack: text an agent or a caller put in a record (a console line, a
+// target, a reason) carries terminal escapes that would rewrite the
+// investigator's screen, or bidirectional overrides that hide text. The
+// human-readable views print every such character escaped; --json keeps
+// the record exact.
+test('show and timeline print control characters and bidi overrides escaped, never raw', async t => {
+  const store = await tempDir(t);
+  const sandbox = new SandboxRuntime({ storeDir: store });
+  sandbox.registerAgent('mallory');
+  const target = join(store, 'note\u001bc\u202e.txt');
+  await writeFile(target, 'x');
+  sandbox.issueCapability(new Capability({ id: 'cap-m', actionType: ActionType.READ, target, holder: 'mallory' }));
+  await sandbox.executeAction(new ActionRequest({ capabilityId: 'cap-m', agentId: 'mallory', actionType: ActionType.READ, target }));
+  sandbox.revokeCapability('cap-m', 'done\u001b]0;owned\u0007');
+  await sandbox.shutdown();
+  for (const view of [['show', '--store', store], ['timeline', '--agent', 'mallory', '--store', store]]) {
+    const run = await cli(...view);
+    t.is(run.code, 0, run.stderr);
+    t.false(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/.test(run.stdout), `${view[0]} printed a raw control character`);
+    t.regex(run.stdout, /note\\u\{1b\}c\\u\{202e\}\.txt/);
+    t.regex(run.stdout, /done\\u\{1b\}\]0;owned\\u\{7\}/);
+  }
+  const json = await cli('query', '--store', store, '--json', '--type', 'capability.revoked');
+  t.is(jsonLines(json.stdout)[0]?.reason, 'done\u001b]0;owned\u0007');
+});

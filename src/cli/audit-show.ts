@@ -28,12 +28,23 @@ export const enrich = (records: AuditRecord[]) => {
   });
 };
 
-export const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+/**
+ * Control characters (C0, DEL, C1), bidirectional overrides and isolates,
+ * and lone surrogates: what an agent could put in a record to rewrite the
+ * investigator's terminal or hide text.
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/gu;
+
+/** A recorded value as one line of inert text: strings as they are, but every unprintable character escaped as `\u{…}`. */
+export const text = (v: unknown): string => {
+  const raw = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  return raw.replace(UNPRINTABLE, c => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`);
+};
 
 export const timeOf = (r: AuditRecord) => (typeof r.time === 'number' && Number.isFinite(r.time) ? new Date(r.time).toISOString() : '-'.padEnd(24));
 
 export const describe = (r: AuditRecord): string => {
-  const parts = [String(r.seq).padStart(6), timeOf(r), String(r.type).padEnd(24)];
+  const parts = [text(r.seq).padStart(6), timeOf(r), text(r.type).padEnd(24)];
   const keys = ['agentId', 'runId', 'requestId', 'capabilityId', 'holder', 'actionType', 'target', 'decision', 'status', 'code', 'rules', 'reason', 'inFlight', 'revoked', 'level', 'text', 'policyHash'];
   for (const k of keys) if (r[k] !== undefined) parts.push(`${k}=${text(r[k])}`);
   return parts.join(' ');
@@ -131,7 +142,7 @@ export const summary = (r: AuditRecord): string => {
     case 'outcome':
       return `  outcome ${text(r.status)}${r.code ? ` ${text(r.code)}` : ''} (${text(r.requestId)})`;
     case 'agent.launched':
-      return `launched run ${text(r.runId)} of ${text(r.module)} with [${Array.isArray(r.capabilities) ? r.capabilities.join(', ') : ''}]`;
+      return `launched run ${text(r.runId)} of ${text(r.module)} with [${Array.isArray(r.capabilities) ? r.capabilities.map(text).join(', ') : ''}]`;
     case 'agent.launch-failed':
       return `launch failed: ${text(r.code)}`;
     case 'agent.finished': {
