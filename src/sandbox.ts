@@ -338,7 +338,14 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
 
   const loadPolicyFile = async (path: string, options: { revokeRefused?: boolean } = {}) => {
     if (typeof path !== 'string' || path === '') throw new ZtError('ZT_BAD_ARGUMENT', 'the policy file must be named by a path');
-    const text = await powers.readText(path, MAX_POLICY_FILE_BYTES);
+    let text: string | null;
+    try {
+      text = await powers.readText(path, MAX_POLICY_FILE_BYTES);
+    } catch (err) {
+      const os = (err as { code?: unknown })?.code;
+      const code = os === 'ENOENT' || os === 'ENOTDIR' ? 'ZT_NOT_FOUND' : os === 'EACCES' || os === 'EPERM' ? 'ZT_ACCESS_DENIED' : os === 'EISDIR' ? 'ZT_NOT_A_FILE' : 'ZT_POLICY_INVALID';
+      throw new ZtError(code, 'the policy file could not be read; the policy in force is unchanged', { path, cause: String((err as Error)?.message ?? err) });
+    }
     if (text === null) throw new ZtError('ZT_POLICY_TOO_LARGE', `the policy file is larger than ${MAX_POLICY_FILE_BYTES} bytes`);
     const format = /\.json$/i.test(path) ? 'json' : /\.ya?ml$/i.test(path) ? 'yaml' : undefined;
     const document = loadPolicyText(text, powers.kernel.sha256Hex, powers.kernel.canonicalJson, format ? { format } : {});

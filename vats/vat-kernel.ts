@@ -41,6 +41,8 @@ const optionalReason = (reason: unknown): string | undefined => {
   return reason;
 };
 
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
 export const buildRootObject = (vatPowers: KernelVatPowers) => {
   let sandbox: Sandbox | undefined;
   const runs = new Map<string, AgentHandle>();
@@ -116,7 +118,10 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       return live().recoverAudit(vatPowers.makeHostSink(hostSinkGen));
     },
     rotateAuditKey: async () => live().rotateAuditKey(),
-    auditRead: checked('auditRead', async (from: unknown, count: unknown) => live().auditRead(from as number, count as number)),
+    auditRead: checked('auditRead', async (from: unknown, count: unknown) => {
+      if (!isCount(from) || !isCount(count)) throw new ZtError('ZT_BAD_ARGUMENT', 'audit.read needs a first seq and a count, non-negative integers');
+      return live().auditRead(from, count);
+    }),
     auditSize: async () => live().auditSize(),
     auditRootHash: async () => live().auditRootHash(),
     flush: async () => live().flush(),
