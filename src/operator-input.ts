@@ -36,6 +36,7 @@ export const OPERATOR_INPUT_LIMITS = harden({
 
 const { getPrototypeOf, getOwnPropertyDescriptor, prototype: objectPrototype, freeze } = Object;
 const { ownKeys } = Reflect;
+const objectToString = Object.prototype.toString;
 const { isArray, prototype: arrayPrototype } = Array;
 
 interface WellFormed {
@@ -59,7 +60,18 @@ export interface OperatorInput {
  * `what`. Throws ZT_BAD_ARGUMENT (never anything else) for anything outside
  * plain data or its bounds.
  */
-export const copyOperatorInput = (what: string, list: readonly unknown[]): OperatorInput => {
+export interface OperatorInputOptions {
+  /**
+   * Copy records as structured clone would: an instance of a class as its
+   * own enumerable properties, a getter's value read (once, here, in the
+   * caller's realm; one that throws is ZT_BAD_ARGUMENT). A Date, Map or
+   * other built-in with internal state is still refused. For a request's
+   * arguments, which have always crossed to the kernel by structured clone.
+   */
+  readonly cloneInstances?: boolean;
+}
+
+export const copyOperatorInput = (what: string, list: readonly unknown[], options: OperatorInputOptions = {}): OperatorInput => {
   const { maxDepth, maxArrayLength, maxStringLength, maxTotalSize } = OPERATOR_INPUT_LIMITS;
   let total = 0;
   let unrecordable = false;
@@ -115,16 +127,23 @@ export const copyOperatorInput = (what: string, list: readonly unknown[]): Opera
   };
   const copyRecord = (value: object, depth: number): Record<string, unknown> => {
     const proto = getPrototypeOf(value);
-    if (proto !== objectPrototype && proto !== null) refuse(what, 'an object is not a plain record');
+    if (proto !== objectPrototype && proto !== null && !(options.cloneInstances === true && objectToString.call(value) === '[object Object]')) {
+      refuse(what, 'an object is not a plain record');
+    }
     const keys = ownKeys(value);
     if (keys.length > maxArrayLength) refuse(what, `a record has more than ${maxArrayLength} properties`);
     const out: Record<string, unknown> = {};
     for (const key of keys) {
       if (typeof key !== 'string') refuse(what, 'a record has a symbol key');
       const desc = getOwnPropertyDescriptor(value, key);
-      if (desc === undefined || !('value' in desc)) refuse(what, 'a record property is an accessor (getter or setter)');
-      if (!(desc as PropertyDescriptor).enumerable) refuse(what, 'a record property is not enumerable');
-      const v = (desc as PropertyDescriptor).value;
+      if (desc === undefined) refuse(what, 'a record property vanished while it was read');
+      const cloneLike = options.cloneInstances === true;
+      if (!(desc as PropertyDescriptor).enumerable) {
+        if (cloneLike) continue;
+        refuse(what, 'a record property is not enumerable');
+      }
+      if (!('value' in (desc as PropertyDescriptor)) && !cloneLike) refuse(what, 'a record property is an accessor (getter or setter)');
+      const v = 'value' in (desc as PropertyDescriptor) ? (desc as PropertyDescriptor).value : (value as Record<string, unknown>)[key as string];
       if (v === undefined) continue;
       count(1);
       Object.defineProperty(out, copyString(key as string), { value: copy(v, depth + 1), enumerable: true, writable: true, configurable: true });

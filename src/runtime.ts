@@ -118,7 +118,7 @@ const requestData = (request: unknown): Record<string, unknown> => {
     }
     if (field.value === undefined) continue;
     try {
-      out[key] = copyOperatorInput('executeAction', [field.value]).args[0];
+      out[key] = copyOperatorInput('executeAction', [field.value], { cloneInstances: key === 'args' }).args[0];
     } catch {
       out[key] = '[not plain data]';
     }
