@@ -8,7 +8,8 @@
  * folder after symlink resolution. Importing a builtin (`node:fs`, `fs`) or a
  * package fails with ZT_MODULE_FORBIDDEN, a path that leaves the folder with
  * ZT_MODULE_OUTSIDE, a missing file with ZT_MODULE_NOT_FOUND, a parse error
- * with ZT_MODULE_SYNTAX — at load time, before any agent code runs.
+ * with ZT_MODULE_SYNTAX, modules larger than `MODULE_LIMITS` (each sized
+ * before it is read) with ZT_MODULE_TOO_LARGE — at load time, before any agent code runs.
  */
 import { harden } from './harden.js';
 import type { ModuleSource } from '@endo/module-source';
@@ -20,7 +21,11 @@ export interface ModulePowers {
   realpath(path: string): Promise<string>;
   isFile(path: string): Promise<boolean>;
   isDirectory(path: string): Promise<boolean>;
-  readText(path: string): Promise<string>;
+  /**
+   * Reads a module of at most `maxBytes` bytes, checking its size before
+   * reading anything; resolves `null` for a larger file.
+   */
+  readText(path: string, maxBytes: number): Promise<string | null>;
   /**
    * Parses one module (throws on a syntax error). The parser is large; the
    * Node adapter loads it at the first launch, not when the kernel starts.
@@ -36,6 +41,8 @@ export interface AgentBundle {
 }
 
 export const MODULE_LIMITS = harden({ maxModules: 256, maxTotalBytes: 8 * 1024 * 1024 });
+
+const utf8Length = (s: string): number => new TextEncoder().encode(s).length;
 
 const toRecord = (source: ModuleSource): unknown =>
   harden(JSON.parse(JSON.stringify({ ...source })));
@@ -95,9 +102,10 @@ export const loadAgentBundle = async (powers: ModulePowers, modulePath: string, 
     }
     if (!realFile.startsWith(folderPrefix)) throw new ZtError('ZT_MODULE_OUTSIDE', `${display} resolves outside the agent's folder`);
     if (!(await powers.isFile(realFile))) throw new ZtError('ZT_MODULE_NOT_FOUND', `${display} is not a file`);
-    const text = await powers.readText(realFile);
-    totalBytes += text.length;
-    if (totalBytes > MODULE_LIMITS.maxTotalBytes) throw new ZtError('ZT_MODULE_FORBIDDEN', `the agent's modules exceed ${MODULE_LIMITS.maxTotalBytes} bytes`);
+    // Sized before it is read: what is left of the agent's budget, or ZT_MODULE_TOO_LARGE.
+    const text = await powers.readText(realFile, MODULE_LIMITS.maxTotalBytes - totalBytes);
+    if (text === null) throw new ZtError('ZT_MODULE_TOO_LARGE', `the agent's modules exceed ${MODULE_LIMITS.maxTotalBytes} bytes (at ${display})`);
+    totalBytes += utf8Length(text);
     const cacheKey = `${virtual}\n${text}`;
     let parsed = cache?.get(cacheKey);
     if (!parsed) {

@@ -35,6 +35,8 @@ export const ErrorCodes = Object.freeze({
   ZT_DUPLICATE_AGENT: 'an agent with this id is already registered',
   ZT_DUPLICATE_CAPABILITY: 'a capability with this id already exists',
   ZT_SHUT_DOWN: 'the runtime has been shut down',
+  ZT_NOT_RECORDABLE: 'an input holds text the audit log cannot record faithfully (a lone UTF-16 surrogate); the operation is refused and the refusal recorded with the input escaped',
+  ZT_SHUTDOWN_FAILED: 'shutdown did not complete: a vat, an effector or the audit log could not be closed cleanly (for instance on a full disk); the kernel vat is ended all the same',
   ZT_KERNEL_UNAVAILABLE: 'the kernel vat is gone or did not answer in time; the runtime fails closed',
 
   // Request checks, in the order the kernel applies them
@@ -49,6 +51,8 @@ export const ErrorCodes = Object.freeze({
   ZT_WRONG_TARGET: 'the capability does not grant this target',
   ZT_POLICY_DENIED: 'the policy does not permit this action',
   ZT_POLICY_ERROR: 'the policy could not be evaluated; failing closed',
+  ZT_POLICY_TOO_LARGE: 'a policy file is larger than the limit (MAX_POLICY_FILE_BYTES); it is refused before it is read',
+  ZT_NOT_REPLAYABLE: 'a recorded call cannot be replayed under the new policy: its rules read arguments the record does not hold',
   ZT_POLICY_INVALID: 'a policy document failed validation; the policy in force is unchanged',
   ZT_RATE_LIMITED: 'the capability was used too often within its rate window',
   ZT_BUDGET_EXHAUSTED: 'the capability has moved all the bytes its budget allows',
@@ -81,6 +85,7 @@ export const ErrorCodes = Object.freeze({
   ZT_MODULE_FORBIDDEN: 'an agent module imported a builtin or a package',
   ZT_MODULE_OUTSIDE: 'an agent module imported a path outside its folder',
   ZT_MODULE_NOT_FOUND: 'an agent module imported a file that does not exist',
+  ZT_MODULE_TOO_LARGE: 'an agent module (or the agent\'s modules together) is larger than the limit; refused before it is read',
   ZT_MODULE_SYNTAX: 'an agent module could not be parsed',
   ZT_MODULE_NO_MAIN: 'an agent module has no default-exported function',
   ZT_AGENT_THREW: 'the agent threw synchronously',

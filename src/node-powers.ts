@@ -5,7 +5,7 @@
  */
 import { harden } from './harden.js';
 import { createHash, randomUUID } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import type { WorkerOptions } from 'node:worker_threads';
 import { canonicalJson } from './audit/canonical.js';
@@ -16,6 +16,34 @@ import type { VatHostPowers, WorkerLike } from './vat-host.js';
 
 export const sha256Hex = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 harden(sha256Hex);
+
+/**
+ * Reads a text file of at most `maxBytes` bytes, or resolves `null`: the
+ * open file's size is checked before anything is read, and the read itself
+ * stops one byte past the limit (a file that grows meanwhile is refused too).
+ * A 600 MB file costs one `fstat`, not 600 MB of memory.
+ */
+export const readTextBounded = async (path: string, maxBytes: number): Promise<string | null> => {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size > maxBytes) return null;
+    const buffer = Buffer.alloc(Math.min(maxBytes, size) + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > maxBytes) return null;
+      if (filled === buffer.length) break;
+    }
+    if (filled > maxBytes) return null;
+    return new TextDecoder('utf-8').decode(buffer.subarray(0, filled));
+  } finally {
+    await handle.close();
+  }
+};
+harden(readTextBounded);
 
 export const makeNodeKernelPowers = (): KernelPowers =>
   harden({
@@ -33,7 +61,7 @@ export const makeNodeModulePowers = (): ModulePowers =>
     realpath: (path: string) => realpath(path),
     isFile: async (path: string) => (await stat(path)).isFile(),
     isDirectory: async (path: string) => (await stat(path)).isDirectory(),
-    readText: (path: string) => readFile(path, 'utf8'),
+    readText: (path: string, maxBytes: number) => readTextBounded(path, maxBytes),
     parseModule: async (text: string, url: string) => {
       const { ModuleSource } = await import('@endo/module-source');
       return new ModuleSource(text, url);

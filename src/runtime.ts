@@ -23,6 +23,7 @@ import { resolve as resolvePath } from 'node:path';
 import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
 import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
+import { copyOperatorInput, readField } from './operator-input.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
 import type { CapabilityRecord, CapabilityState } from './kernel.js';
 import { makeKernelLink, type KernelLink, type KernelLinkPowers } from './kernel-link.js';
@@ -48,19 +49,81 @@ export interface SandboxOptions extends Omit<SandboxConfig, 'storeDir'> {
 
 const isFunction = (x: unknown): x is (...args: never[]) => unknown => typeof x === 'function';
 
+const SINK_METHODS = ['append', 'read', 'size', 'rootHash', 'close'] as const;
+
+/** The sink's methods, read once (a getter or a Proxy trap that throws is ZT_BAD_ARGUMENT). */
 const assertSink = (sink: unknown): AuditSink => {
-  const s = sink as Partial<Record<keyof AuditSink, unknown>> | null;
-  if (s === null || typeof s !== 'object' || !isFunction(s.append) || !isFunction(s.read) || !isFunction(s.size) || !isFunction(s.rootHash) || !isFunction(s.close)) {
-    throw new ZtError('ZT_BAD_ARGUMENT', 'an audit sink must have append, read, size, rootHash and close');
+  const bad = () => new ZtError('ZT_BAD_ARGUMENT', 'an audit sink must have append, read, size, rootHash and close');
+  if (sink === null || typeof sink !== 'object') throw bad();
+  const methods: Record<string, (...args: never[]) => unknown> = {};
+  for (const name of SINK_METHODS) {
+    const field = readField(sink, name);
+    if (!field.ok || !isFunction(field.value)) throw bad();
+    const fn = field.value;
+    methods[name] = (...args: never[]) => Reflect.apply(fn, sink, args);
   }
-  return sink as AuditSink;
+  return methods as unknown as AuditSink;
 };
 
+/**
+ * The caller's arguments as the kernel will see them: checked and copied
+ * (`copyOperatorInput`) before anything else, so nothing a caller passes —
+ * a sparse giant array, a getter, a Proxy — reaches structured clone or the
+ * kernel. Throws ZT_BAD_ARGUMENT. Strings that are not Unicode text pass:
+ * the kernel vat refuses them (ZT_NOT_RECORDABLE) and records the refusal.
+ */
+const input = (operation: string, args: readonly unknown[]): unknown[] => [...copyOperatorInput(operation, args).args];
+
+/** The fields of a class instance or record, each read once, getters and traps contained. */
+const pickFields = (operation: string, value: unknown, keys: readonly string[]): Record<string, unknown> => {
+  if (value === null || typeof value !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', `${operation} needs an object`);
+  const out: Record<string, unknown> = {};
+  for (const key of keys) {
+    const field = readField(value, key);
+    if (!field.ok) throw new ZtError('ZT_BAD_ARGUMENT', `${operation}: ${key} could not be read (a getter or a proxy threw)`);
+    if (field.value !== undefined) out[key] = field.value;
+  }
+  return out;
+};
+
+/** `Array.isArray`, true as well for a revoked Proxy (which it would throw on). */
+const isArrayOrUnreadable = (x: unknown): boolean => {
+  try {
+    return Array.isArray(x);
+  } catch {
+    return true;
+  }
+};
+
+const optionsOrEmpty = (operation: string, options: unknown): unknown => (options === undefined ? {} : input(operation, [options])[0]);
+
 /** A request as it crosses to the kernel: its own fields, nothing inherited. */
-const requestData = (request: ActionRequest): Record<string, unknown> => {
-  if (request === null || typeof request !== 'object') return { request };
-  const { capabilityId, agentId, actionType, target, args } = request as unknown as Record<string, unknown>;
-  return { capabilityId, agentId, actionType, target, ...(args === undefined ? {} : { args }) };
+const REQUEST_FIELDS = ['capabilityId', 'agentId', 'actionType', 'target', 'args'] as const;
+
+/**
+ * A request as it crosses to the kernel: its own fields, each read once and
+ * copied as plain data. Never throws: a field that cannot be read or is not
+ * plain data crosses as a marker the kernel denies and records (a request
+ * is always answered with an outcome). Strings that are not Unicode text
+ * cross as they are, for the kernel to refuse and record.
+ */
+const requestData = (request: unknown): Record<string, unknown> => {
+  if (request === null || typeof request !== 'object') return { request: '[not a request]' };
+  const out: Record<string, unknown> = {};
+  for (const key of REQUEST_FIELDS) {
+    const field = readField(request, key);
+    if (!field.ok) {
+      out[key] = '[unreadable]';
+      continue;
+    }
+    if (field.value === undefined) continue;
+    try {
+      out[key] = copyOperatorInput('executeAction', [field.value], { cloneInstances: key === 'args' }).args[0];
+    } catch {
+      out[key] = '[not plain data]';
+    }
+  }
+  return out;
 };
 
 let unrecorded = 0;
@@ -92,11 +155,22 @@ export class SandboxRuntime {
    * their own.
    */
   constructor(options: SandboxOptions = {}, powers: KernelLinkPowers = makeNodeKernelLinkPowers()) {
-    if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
-    const { auditSink, ...rest } = options;
+    if (options === null || typeof options !== 'object' || isArrayOrUnreadable(options)) throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
+    // The sink first (it holds functions), then the rest as plain data.
+    const sinkField = readField(options, 'auditSink');
+    if (!sinkField.ok) throw new ZtError('ZT_BAD_ARGUMENT', 'options.auditSink could not be read');
+    const auditSink = sinkField.value === undefined ? undefined : assertSink(sinkField.value);
+    let plain: Record<string, unknown>;
+    try {
+      plain = { ...(options as Record<string, unknown>) };
+    } catch {
+      throw new ZtError('ZT_BAD_ARGUMENT', 'options could not be read (a getter or a proxy threw)');
+    }
+    delete plain.auditSink;
+    const rest = input('options', [plain])[0] as Omit<SandboxOptions, 'auditSink'>;
     if (rest.storeDir !== undefined && typeof rest.storeDir !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be a path');
     this.storeDir = resolvePath(rest.storeDir ?? '.ztaas');
-    if (auditSink !== undefined) this.#sinks.set(0, assertSink(auditSink));
+    if (auditSink !== undefined) this.#sinks.set(0, auditSink);
     // The kernel vat validates every option again; the host needs this one first.
     const timeoutMs = resolveFailureModes(rest.failureModes).kernelTimeoutMs;
     this.#link = makeKernelLink(powers, {
@@ -160,7 +234,7 @@ export class SandboxRuntime {
    * match. Agents start with nothing: no capability, no vat.
    */
   registerAgent(agentId: string, options: { labels?: readonly string[] } = {}): void {
-    this.#link.callSync('registerAgent', [agentId, options]);
+    this.#link.callSync('registerAgent', input('registerAgent', [agentId, options]));
   }
 
   /**
@@ -169,17 +243,17 @@ export class SandboxRuntime {
    * ZT_POLICY_DENIED when the policy would never permit the grant.
    */
   issueCapability(capability: Capability): CapabilityRecord {
-    const { id, actionType, target, holder, constraints } = (capability ?? {}) as Partial<Capability>;
-    return harden(this.#link.callSync('issueCapability', [{ id, actionType, target, holder, ...(constraints === undefined ? {} : { constraints }) }]) as CapabilityRecord);
+    const fields = pickFields('issueCapability', capability ?? {}, ['id', 'actionType', 'target', 'holder', 'constraints']);
+    return harden(this.#link.callSync('issueCapability', input('issueCapability', [fields])) as CapabilityRecord);
   }
 
   getCapability(id: string): CapabilityRecord | undefined {
-    const record = this.#link.callSync('getCapability', [id]) as CapabilityRecord | null;
+    const record = this.#link.callSync('getCapability', input('getCapability', [id])) as CapabilityRecord | null;
     return record === null ? undefined : harden(record);
   }
 
   listCapabilities(filter: { agentId?: string; state?: CapabilityState } = {}): CapabilityRecord[] {
-    return harden(this.#link.callSync('listCapabilities', [filter]) as CapabilityRecord[]);
+    return harden(this.#link.callSync('listCapabilities', [optionsOrEmpty('listCapabilities', filter)]) as CapabilityRecord[]);
   }
 
   /**
@@ -190,10 +264,9 @@ export class SandboxRuntime {
    * host → kernel-vat hop.
    */
   executeAction(request: ActionRequest): Promise<Outcome> {
-    const data = requestData(request);
     let sent: Promise<unknown>;
     try {
-      sent = this.#link.call('execute', [data]);
+      sent = this.#link.call('execute', [requestData(request)]);
     } catch (err) {
       return Promise.resolve(unrecordedOutcome(err));
     }
@@ -202,7 +275,7 @@ export class SandboxRuntime {
       (err: unknown) => {
         if (codeOf(err) === 'ZT_BAD_ARGUMENT' && !this.#link.isDead()) {
           // Arguments that are not plain data: the kernel denies and records the request.
-          return this.#link.call('execute', [{ ...data, args: '[not plain data]' }]).then(outcome => outcome as Outcome, unrecordedOutcome);
+          return this.#link.call('execute', [{ ...requestData(request), args: '[not plain data]' }]).then(outcome => outcome as Outcome, unrecordedOutcome);
         }
         return unrecordedOutcome(err);
       },
@@ -211,12 +284,12 @@ export class SandboxRuntime {
 
   /** Revokes at once: calls in flight are aborted with ZT_REVOKED. Returns false if already revoked. */
   revokeCapability(id: string, reason?: string): boolean {
-    return this.#link.callSync('revokeCapability', [id, reason]) as boolean;
+    return this.#link.callSync('revokeCapability', input('revokeCapability', [id, reason])) as boolean;
   }
 
   /** Revokes an agent: all its capabilities, and its running vat is terminated. */
   revokeAgent(agentId: string, reason?: string): boolean {
-    return this.#link.callSync('revokeAgent', [agentId, reason]) as boolean;
+    return this.#link.callSync('revokeAgent', input('revokeAgent', [agentId, reason])) as boolean;
   }
 
   /**
@@ -226,13 +299,14 @@ export class SandboxRuntime {
    * longer grant are revoked (audited), unless `revokeRefused: false`.
    */
   loadPolicy(document: unknown, options: { revokeRefused?: boolean } = {}): { policyHash: string; refused: string[]; revoked: string[] } {
-    return harden(this.#link.callSync('loadPolicy', [document, options]) as { policyHash: string; refused: string[]; revoked: string[] });
+    return harden(this.#link.callSync('loadPolicy', input('loadPolicy', [document, options])) as { policyHash: string; refused: string[]; revoked: string[] });
   }
 
   /** Loads a policy file (YAML or JSON, by extension or content) as `loadPolicy` does. */
   async loadPolicyFile(path: string, options: { revokeRefused?: boolean } = {}): Promise<{ policyHash: string; refused: string[]; revoked: string[] }> {
-    const absolute = typeof path === 'string' ? resolvePath(path) : path;
-    return harden((await this.#link.call('loadPolicyFile', [absolute, options])) as { policyHash: string; refused: string[]; revoked: string[] });
+    const [p, o] = input('loadPolicyFile', [path, options]);
+    if (typeof p !== 'string' || p === '') throw new ZtError('ZT_BAD_ARGUMENT', 'the policy file must be named by a path');
+    return harden((await this.#link.call('loadPolicyFile', [resolvePath(p), o])) as { policyHash: string; refused: string[]; revoked: string[] });
   }
 
   get policyHash(): string {
@@ -246,8 +320,10 @@ export class SandboxRuntime {
    * agent cannot be given.
    */
   async launchAgent(options: LaunchOptions): Promise<AgentHandle> {
-    if (options === null || typeof options !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
-    const spec = { ...options, ...(typeof options.module === 'string' ? { module: resolvePath(options.module) } : {}) };
+    const [checked] = input('launchAgent', [options]);
+    if (checked === null || typeof checked !== 'object' || Array.isArray(checked)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
+    const given = checked as Record<string, unknown>;
+    const spec = { ...given, ...(typeof given.module === 'string' ? { module: resolvePath(given.module) } : {}) };
     const { agentId, runId } = (await this.#link.call('launchAgent', [spec])) as { agentId: string; runId: string };
     const result = new Promise<RunOutcome>(resolve => {
       const early = this.#ended.get(runId);
@@ -268,7 +344,7 @@ export class SandboxRuntime {
       runId,
       result,
       terminate: async (reason?: string): Promise<RunOutcome> => {
-        await link.call('terminateRun', [runId, reason]).catch(() => undefined);
+        await link.call('terminateRun', [runId, input('terminate', [reason])[0]]).catch(() => undefined);
         return result;
       },
     });
@@ -284,9 +360,10 @@ export class SandboxRuntime {
   async recoverAudit(sink?: AuditSink): Promise<{ resumed: boolean; written: number; lost: number }> {
     let gen: number | null = null;
     if (sink !== undefined) {
+      const checked = assertSink(sink);
       this.#sinkGen += 1;
       gen = this.#sinkGen;
-      this.#sinks.set(gen, assertSink(sink));
+      this.#sinks.set(gen, checked);
     }
     return harden((await this.#link.call('recoverAudit', [gen])) as { resumed: boolean; written: number; lost: number });
   }
@@ -295,7 +372,7 @@ export class SandboxRuntime {
   get audit(): Pick<AuditSink, 'read' | 'size' | 'rootHash'> & { flush(): Promise<void> } {
     const link = this.#link;
     return harden({
-      read: async (from: number, count: number) => (await link.call('auditRead', [from, count])) as Array<Record<string, unknown>>,
+      read: async (from: number, count: number) => (await link.call('auditRead', input('audit.read', [from, count]))) as Array<Record<string, unknown>>,
       size: async () => (await link.call('auditSize')) as number,
       rootHash: async () => (await link.call('auditRootHash')) as string,
       flush: async () => {
@@ -326,7 +403,8 @@ export class SandboxRuntime {
         // A kernel that is already gone has nothing left to shut down.
         if (!(isErrorCode(codeOf(err)) && codeOf(err) === 'ZT_KERNEL_UNAVAILABLE')) {
           await this.#link.close();
-          throw err;
+          // Always with a code (a full disk, say, is not a code-less rejection).
+          throw codeOf(err) === undefined ? new ZtError('ZT_SHUTDOWN_FAILED', 'the runtime could not close cleanly', { cause: String((err as Error)?.message ?? err) }) : err;
         }
       }
       await this.#link.close();

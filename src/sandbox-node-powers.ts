@@ -4,12 +4,11 @@
  * module reader, the audit vat, the effectors and the isolation probe. Only
  * the kernel vat builds these; the host application never does.
  */
-import { readFile } from 'node:fs/promises';
 import { harden } from './harden.js';
 import { startAuditVat } from './audit/audit-client.js';
 import { makeNodeEffectors } from './effectors/node-effectors.js';
 import { makeProcessVatStarter, probeIsolation } from './isolation/process-vat-node-powers.js';
-import { makeNodeKernelPowers, makeNodeModulePowers, makeNodeVatHostPowers } from './node-powers.js';
+import { makeNodeKernelPowers, makeNodeModulePowers, makeNodeVatHostPowers, readTextBounded } from './node-powers.js';
 import type { SandboxPowers } from './sandbox.js';
 import type { VatIsolation } from './vat-host.js';
 
@@ -30,7 +29,7 @@ export const makeNodeSandboxPowers = (): SandboxPowers => {
     startAuditVat,
     makeEffectors: makeNodeEffectors,
     probeIsolation: () => probeIsolation(),
-    readText: (path: string) => readFile(path, 'utf8'),
+    readText: (path: string, maxBytes: number) => readTextBounded(path, maxBytes),
   });
 };
 harden(makeNodeSandboxPowers);

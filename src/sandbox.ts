@@ -18,7 +18,7 @@
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
 import { makePrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
-import { ZtError, codeOf, reasonOf } from './errors.js';
+import { ZtError, codeOf, reasonOf, type ErrorCode } from './errors.js';
 import { copyPlainData } from './plain-data.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
@@ -89,8 +89,16 @@ export interface SandboxPowers {
   readonly startAuditVat: (options: StartAuditVatOptions) => AuditVatSink;
   readonly makeEffectors: (options: NodeEffectorsOptions) => NodeEffectors;
   readonly probeIsolation: () => Promise<IsolationProbe>;
-  readonly readText: (path: string) => Promise<string>;
+  /**
+   * Reads a text file of at most `maxBytes` bytes: its size is checked
+   * (stat) before anything is read, and the read stops past the limit.
+   * Resolves with `null` for a larger file.
+   */
+  readonly readText: (path: string, maxBytes: number) => Promise<string | null>;
 }
+
+/** Largest policy file `loadPolicyFile` reads; a larger one is refused (ZT_POLICY_TOO_LARGE) before it is read. */
+export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 
 export interface LaunchOptions {
   readonly agentId: string;
@@ -335,7 +343,15 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
 
   const loadPolicyFile = async (path: string, options: { revokeRefused?: boolean } = {}) => {
     if (typeof path !== 'string' || path === '') throw new ZtError('ZT_BAD_ARGUMENT', 'the policy file must be named by a path');
-    const text = await powers.readText(path);
+    let text: string | null;
+    try {
+      text = await powers.readText(path, MAX_POLICY_FILE_BYTES);
+    } catch (err) {
+      const os = (err as { code?: unknown })?.code;
+      const code = os === 'ENOENT' || os === 'ENOTDIR' ? 'ZT_NOT_FOUND' : os === 'EACCES' || os === 'EPERM' ? 'ZT_ACCESS_DENIED' : os === 'EISDIR' ? 'ZT_NOT_A_FILE' : 'ZT_POLICY_INVALID';
+      throw new ZtError(code, 'the policy file could not be read; the policy in force is unchanged', { path, cause: String((err as Error)?.message ?? err) });
+    }
+    if (text === null) throw new ZtError('ZT_POLICY_TOO_LARGE', `the policy file is larger than ${MAX_POLICY_FILE_BYTES} bytes`);
     const format = /\.json$/i.test(path) ? 'json' : /\.ya?ml$/i.test(path) ? 'yaml' : undefined;
     const document = loadPolicyText(text, powers.kernel.sha256Hex, powers.kernel.canonicalJson, format ? { format } : {});
     return kernel.setPolicy(document, options);
@@ -375,6 +391,14 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     auditRootHash: () => busyWhile(() => audit.rootHash()),
     flush: () => busyWhile(() => kernel.flush()),
     shutdown,
+    /**
+     * Records an operator operation refused at the kernel vat's edge, its
+     * input escaped; never waits (a failure latches the audit fault as any
+     * record's would).
+     */
+    recordRefusal: (operation: string, code: ErrorCode, input: unknown): void => {
+      void kernel.record({ type: 'operator.refused', time: powers.kernel.now(), operation, code, input, escaped: true }).catch(() => undefined);
+    },
     isBusy: (): boolean => appending > 0 || running > 0 || working > 0,
   });
 };

@@ -86,6 +86,13 @@ harden(isValidId);
 const isNonNegativeInteger = (x: unknown): x is number =>
   typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
+/** Most values an argument rule's `enum` may list. */
+export const MAX_ENUM_VALUES = 4096;
+
+/** A plain array of at most `max` elements with no holes; checked without iterating it. */
+const isDenseList = (x: unknown, max: number): x is unknown[] =>
+  Array.isArray(x) && Object.getPrototypeOf(x) === Array.prototype && x.length <= max && Reflect.ownKeys(x).length === x.length + 1;
+
 const RULE_KEYS = new Set(['required', 'forbidden', 'type', 'enum', 'pattern', 'maxLength', 'min', 'max']);
 
 const checkArgumentRules = (args: unknown): Readonly<Record<string, ArgumentRule>> => {
@@ -99,7 +106,9 @@ const checkArgumentRules = (args: unknown): Readonly<Record<string, ArgumentRule
     assertZt(r.required === undefined || typeof r.required === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.required must be a boolean`);
     assertZt(r.forbidden === undefined || typeof r.forbidden === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.forbidden must be a boolean`);
     assertZt(r.type === undefined || r.type === 'string' || r.type === 'number' || r.type === 'boolean', 'ZT_BAD_ARGUMENT', `${where}.type must be string, number or boolean`);
-    assertZt(r.enum === undefined || (Array.isArray(r.enum) && r.enum.every(v => v === null || ['string', 'number', 'boolean'].includes(typeof v))), 'ZT_BAD_ARGUMENT', `${where}.enum must be an array of primitives`);
+    // Length and density before any element is read: a sparse array of length 2³²−1 is refused, never iterated.
+    assertZt(r.enum === undefined || isDenseList(r.enum, MAX_ENUM_VALUES), 'ZT_BAD_ARGUMENT', `${where}.enum must be a dense array of at most ${MAX_ENUM_VALUES} primitives`);
+    assertZt(r.enum === undefined || (r.enum as unknown[]).every(v => v === null || ['string', 'number', 'boolean'].includes(typeof v)), 'ZT_BAD_ARGUMENT', `${where}.enum must be an array of primitives`);
     assertZt(r.pattern === undefined || (typeof r.pattern === 'string' && r.pattern.length <= 1024), 'ZT_BAD_ARGUMENT', `${where}.pattern must be a glob string`);
     assertZt(r.pattern === undefined || globSyntaxProblem(r.pattern) === undefined, 'ZT_BAD_ARGUMENT', `${where}.pattern: ${globSyntaxProblem(String(r.pattern)) ?? ''}`);
     for (const k of ['maxLength', 'min', 'max'] as const) {

@@ -11,7 +11,8 @@
  */
 import { harden } from '../src/harden.js';
 import type { AuditSink } from '../src/audit/audit-client.js';
-import { ZtError } from '../src/errors.js';
+import { ZtError, codeOf, reasonOf } from '../src/errors.js';
+import { copyOperatorInput, escapeForRecord } from '../src/operator-input.js';
 import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
 import type { SyncMethod, AsyncMethod } from '../src/kernel-protocol.js';
 import { Capability, type ActionRequest, type CapabilityInit } from '../src/types.js';
@@ -40,6 +41,8 @@ const optionalReason = (reason: unknown): string | undefined => {
   return reason;
 };
 
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
 export const buildRootObject = (vatPowers: KernelVatPowers) => {
   let sandbox: Sandbox | undefined;
   const runs = new Map<string, AgentHandle>();
@@ -49,23 +52,42 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
     return sandbox;
   };
 
+  /**
+   * Every operator operation checks its arguments first, before anything
+   * reads them (the host checked them too; this edge does not rely on it):
+   * bounded plain data, or ZT_BAD_ARGUMENT. An input the log cannot record
+   * (a lone surrogate) is refused with ZT_NOT_RECORDABLE, and the refusal
+   * is recorded with the input escaped.
+   */
+  const checked =
+    <R>(operation: string, fn: (...args: unknown[]) => R) =>
+    (...raw: unknown[]): R => {
+      const { args, unrecordable } = copyOperatorInput(operation, raw);
+      if (unrecordable) {
+        sandbox?.recordRefusal(operation, 'ZT_NOT_RECORDABLE', escapeForRecord(args));
+        throw new ZtError('ZT_NOT_RECORDABLE', `${operation}: an input holds a lone UTF-16 surrogate (not Unicode text); the audit log cannot record it`);
+      }
+      return fn(...args);
+    };
+
   const sync: Record<SyncMethod, (...args: unknown[]) => unknown> = {
-    init: (config: unknown) => {
+    init: (raw: unknown) => {
+      const [config] = copyOperatorInput('options', [raw]).args;
       if (sandbox) throw new ZtError('ZT_BAD_ARGUMENT', 'the kernel is already initialised');
       const { hostAuditSink, ...rest } = asRecord(config, 'options') as unknown as InitConfig;
       sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined);
       return { failureModes: { ...sandbox.failureModes } };
     },
-    registerAgent: (agentId: unknown, options: unknown) =>
-      live().registerAgent(agentId as string, options === undefined ? {} : (asRecord(options, 'registerAgent options') as { labels?: readonly string[] })),
-    issueCapability: (init: unknown) => live().issueCapability(new Capability(asRecord(init, 'a capability') as unknown as CapabilityInit)),
-    getCapability: (id: unknown) => live().getCapability(id as string) ?? null,
-    listCapabilities: (filter: unknown) =>
-      live().listCapabilities(filter === undefined ? {} : (asRecord(filter, 'the filter') as { agentId?: string; state?: 'live' | 'revoked' })),
-    revokeCapability: (id: unknown, reason: unknown) => live().revokeCapability(id as string, optionalReason(reason)),
-    revokeAgent: (agentId: unknown, reason: unknown) => live().revokeAgent(agentId as string, optionalReason(reason)),
-    loadPolicy: (document: unknown, options: unknown) =>
-      live().loadPolicy(document, options === undefined ? {} : (asRecord(options, 'loadPolicy options') as { revokeRefused?: boolean })),
+    registerAgent: checked('registerAgent', (agentId: unknown, options: unknown) =>
+      live().registerAgent(agentId as string, options === undefined ? {} : (asRecord(options, 'registerAgent options') as { labels?: readonly string[] }))),
+    issueCapability: checked('issueCapability', (init: unknown) => live().issueCapability(new Capability(asRecord(init, 'a capability') as unknown as CapabilityInit))),
+    getCapability: checked('getCapability', (id: unknown) => live().getCapability(id as string) ?? null),
+    listCapabilities: checked('listCapabilities', (filter: unknown) =>
+      live().listCapabilities(filter === undefined ? {} : (asRecord(filter, 'the filter') as { agentId?: string; state?: 'live' | 'revoked' }))),
+    revokeCapability: checked('revokeCapability', (id: unknown, reason: unknown) => live().revokeCapability(id as string, optionalReason(reason))),
+    revokeAgent: checked('revokeAgent', (agentId: unknown, reason: unknown) => live().revokeAgent(agentId as string, optionalReason(reason))),
+    loadPolicy: checked('loadPolicy', (document: unknown, options: unknown) =>
+      live().loadPolicy(document, options === undefined ? {} : (asRecord(options, 'loadPolicy options') as { revokeRefused?: boolean }))),
     policyHash: () => live().policyHash(),
   };
 
@@ -73,7 +95,7 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
     // As it came: the kernel admits it (src/kernel/mediation.ts `admit`),
     // or denies and records it as malformed.
     execute: async (init: unknown) => live().execute(init as ActionRequest),
-    launchAgent: async (spec: unknown) => {
+    launchAgent: checked('launchAgent', async (spec: unknown) => {
       const handle = await live().launchAgent(asRecord(spec, 'launchAgent options') as unknown as LaunchSpec);
       runs.set(handle.runId, handle);
       void handle.result.then(outcome => {
@@ -81,27 +103,37 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
         vatPowers.notifyRunEnded(handle.runId, outcome);
       });
       return { agentId: handle.agentId, runId: handle.runId };
-    },
-    terminateRun: async (runId: unknown, reason: unknown) => {
+    }),
+    terminateRun: checked('terminateRun', async (runId: unknown, reason: unknown) => {
       const handle = typeof runId === 'string' ? runs.get(runId) : undefined;
       // A run that already ended answers with nothing: its outcome was announced.
       if (!handle) return null;
       return handle.terminate(optionalReason(reason));
-    },
-    loadPolicyFile: async (path: unknown, options: unknown) =>
-      live().loadPolicyFile(path as string, options === undefined ? {} : (asRecord(options, 'loadPolicyFile options') as { revokeRefused?: boolean })),
+    }),
+    loadPolicyFile: checked('loadPolicyFile', async (path: unknown, options: unknown) =>
+      live().loadPolicyFile(path as string, options === undefined ? {} : (asRecord(options, 'loadPolicyFile options') as { revokeRefused?: boolean }))),
     recoverAudit: async (hostSinkGen: unknown) => {
       if (hostSinkGen === undefined || hostSinkGen === null) return live().recoverAudit();
       if (typeof hostSinkGen !== 'number' || !Number.isSafeInteger(hostSinkGen)) throw new ZtError('ZT_BAD_ARGUMENT', 'bad audit sink');
       return live().recoverAudit(vatPowers.makeHostSink(hostSinkGen));
     },
     rotateAuditKey: async () => live().rotateAuditKey(),
-    auditRead: async (from: unknown, count: unknown) => live().auditRead(from as number, count as number),
+    auditRead: checked('auditRead', async (from: unknown, count: unknown) => {
+      if (!isCount(from) || !isCount(count)) throw new ZtError('ZT_BAD_ARGUMENT', 'audit.read needs a first seq and a count, non-negative integers');
+      return live().auditRead(from, count);
+    }),
     auditSize: async () => live().auditSize(),
     auditRootHash: async () => live().auditRootHash(),
     flush: async () => live().flush(),
     shutdown: async () => {
-      if (sandbox) await sandbox.shutdown();
+      if (!sandbox) return;
+      try {
+        await sandbox.shutdown();
+      } catch (err) {
+        // Never a code-less rejection (an OS error on a full disk, say): the operator gets a code.
+        if (codeOf(err) !== undefined) throw err;
+        throw new ZtError('ZT_SHUTDOWN_FAILED', reasonOf(err) ?? 'the runtime could not close cleanly', { cause: err instanceof Error ? err.message : String(err) });
+      }
     },
   };
 

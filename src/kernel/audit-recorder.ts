@@ -23,17 +23,98 @@
  *   `failure-mode.resumed` record saying how long the log was unavailable
  *   (`unavailableMs`), and only then serves requests again. Any refusal
  *   leaves the fault latched until an operator's `reattach`.
+ * - No single record can stop the log. A record the log refuses as
+ *   malformed (ZT_AUDIT_NOT_CANONICAL, ZT_BAD_ARGUMENT: a lone surrogate, a
+ *   NaN), which the log refuses before writing anything, does not latch the
+ *   fault: it is written escaped (`escaped: true`, every string that is not
+ *   Unicode text replaced by its JSON escape), or, if even that is refused,
+ *   replaced by an `audit.unrecordable` record naming its type. The same
+ *   holds for records written late, so recovery never loops on one.
  * - Every record about an agent that runs under an explicitly weaker
  *   isolation level names that level.
  */
 import { harden } from '../harden.js';
-import { ZtError, type ErrorCode } from '../errors.js';
+import { ZtError, codeOf, type ErrorCode } from '../errors.js';
+import { escapeText } from '../operator-input.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { AuditRef } from '../types.js';
 import type { KernelAuditSink, KernelTimers } from './types.js';
 
 /** Records kept while the audit log is down, to write when it is back. */
 const MAX_HELD_RECORDS = 10_000;
+
+/** The log refused the record itself (before writing anything), not the log's health. */
+const isMalformedRecord = (err: unknown): boolean => {
+  const code = codeOf(err);
+  return code === 'ZT_AUDIT_NOT_CANONICAL' || code === 'ZT_BAD_ARGUMENT';
+};
+
+/** A copy of `v` the log can encode: non-text strings escaped, non-finite numbers and other values named. */
+const escapedValue = (v: unknown, depth: number): unknown => {
+  switch (typeof v) {
+    case 'string':
+      return escapeText(v);
+    case 'number':
+      return Number.isFinite(v) ? v : String(v);
+    case 'boolean':
+      return v;
+    case 'object': {
+      if (v === null) return null;
+      if (depth > 64) return '[too deep]';
+      if (Array.isArray(v)) return Array.from({ length: Math.min(v.length, 65_536) }, (_, i) => escapedValue((v as unknown[])[i], depth + 1));
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(v)) {
+        const e = (v as Record<string, unknown>)[key];
+        if (e !== undefined) Object.defineProperty(out, escapeText(key), { value: escapedValue(e, depth + 1), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+    default:
+      return `[${typeof v}]`;
+  }
+};
+
+/** What is written instead of a malformed record: first escaped, then (if still refused) a stub. */
+const escapedRecord = (rec: Record<string, unknown>): Record<string, unknown> => {
+  try {
+    return { ...(escapedValue(rec, 0) as Record<string, unknown>), escaped: true };
+  } catch {
+    return unrecordableStub(rec);
+  }
+};
+const unrecordableStub = (rec: Record<string, unknown>): Record<string, unknown> => {
+  let type: unknown;
+  let time: unknown;
+  try {
+    ({ type, time } = rec);
+  } catch {
+    // unreadable: named as such below
+  }
+  return {
+    type: 'audit.unrecordable',
+    time: typeof time === 'number' && Number.isFinite(time) ? time : 0,
+    recordType: typeof type === 'string' ? escapeText(type.slice(0, 128)) : null,
+    code: 'ZT_AUDIT_NOT_CANONICAL',
+  };
+};
+
+/**
+ * Appends `rec` with `append`; a record the log refuses as malformed is
+ * appended escaped, and failing that as a stub. Any other failure rejects.
+ */
+const appendWhole = async (append: (r: Record<string, unknown>) => Promise<AuditRef>, rec: Record<string, unknown>): Promise<AuditRef> => {
+  try {
+    return await append(rec);
+  } catch (err) {
+    if (!isMalformedRecord(err)) throw err;
+  }
+  try {
+    return await append(escapedRecord(rec));
+  } catch (err) {
+    if (!isMalformedRecord(err)) throw err;
+  }
+  return append(unrecordableStub(rec));
+};
 
 export interface AuditRecorderPowers extends Pick<KernelTimers, 'setTimeout' | 'clearTimeout'> {
   readonly now: () => number;
@@ -102,7 +183,7 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     while (heldWhileDown.length > 0) {
       const entry = heldWhileDown[0]!;
       if (entry.sent !== 'landed') {
-        await bounded(target, entry.rec);
+        await appendWhole(r => bounded(target, r), entry.rec);
         written += 1;
       }
       heldWhileDown.shift();
@@ -156,9 +237,13 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     }
     let late: Promise<AuditRef> | undefined;
     try {
-      return await bounded(sink, rec, appended => {
-        late = appended;
-      });
+      return await appendWhole(
+        r =>
+          bounded(sink, r, appended => {
+            late = appended;
+          }),
+        rec,
+      );
     } catch (err) {
       const error = err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
       if (!auditFault) {
@@ -205,7 +290,7 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     while (heldWhileDown.length > 0) {
       const entry = heldWhileDown[0]!;
       if (entry.sent !== 'landed') {
-        await next.append(entry.rec);
+        await appendWhole(r => next.append(r), entry.rec);
         written += 1;
       }
       heldWhileDown.shift();
