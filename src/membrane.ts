@@ -41,7 +41,7 @@
  */
 import { harden } from './harden.js';
 import { Far } from '@endo/far';
-import { ZtError, reasonOf, toAgentRefusal } from './errors.js';
+import { ZtError, codeOf, reasonOf, toAgentRefusal } from './errors.js';
 import type { Kernel } from './kernel.js';
 import { boundedSize, copyArgumentList, recordableString } from './plain-data.js';
 import { CALL_RECORD_OVERHEAD, type RunMeter } from './vat-budget.js';
@@ -57,6 +57,11 @@ export const CAPABILITY_INTERFACES: Readonly<Record<ActionType, readonly string[
 });
 
 type Options = Readonly<Record<string, unknown>>;
+
+
+/** A refusal at the boundary: ZT_NOT_RECORDABLE for text the log cannot record (a lone surrogate), ZT_BAD_ARGUMENT for everything else. */
+const boundaryError = (err: unknown): ZtError =>
+  new ZtError(codeOf(err) === 'ZT_NOT_RECORDABLE' ? 'ZT_NOT_RECORDABLE' : 'ZT_BAD_ARGUMENT', reasonOf(err) ?? 'not plain data');
 
 const optionsOf = (value: unknown): Options => {
   if (value === undefined) return {};
@@ -221,7 +226,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: M
       const grantTarget = record.exact ? record.target : undefined;
       request = toRequest(record.actionType, method, grantTarget, list);
     } catch (err) {
-      return refuse(capabilityId, method, new ZtError('ZT_BAD_ARGUMENT', reasonOf(err)));
+      return refuse(capabilityId, method, boundaryError(err));
     }
     // Checked above: the kernel takes it as it is.
     const outcome = await executeMetered(
@@ -249,7 +254,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: M
       to = recipient;
       options = optionsOf(raw);
     } catch (err) {
-      return refuse(capabilityId, 'delegate', new ZtError('ZT_BAD_ARGUMENT', reasonOf(err)));
+      return refuse(capabilityId, 'delegate', boundaryError(err));
     }
     try {
       const target = optionalString(options, 'target');

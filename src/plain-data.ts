@@ -102,7 +102,7 @@ const makeWalk = (options: PlainDataOptions) => {
   };
 
   const copyString = (s: string): string => {
-    if (!(s as unknown as WellFormed).isWellFormed()) refuse('a string holds a lone surrogate (not Unicode text)');
+    if (!(s as unknown as WellFormed).isWellFormed()) throw new ZtError('ZT_NOT_RECORDABLE', 'a string holds a lone surrogate (not Unicode text)');
     const points = codePointsOf(s);
     if (points > maxStringLength) refuse(`a string is longer than ${maxStringLength} characters`);
     count(points);

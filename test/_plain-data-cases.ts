@@ -6,7 +6,8 @@
  * `executeAction`, after the host's structured clone (which runs getters
  * and turns class instances into plain records in the caller's own process,
  * before anything reaches the kernel). `recorded` is the copy the kernel
- * acts on and records, for a value it accepts.
+ * acts on and records, for a value it accepts; `code` the refusal's code
+ * when it is not ZT_BAD_ARGUMENT.
  */
 export type Verdict = 'accepted' | 'refused';
 
@@ -16,7 +17,12 @@ export interface PlainDataCase {
   readonly vat: Verdict;
   readonly api: Verdict;
   readonly recorded?: unknown;
+  /** The code of a refusal: ZT_BAD_ARGUMENT, or ZT_NOT_RECORDABLE for text the log cannot record. */
+  readonly code?: 'ZT_NOT_RECORDABLE';
 }
+
+/** The code a refused case is refused with. */
+export const refusalCode = (c: PlainDataCase): string => c.code ?? 'ZT_BAD_ARGUMENT';
 
 const deep = (n: number): unknown => {
   let v: unknown = 0;
@@ -30,8 +36,8 @@ export const PLAIN_DATA_CASES: readonly PlainDataCase[] = [
   { name: 'infinity', make: () => Infinity, vat: 'refused', api: 'refused' },
   { name: 'minus-infinity', make: () => -Infinity, vat: 'refused', api: 'refused' },
   { name: 'minus-zero', make: () => -0, vat: 'accepted', api: 'accepted', recorded: 0 },
-  { name: 'lone-surrogate', make: () => 'a\ud800b', vat: 'refused', api: 'refused' },
-  { name: 'lone-surrogate-key', make: () => ({ ['\udc00']: 1 }), vat: 'refused', api: 'refused' },
+  { name: 'lone-surrogate', make: () => 'a\ud800b', vat: 'refused', api: 'refused', code: 'ZT_NOT_RECORDABLE' },
+  { name: 'lone-surrogate-key', make: () => ({ ['\udc00']: 1 }), vat: 'refused', api: 'refused', code: 'ZT_NOT_RECORDABLE' },
   { name: 'sparse-array', make: () => [1, , 3], vat: 'refused', api: 'refused' },
   { name: 'huge-array', make: () => new Array(65_537).fill(0), vat: 'refused', api: 'refused' },
   { name: 'huge-string', make: () => 'x'.repeat(16 * 1024 * 1024 + 1), vat: 'refused', api: 'refused' },

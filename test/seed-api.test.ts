@@ -10,7 +10,7 @@ import { fc } from '@fast-check/ava';
 import { test } from './_prepare.js';
 import { makeMemorySink } from './_kernel.js';
 import { fixtureAgent } from './_vats.js';
-import { PLAIN_DATA_CASES } from './_plain-data-cases.js';
+import { PLAIN_DATA_CASES, refusalCode } from './_plain-data-cases.js';
 import { ActionRequest, ActionType, Capability, SandboxRuntime, codeOf, type ErrorCode } from '../src/index.js';
 
 const tempDir = () => {
@@ -230,7 +230,7 @@ test('a vat pool of worker vats gives warm launches, one run per vat; a pool wit
   t.not(launched[0]?.runId, launched[1]?.runId);
 });
 
-test('every argument value of executeAction is refused with ZT_BAD_ARGUMENT and one record of one shape, or accepted and recorded', async t => {
+test('every argument value of executeAction is refused with ZT_BAD_ARGUMENT (ZT_NOT_RECORDABLE for a lone surrogate) and one record of one shape, or accepted and recorded', async t => {
   // What the operator's code passes as arguments crosses into the kernel
   // through the same check as an agent's: a value outside plain data is
   // refused before any other check, with one decision record whose shape
@@ -248,8 +248,8 @@ test('every argument value of executeAction is refused with ZT_BAD_ARGUMENT and 
     const outcome = await sandbox.executeAction(new ActionRequest({ capabilityId: 'r', agentId: 'a', actionType: ActionType.READ, target, args: { v: c.make() } }));
     const [rec] = await sandbox.audit.read(outcome.audit.decision?.seq ?? -1, 1);
     if (c.api === 'refused') {
-      t.like(outcome, { status: 'denied', error: { code: 'ZT_BAD_ARGUMENT' } }, c.name);
-      t.like(rec, { type: 'request', decision: 'deny', code: 'ZT_BAD_ARGUMENT', requestId: outcome.requestId, agentId: 'a', capabilityId: 'r', actionType: 'READ', decidedBy: 'kernel' }, c.name);
+      t.like(outcome, { status: 'denied', error: { code: refusalCode(c) } }, c.name);
+      t.like(rec, { type: 'request', decision: 'deny', code: refusalCode(c), requestId: outcome.requestId, agentId: 'a', capabilityId: 'r', actionType: 'READ', decidedBy: 'kernel' }, c.name);
       shapes.add(Object.keys(rec ?? {}).sort().join(','));
     } else {
       t.like(outcome, { status: 'succeeded', result: 'seed data' }, c.name);
@@ -277,11 +277,11 @@ test('attack: a lone surrogate in an argument is refused at the boundary and can
   // Short, long (digested in the record) and in the policy's verbatim copy alike.
   for (const args of [{ encoding: 'utf8\ud800' }, { note: `${'x'.repeat(300)}\udfff` }, { nested: { k: ['\ud83d'] } }]) {
     const denied = await sandbox.executeAction(new ActionRequest({ capabilityId: 'm', agentId: 'mallory', actionType: ActionType.READ, target, args }));
-    t.like(denied, { status: 'denied', error: { code: 'ZT_BAD_ARGUMENT' } });
+    t.like(denied, { status: 'denied', error: { code: 'ZT_NOT_RECORDABLE' } });
     t.truthy(denied.audit.decision, 'the refusal itself is recorded');
   }
   const inTarget = await sandbox.executeAction(new ActionRequest({ capabilityId: 'm', agentId: 'mallory', actionType: ActionType.READ, target: `${target}\ud800` }));
-  t.like(inTarget, { status: 'denied', error: { code: 'ZT_BAD_ARGUMENT' } });
+  t.like(inTarget, { status: 'denied', error: { code: 'ZT_NOT_RECORDABLE' } });
   t.truthy(inTarget.audit.decision);
   const next = await sandbox.executeAction(new ActionRequest({ capabilityId: 'a', agentId: 'alice', actionType: ActionType.READ, target }));
   t.like(next, { status: 'succeeded', result: 'seed data' });

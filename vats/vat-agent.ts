@@ -81,6 +81,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * data: the membrane refuses it (not a list) and records the refusal.
  */
 const NOT_PLAIN_DATA = harden({ notPlainData: true });
+/**
+ * Sent in place of the argument list when an argument holds text the log
+ * cannot record (a lone surrogate): the membrane refuses it with
+ * ZT_NOT_RECORDABLE, as it would the agent's own arguments.
+ */
+const NOT_RECORDABLE = harden(['\uD800']);
 
 declare const HandledPromise: {
   new (
@@ -123,9 +129,9 @@ const makePresenceWrapper = () => {
           const refusal = err instanceof ZtError ? err : new ZtError('ZT_BAD_ARGUMENT', 'arguments must be plain data');
           // Recorded by the kernel; the agent sees this refusal unless the
           // kernel refused the call for an earlier reason (its method, its state).
-          return invoke(NOT_PLAIN_DATA).then(
+          return invoke(refusal.code === 'ZT_NOT_RECORDABLE' ? NOT_RECORDABLE : NOT_PLAIN_DATA).then(
             () => Promise.reject(toAgentRefusal(refusal)),
-            (answer: unknown) => Promise.reject(codeOf(answer) === 'ZT_BAD_ARGUMENT' ? toAgentRefusal(refusal) : answer),
+            (answer: unknown) => Promise.reject(codeOf(answer) === refusal.code ? toAgentRefusal(refusal) : answer),
           );
         }
         return invoke(params).then(wrapDeep);

@@ -37,7 +37,7 @@
  *   denies every request with ZT_SHUT_DOWN.
  */
 import { harden } from '../harden.js';
-import { ZtError, type ErrorCode } from '../errors.js';
+import { ZtError, codeOf, type ErrorCode } from '../errors.js';
 import { makeGrantBrands } from '../grants.js';
 import { Capability, type ActionRequest } from '../types.js';
 import { makeAgentRegistry } from './agents.js';
@@ -205,8 +205,9 @@ export const makeKernel = (options: KernelOptions) => {
       let admitted: ActionRequest;
       try {
         admitted = admit(request);
-      } catch {
-        return harden({ allowed: false, code: 'ZT_BAD_ARGUMENT' as const, rules: [], policyHash: policy.current().hash });
+      } catch (err) {
+        const code = codeOf(err) === 'ZT_NOT_RECORDABLE' ? ('ZT_NOT_RECORDABLE' as const) : ('ZT_BAD_ARGUMENT' as const);
+        return harden({ allowed: false, code, rules: [], policyHash: policy.current().hash });
       }
       return harden(decider.evaluate(admitted, now()).decision);
     },

@@ -97,9 +97,10 @@ interface Allowed {
 
 /**
  * The boundary of the seed API: a request as the operator's code built it
- * becomes a request the kernel trusts, or ZT_BAD_ARGUMENT. Its ids and
- * target are strings the audit log can record; its arguments are copied as
- * plain data (src/plain-data.ts).
+ * becomes a request the kernel trusts, or ZT_BAD_ARGUMENT (ZT_NOT_RECORDABLE
+ * for text the log cannot record: a lone surrogate). Its ids and target are
+ * strings the audit log can record; its arguments are copied as plain data
+ * (src/plain-data.ts).
  */
 const admitted = new WeakSet<ActionRequest>();
 
@@ -109,7 +110,7 @@ export const admit = (raw: unknown): ActionRequest => {
   const request = raw instanceof ActionRequest ? raw : new ActionRequest(raw as never);
   const { capabilityId, agentId, actionType, target } = request;
   if (!isWellFormedString(agentId) || !isWellFormedString(capabilityId) || !isWellFormedString(target)) {
-    throw new ZtError('ZT_BAD_ARGUMENT', 'ids and target must be Unicode text (no lone surrogate)');
+    throw new ZtError('ZT_NOT_RECORDABLE', 'ids and target must be Unicode text (no lone surrogate)');
   }
   const args = copyPlainData(request.args) as ActionRequest['args'];
   const checked = new ActionRequest({ capabilityId, agentId, actionType, target, args });
@@ -165,7 +166,8 @@ const denyAtBoundary = async (m: Mediator, raw: unknown, via: RequestVia, err: u
       return null;
     }
   };
-  const code = 'ZT_BAD_ARGUMENT';
+  // Text the log cannot record (a lone surrogate) has a code of its own.
+  const code = codeOf(err) === 'ZT_NOT_RECORDABLE' ? 'ZT_NOT_RECORDABLE' : 'ZT_BAD_ARGUMENT';
   const ref = await m
     .record(refusalRecord(m, requestId, { via, agentId: pick('agentId'), capabilityId: pick('capabilityId'), actionType: pick('actionType'), code }))
     .catch(() => undefined);
