@@ -325,6 +325,12 @@ test('unreachable hosts and unresolvable names yield ZT_UNREACHABLE', async t =>
 test('address classification covers the special ranges in both families', t => {
   const special = ['0.0.0.0', '10.0.0.1', '100.64.0.1', '127.0.0.1', '127.255.255.254', '169.254.169.254', '172.16.0.1', '172.31.255.255', '192.168.0.1', '198.18.0.1', '224.0.0.1', '255.255.255.255', '::', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '64:ff9b::a9fe:a9fe', '2002:a9fe:a9fe::1', 'fc00::1', 'fd12:3456::1', 'fe80::1', 'fe80::1%eth0', 'ff02::1', '2001:db8::1', 'not-an-ip', '1.2.3', '01.2.3.4'];
   for (const ip of special) t.not(specialRangeOf(ip), undefined, ip);
+  // Once called public: IPv4-translated loopback (RFC 6145), the IPv6
+  // documentation prefix of RFC 9637 and SRv6 SIDs (RFC 9602).
+  t.is(specialRangeOf('::ffff:0:127.0.0.1'), 'loopback (embedded in IPv6)');
+  t.is(specialRangeOf('3fff::1'), 'reserved (IANA special-purpose)');
+  t.is(specialRangeOf('5f00::1'), 'segmentRouting (IANA special-purpose)');
+  t.is(specialRangeOf('::ffff:0:8.8.8.8'), undefined, 'IPv4-translated public address');
   const general = ['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808'];
   for (const ip of general) t.is(specialRangeOf(ip), undefined, ip);
   t.is(specialRangeOf('169.254.169.254'), 'link-local (cloud metadata)');

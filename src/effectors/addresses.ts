@@ -8,9 +8,16 @@
  * the cloud metadata service), private, shared (CGNAT), multicast, reserved
  * or documentation space, including the same addresses spelt as IPv6
  * (IPv4-mapped `::ffff:127.0.0.1`, NAT64 `64:ff9b::7f00:1`, 6to4
- * `2002:7f00:1::`).
+ * `2002:7f00:1::`, IPv4-translated `::ffff:0:7f00:1`).
+ *
+ * Two opinions, either one enough to refuse: the table below (named for
+ * the operator), and ipaddr.js's registry of special-purpose ranges, which
+ * is kept up with IANA (documentation `3fff::/20`, SRv6 `5f00::/16`, AMT,
+ * AS112, …). Parsing stays strict and our own: one spelling per address,
+ * no `0x7f.1` or `2130706433`.
  */
 import { harden } from '../harden.js';
+import ipaddr from 'ipaddr.js';
 
 /** Parses a textual IPv4 or IPv6 address into 4 or 16 bytes; undefined if it is neither. */
 export const parseIp = (text: string): Uint8Array | undefined => {
@@ -138,9 +145,21 @@ const SPECIAL_V6 = table([
 
 const EMBEDS_V4 = [
   { cidr: parseCidr('::ffff:0:0/96') as Cidr, at: 12 },
+  { cidr: parseCidr('::ffff:0:0:0/96') as Cidr, at: 12 },
   { cidr: parseCidr('64:ff9b::/96') as Cidr, at: 12 },
   { cidr: parseCidr('2002::/16') as Cidr, at: 2 },
 ];
+
+/** ipaddr.js's name of the special-purpose range holding `ip`, or undefined for a global unicast address. */
+const registryRangeOf = (ip: Uint8Array): string | undefined => {
+  let range: string;
+  try {
+    range = ipaddr.fromByteArray(Array.from(ip)).range();
+  } catch {
+    return 'not an IP address';
+  }
+  return range === 'unicast' ? undefined : `${range} (IANA special-purpose)`;
+};
 
 /**
  * Why an address is not public (e.g. "loopback"), or undefined when it is.
@@ -149,13 +168,13 @@ const EMBEDS_V4 = [
 export const specialRangeOf = (address: string | Uint8Array): string | undefined => {
   const ip = typeof address === 'string' ? parseIp(address) : address;
   if (!ip) return 'not an IP address';
-  if (ip.length === 4) return SPECIAL_V4.find(r => inCidr(ip, r.cidr))?.name;
+  if (ip.length === 4) return SPECIAL_V4.find(r => inCidr(ip, r.cidr))?.name ?? registryRangeOf(ip);
   for (const { cidr, at } of EMBEDS_V4) {
     if (inCidr(ip, cidr)) {
       const inner = specialRangeOf(ip.subarray(at, at + 4));
       return inner === undefined ? undefined : `${inner} (embedded in IPv6)`;
     }
   }
-  return SPECIAL_V6.find(r => inCidr(ip, r.cidr))?.name;
+  return SPECIAL_V6.find(r => inCidr(ip, r.cidr))?.name ?? registryRangeOf(ip);
 };
 harden(specialRangeOf);
