@@ -22,11 +22,25 @@ export interface ReplayDifference {
   readonly replayed: { readonly decision: string; readonly code?: string; readonly rules: readonly string[] };
 }
 
+/** A decision the record cannot replay under the policy asked: its rules read arguments the record does not hold. */
+export interface NotReplayable {
+  readonly seq: number;
+  readonly code: 'ZT_NOT_REPLAYABLE';
+  /** The top-level arguments the policy reads that the policy in force then did not (so were not recorded). */
+  readonly arguments: readonly string[];
+}
+
 export interface ReplayReport {
   readonly records: number;
   /** Decisions that reached the policy and were asked again. */
   readonly replayed: number;
   readonly differences: readonly ReplayDifference[];
+  /**
+   * Decisions not asked again: the policy replayed against reads arguments
+   * that the policy in force at the time did not, so the record does not
+   * hold them (asking without them would report a difference that is not one).
+   */
+  readonly notReplayable: readonly NotReplayable[];
   /** Problems with the log itself (a policy whose hash does not match, a decision with no policy). */
   readonly problems: readonly string[];
 }
@@ -49,6 +63,7 @@ export const replayDecisions = (
   let count = 0;
   let replayed = 0;
   const differences: ReplayDifference[] = [];
+  const notReplayable: NotReplayable[] = [];
   const problems: string[] = [];
   for (const r of records) {
     count += 1;
@@ -72,6 +87,16 @@ export const replayDecisions = (
     if (!against && r.policyHash !== policy.hash) {
       problems.push(`record ${seq}: decided under ${String(r.policyHash)} but the policy in force was ${policy.hash}`);
       continue;
+    }
+    if (against) {
+      // Arguments the policy then in force did not read were not recorded:
+      // whether the call had them is unknown.
+      const recordedNames = new Set(current?.argNames ?? []);
+      const unknown = against.argNames.filter(name => !recordedNames.has(name));
+      if (unknown.length > 0) {
+        notReplayable.push(harden({ seq, code: 'ZT_NOT_REPLAYABLE', arguments: unknown }));
+        continue;
+      }
     }
     if (r.policyArgsDigested === true) {
       problems.push(`record ${seq}: the arguments the policy read were too large to record verbatim (digested); not replayed`);
@@ -102,6 +127,6 @@ export const replayDecisions = (
       );
     }
   }
-  return harden({ records: count, replayed, differences, problems });
+  return harden({ records: count, replayed, differences, notReplayable, problems });
 };
 harden(replayDecisions);

@@ -68,4 +68,22 @@ test('a recorded session replays with zero differences, and a stricter policy sh
     diff.differences.map(d => [d.target, d.recorded.decision, d.replayed.decision, d.replayed.rules]),
     [[join(dir, 'secret.txt'), 'allow', 'deny', ['no-secrets']]],
   );
+
+  // A policy that reads an argument the recorded one never read: the
+  // record does not hold it, so those decisions are reported as not
+  // replayable (ZT_NOT_REPLAYABLE), never as policy errors or differences.
+  const readsContent = {
+    ...policy,
+    rules: [...policy.rules, { id: 'short-writes', effect: 'forbid', actions: ['WRITE'], when: { args: { content: { pattern: '^.{100,}$' } } } }],
+  };
+  const readsFile = join(dir, 'reads-content.json');
+  writeFileSync(readsFile, JSON.stringify(readsContent));
+  const reads = await run(process.execPath, [cli, 'audit', 'replay', '--store', storeDir, '--policy', readsFile, '--json']);
+  const readsReport = JSON.parse(reads.stdout) as { replayed: number; differences: unknown[]; notReplayable: Array<{ seq: number; code: string; arguments: string[] }>; problems: unknown[] };
+  t.is(readsReport.replayed, 0);
+  t.deepEqual(readsReport.differences, []);
+  t.is(readsReport.notReplayable.length, 6);
+  t.true(readsReport.notReplayable.every(n => n.code === 'ZT_NOT_REPLAYABLE' && n.arguments.join() === 'content'));
+  const human = await run(process.execPath, [cli, 'audit', 'replay', '--store', storeDir, '--policy', readsFile]);
+  t.regex(human.stdout, /#\d+: ZT_NOT_REPLAYABLE: the policy reads content, which the record does not hold/);
 });

@@ -53,6 +53,9 @@ export const replayCommand = async (args: string[]): Promise<number> => {
   } else {
     process.stdout.write(`${report.replayed} decisions replayed from ${report.records} records against ${against ? `${values.policy} (${against.hash})` : 'the recorded policy'}\n`);
     for (const p of report.problems) process.stdout.write(`problem: ${p}\n`);
+    for (const n of report.notReplayable) {
+      process.stdout.write(`#${n.seq}: ${n.code}: the policy reads ${n.arguments.join(', ')}, which the record does not hold\n`);
+    }
     for (const d of report.differences) {
       const show = (x: { decision: string; code?: string; rules: readonly string[] }) => `${x.decision}${x.code ? ` ${x.code}` : ''} [${x.rules.join(', ')}]`;
       process.stdout.write(`#${d.seq} ${d.agentId} ${d.actionType} ${d.target}: ${show(d.recorded)} -> ${show(d.replayed)}\n`);
