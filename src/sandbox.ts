@@ -263,6 +263,9 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
         );
         return done;
       },
+      ...(typeof sink.size === 'function' && typeof sink.read === 'function'
+        ? { size: () => sink.size!(), read: (fromSeq: number, count: number) => sink.read!(fromSeq, count) }
+        : {}),
     });
 
   const startAudit = () => powers.startAuditVat({ dir: `${storeDir}/audit`, durability, timeoutMs: failureModes.auditTimeoutMs });

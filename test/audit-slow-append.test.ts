@@ -30,12 +30,14 @@ const startGatedAuditVat = (_t: ExecutionContext, dir: string, timeoutMs: number
   let holding = false;
   const held: Array<Record<string, unknown>> = [];
   let deliver: ((message: Record<string, unknown>) => void) | undefined;
+  let started: AuditConnection | undefined;
   const sink = startAuditVat({
     dir,
     timeoutMs,
     checkpointIntervalMs: 0,
     startVat: options => {
       const vat = startAuditProcess(options);
+      started = vat;
       // The answers the vat sends reach the kernel through this relay.
       const listeners: Array<(message: Record<string, unknown>) => void> = [];
       deliver = message => {
@@ -65,6 +67,8 @@ const startGatedAuditVat = (_t: ExecutionContext, dir: string, timeoutMs: number
       for (const m of held.splice(0)) deliver!(m);
     },
     heldAnswers: () => held.length,
+    /** Kills the vat's process, answers held or not. */
+    kill: () => started!.terminate(),
   };
 };
 
@@ -85,7 +89,7 @@ test('slow append: requests deny with ZT_AUDIT_UNAVAILABLE while it is late, the
   await writeFile(join(data, 'in.txt'), 'data');
   const gated = startGatedAuditVat(t, auditDir, 20_000);
   await gated.sink.ready();
-  const sandbox = new SandboxRuntime({ storeDir, failureModes: { auditTimeoutMs: 100 }, auditSink: gated.sink });
+  const sandbox = new SandboxRuntime({ storeDir, failureModes: { auditTimeoutMs: 1000 }, auditSink: gated.sink });
   t.teardown(() => sandbox.shutdown().catch(() => undefined));
   sandbox.registerAgent('agent');
   sandbox.issueCapability(new Capability({ id: 'read', actionType: ActionType.READ, target: join(data, 'in.txt'), holder: 'agent' }));
@@ -142,4 +146,50 @@ test('slow append: requests deny with ZT_AUDIT_UNAVAILABLE while it is late, the
   t.is(log.filter(r => r.type === 'failure-mode.recovered').length, 0, 'no operator recovery was needed');
   const backAt = log.indexOf(back!);
   t.true(log.slice(backAt + 1).some(r => r.type === 'request' && r.decision === 'allow'), 'requests are served after the resumption record');
+});
+
+// Failure: the audit vat dies between writing a record (durable, covered by
+// its checkpoint) and confirming it. The record is in the log; the kernel
+// only knows the append failed. When the operator brings the log back, the
+// records held meanwhile are written, and the one that landed is not
+// written a second time.
+test.serial('the audit vat dies after a record landed but before it was confirmed: recoverAudit writes it once, not twice', async t => {
+  const storeDir = join(await tempDir(t), 'store');
+  const auditDir = join(storeDir, 'audit');
+  const data = await tempDir(t);
+  const gated = startGatedAuditVat(t, auditDir, 20_000);
+  await gated.sink.ready();
+  const sandbox = new SandboxRuntime({ storeDir, failureModes: { auditTimeoutMs: 1000 }, auditSink: gated.sink });
+  t.teardown(() => sandbox.shutdown().catch(() => undefined));
+  sandbox.registerAgent('agent');
+  sandbox.issueCapability(new Capability({ id: 'write', actionType: ActionType.WRITE, target: join(data, 'out-*.txt'), holder: 'agent' }));
+  const write = (n: number) =>
+    sandbox.executeAction(
+      new ActionRequest({ capabilityId: 'write', agentId: 'agent', actionType: ActionType.WRITE, target: join(data, `out-${n}.txt`), args: { content: 'x' } }),
+    );
+  t.is((await write(0)).status, 'succeeded');
+  await sandbox.audit.flush();
+
+  gated.hold();
+  const landed = await write(1);
+  t.is(landed.error?.code, 'ZT_AUDIT_UNAVAILABLE');
+  t.true(gated.heldAnswers() > 0, 'the vat wrote the record and answered; the answer never arrives');
+  await gated.kill();
+  const during = await write(2);
+  t.is(during.error?.code, 'ZT_AUDIT_UNAVAILABLE');
+
+  const next = startAuditVat({ dir: auditDir, timeoutMs: 20_000, checkpointIntervalMs: 0 });
+  await next.ready();
+  const recovered = await sandbox.recoverAudit(next);
+  t.true(recovered.resumed);
+  t.is((await write(3)).status, 'succeeded');
+  await sandbox.shutdown();
+
+  const log = await records(auditDir);
+  t.is((await verifyStore(auditDir)).size, log.length);
+  const landedRecords = log.filter(r => r.type === 'request' && r.requestId === landed.requestId);
+  t.is(landedRecords.length, 1, 'the record that landed is in the log once');
+  t.is(landedRecords[0]!.recordedLate, undefined, 'where it landed, not written again late');
+  t.is(log.filter(r => r.type === 'request' && r.requestId === during.requestId && r.recordedLate === true).length, 1, 'the request denied meanwhile is written, late, once');
+  t.truthy(log.find(r => r.type === 'failure-mode.recovered'));
 });

@@ -38,6 +38,7 @@ import { ZtError, codeOf, type ErrorCode } from '../errors.js';
 import { escapeText } from '../operator-input.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { AuditRef } from '../types.js';
+import { canonicalJson } from '../audit/canonical.js';
 import type { KernelAuditSink, KernelTimers } from './types.js';
 
 /** Records kept while the audit log is down, to write when it is back. */
@@ -138,7 +139,9 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
    */
   interface Held {
     readonly rec: Record<string, unknown>;
-    sent?: 'pending' | 'landed' | 'failed';
+    /** The record as it was sent, for a record that may have landed unconfirmed. */
+    readonly original?: Record<string, unknown>;
+    sent?: 'pending' | 'landed' | 'failed' | 'unknown';
   }
   const heldWhileDown: Held[] = [];
   let heldOverflow = 0;
@@ -146,14 +149,53 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
   let faultSince = 0;
   /** Set by any refusal: only an operator's `reattach` may resume then. */
   let refused = false;
-  const hold = (rec: Record<string, unknown>, sent?: 'pending'): Held | undefined => {
+  const hold = (rec: Record<string, unknown>, sent?: 'pending' | 'unknown'): Held | undefined => {
     if (heldWhileDown.length >= MAX_HELD_RECORDS) {
       heldOverflow += 1;
       return undefined;
     }
-    const entry: Held = sent ? { rec: { ...rec, recordedLate: true }, sent } : { rec: { ...rec, recordedLate: true } };
+    const late = { ...rec, recordedLate: true };
+    const entry: Held = sent ? { rec: late, original: rec, sent } : { rec: late };
     heldWhileDown.push(entry);
     return entry;
+  };
+  /** The highest seq the log confirmed to this recorder (-1: none yet). */
+  let lastConfirmed = -1;
+  const confirmed = (ref: AuditRef): AuditRef => {
+    if (typeof ref?.seq === 'number' && ref.seq > lastConfirmed) lastConfirmed = ref.seq;
+    return ref;
+  };
+
+  /**
+   * Before held records are written again: which of those sent but never
+   * confirmed (the vat died between writing and answering) are in the log
+   * after all. They can only be its last records, after the last one
+   * confirmed, in the order they were sent; each found is marked landed and
+   * not written twice. A sink that cannot be read leaves them all to be
+   * written (marked late): a duplicate, never a loss.
+   */
+  const markLanded = async (target: KernelAuditSink): Promise<void> => {
+    const maybe = heldWhileDown.filter(e => (e.sent === 'unknown' || e.sent === 'failed') && e.original !== undefined);
+    if (maybe.length === 0 || typeof target.size !== 'function' || typeof target.read !== 'function') return;
+    const size = await target.size();
+    const from = Math.max(lastConfirmed + 1, size - maybe.length);
+    if (!(size > from)) return;
+    const tail = await target.read(from, size - from);
+    const same = (sent: Record<string, unknown>, landed: Record<string, unknown>) => {
+      const { seq: _seq, ...rest } = landed;
+      try {
+        return canonicalJson(rest) === canonicalJson(sent);
+      } catch {
+        return false;
+      }
+    };
+    let i = 0;
+    for (const landed of tail) {
+      while (i < maybe.length && !same(maybe[i]!.original!, landed)) i += 1;
+      if (i === maybe.length) break;
+      maybe[i]!.sent = 'landed';
+      i += 1;
+    }
   };
   const unavailable = () =>
     new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log is unavailable; this runtime denies everything until it is back');
@@ -183,7 +225,7 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     while (heldWhileDown.length > 0) {
       const entry = heldWhileDown[0]!;
       if (entry.sent !== 'landed') {
-        await appendWhole(r => bounded(target, r), entry.rec);
+        confirmed(await appendWhole(r => bounded(target, r), entry.rec));
         written += 1;
       }
       heldWhileDown.shift();
@@ -237,12 +279,14 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     }
     let late: Promise<AuditRef> | undefined;
     try {
-      return await appendWhole(
-        r =>
-          bounded(sink, r, appended => {
-            late = appended;
-          }),
-        rec,
+      return confirmed(
+        await appendWhole(
+          r =>
+            bounded(sink, r, appended => {
+              late = appended;
+            }),
+          rec,
+        ),
       );
     } catch (err) {
       const error = err instanceof ZtError ? err : new ZtError('ZT_AUDIT_UNAVAILABLE', 'the audit log refused the record');
@@ -253,16 +297,18 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
       }
       if (!late) {
         // Refused: the record may or may not have landed. It is kept, and
-        // written again (marked late) when an operator brings the log back.
+        // written again (marked late) when an operator brings the log back,
+        // unless the log then shows it landed.
         refused = true;
-        hold(rec);
+        hold(rec, 'unknown');
         throw error;
       }
       // Only slow: still awaited. Landed, it is not written again and may
       // let the runtime resume; refused, it is written late on `reattach`.
       const entry = hold(rec, 'pending');
       late.then(
-        () => {
+        ref => {
+          confirmed(ref);
           if (entry) entry.sent = 'landed';
           resumeIfWhole();
         },
@@ -284,13 +330,14 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     // A resumption under way on the old sink finishes (or fails) first.
     await resuming;
     sink = next;
+    await markLanded(next);
     let written = 0;
     // One at a time, in order; a record leaves the buffer only once it is
     // durable. A timed-out record confirmed meanwhile is not written again.
     while (heldWhileDown.length > 0) {
       const entry = heldWhileDown[0]!;
       if (entry.sent !== 'landed') {
-        await appendWhole(r => next.append(r), entry.rec);
+        confirmed(await appendWhole(r => next.append(r), entry.rec));
         written += 1;
       }
       heldWhileDown.shift();

@@ -15,6 +15,9 @@ import type { ActionType, AuditRef, CapabilityConstraints } from '../types.js';
 export interface KernelAuditSink {
   /** Resolves once the record is durable; rejects if it cannot be. */
   append(record: Record<string, unknown>): Promise<AuditRef>;
+  /** The log's size; with `read`, lets a reattach see which unconfirmed records landed. */
+  size?(): Promise<number>;
+  read?(fromSeq: number, count: number): Promise<Array<Record<string, unknown>>>;
 }
 
 /** The kernel's timers (the clock's companions): injected, never the globals. */
