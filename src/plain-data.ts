@@ -216,6 +216,19 @@ harden(isWellFormedString);
  * encode, for recording what a caller sent when it is not itself checked
  * data (a method name, an id of a malformed request).
  */
+/** At most `max` code points of `s`, never cutting a surrogate pair; nothing else changed. */
+export const cutCodePoints = (s: string, max: number): string => {
+  let n = 0;
+  let end = 0;
+  for (const ch of s) {
+    if (n >= max) break;
+    end += ch.length;
+    n += 1;
+  }
+  return end === s.length ? s : s.slice(0, end);
+};
+harden(cutCodePoints);
+
 export const recordableString = (s: string, max: number): string => {
   let out = '';
   let n = 0;

@@ -54,6 +54,23 @@ test('console lines are cut on code points: a surrogate pair at the cut is never
   t.false(line.text.includes('\uFFFD'));
 });
 
+test('a console line that is not Unicode (a lone surrogate) is recorded escaped and marked ZT_NOT_RECORDABLE; the log goes on', async t => {
+  const world = makeCompromisedWorld();
+  world.kernel.registerAgent('printer');
+  const outcome = await (await world.launch('printer', fixtureAgent('logger'), { input: { lines: [['log', 'half a pair: ', 0xd800], ['info', 'after it']] } })).result;
+  t.is(outcome.status, 'completed');
+  await world.kernel.flush();
+  const lines = world.sink.records.filter(r => r.type === 'agent.console') as Array<{ text: string; escaped?: string; level: string }>;
+  t.deepEqual(
+    lines.map(l => [l.level, l.text, l.escaped]),
+    [
+      ['log', 'half a pair: \\ud800', 'ZT_NOT_RECORDABLE'],
+      ['info', 'after it', undefined],
+    ],
+  );
+  t.true(world.sink.records.some(r => r.type === 'agent.finished'), 'the run is on record after the line');
+});
+
 for (const [claim, message] of [
   ['ZT_TERMINATED', 'terminated by operator'],
   ['ZT_OUT_OF_MEMORY', 'the agent exceeded its memory limit'],

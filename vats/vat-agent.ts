@@ -73,9 +73,6 @@ const cutCodePoints = (s: string, max: number): string => {
   return s.slice(0, unit >= 0xd800 && unit <= 0xdbff ? max - 1 : max);
 };
 
-/** Lone surrogates, which the audit log cannot record, in what the agent prints. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
 /**
  * Sent in place of the argument list when the arguments are not plain
  * data: the membrane refuses it (not a list) and records the refusal.
@@ -180,8 +177,8 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       }
       // Cut on a code point: a surrogate pair is never split.
       if (text.length > MAX_LOG_TEXT) text = `${cutCodePoints(text, MAX_LOG_TEXT)}…[truncated ${text.length - MAX_LOG_TEXT} chars]`;
-      // Recorded in the audit log, which holds Unicode text only.
-      text = text.replace(LONE_SURROGATE, '\uFFFD');
+      // Text that is not Unicode (a lone surrogate) is the kernel's to
+      // record escaped, as it is.
       // Tracked, so the run's report leaves the vat only after every line
       // it printed has reached the kernel: nothing the agent said is lost.
       const sent = E(powers.getKernel()).log(level, text).catch(() => undefined);
