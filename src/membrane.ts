@@ -43,7 +43,7 @@ import { harden } from './harden.js';
 import { Far } from '@endo/far';
 import { ZtError, codeOf, reasonOf, toAgentRefusal } from './errors.js';
 import type { Kernel } from './kernel.js';
-import { boundedSize, copyArgumentList, recordableString } from './plain-data.js';
+import { boundedSize, copyArgumentList, cutCodePoints } from './plain-data.js';
 import { CALL_RECORD_OVERHEAD, type RunMeter } from './vat-budget.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
@@ -162,7 +162,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: M
 
   /** Records a call refused before it became a request, then rejects it with what the agent may see. */
   const refuse = async (capabilityId: string, method: string, err: ZtError): Promise<never> => {
-    await kernel.refuse({ agentId, capabilityId, method: recordableString(method, 64), code: err.code });
+    await kernel.refuse({ agentId, capabilityId, method: cutCodePoints(method, 64), code: err.code });
     throw toAgentRefusal(err);
   };
 

@@ -229,6 +229,17 @@ export const cutCodePoints = (s: string, max: number): string => {
 };
 harden(cutCodePoints);
 
+/**
+ * At most `max` code points of `s` as the log can hold them faithfully:
+ * as they are when they are Unicode text; otherwise JSON-escaped (a lone
+ * surrogate reads `\ud800`), with `escaped` set so a record can say so.
+ */
+export const faithfulText = (s: string, max: number): { readonly text: string; readonly escaped: boolean } => {
+  const cut = cutCodePoints(s, max);
+  return isWellFormedString(cut) ? harden({ text: cut, escaped: false }) : harden({ text: JSON.stringify(cut).slice(1, -1), escaped: true });
+};
+harden(faithfulText);
+
 export const recordableString = (s: string, max: number): string => {
   let out = '';
   let n = 0;

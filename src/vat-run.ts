@@ -24,7 +24,7 @@ import { harden } from './harden.js';
 import { isErrorCode, type ErrorCode } from './errors.js';
 import type { FailureModes } from './failure-modes.js';
 import type { Kernel } from './kernel.js';
-import { cutCodePoints, digestText, isWellFormedString, recordableString } from './plain-data.js';
+import { cutCodePoints, digestText, faithfulText, isWellFormedString, recordableString } from './plain-data.js';
 import { escapeText } from './operator-input.js';
 import type { AuditRef } from './types.js';
 import { LINE_RECORD_OVERHEAD, makeRunMeter, type RunMeter, type VatBudgets } from './vat-budget.js';
@@ -56,7 +56,7 @@ const AGENT_FAILURES: ReadonlySet<ErrorCode> = new Set([
 const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED', 'ZT_VAT_PROTOCOL', 'ZT_VAT_LIMIT_EXCEEDED']);
 
 /** A run's end as the kernel records it; `claimed` is what a vat said that the kernel did not take. */
-export type RunEnd = RunReport & { readonly claimed?: Readonly<Record<string, unknown>> };
+export type RunEnd = RunReport & { readonly claimed?: Readonly<Record<string, unknown>>; readonly messageEscaped?: 'ZT_NOT_RECORDABLE' };
 
 /**
  * The vat's report is the agent's side of the membrane: a compromised vat
@@ -68,7 +68,11 @@ export const checkReport = (report: unknown, powers: Pick<VatHostPowers, 'digest
   const r = report as { status?: unknown; value?: unknown; code?: unknown; message?: unknown } | null;
   const text = (v: unknown) => (typeof v === 'string' ? (v.length <= 64 ? recordableString(v, 64) : digestText(v, powers.sha256Hex)) : typeof v);
   if (r !== null && typeof r === 'object' && r.status === 'failed' && isErrorCode(r.code) && typeof r.message === 'string') {
-    if (AGENT_FAILURES.has(r.code)) return { status: 'failed', code: r.code, message: recordableString(r.message, 1024) };
+    if (AGENT_FAILURES.has(r.code)) {
+      // What the agent threw, as it was; escaped (and marked) if it is not Unicode text.
+      const thrown = faithfulText(r.message, 1024);
+      return { status: 'failed', code: r.code, message: thrown.text, ...(thrown.escaped ? { messageEscaped: 'ZT_NOT_RECORDABLE' as const } : {}) };
+    }
     return {
       status: 'failed',
       code: 'ZT_VAT_BAD_REPORT',
@@ -191,7 +195,7 @@ export const recordRunEnd = (
     agentId,
     runId,
     status: failed ? 'failed' : 'completed',
-    ...(failed ? { code, message: report.message } : { resultDigest: report.digest }),
+    ...(failed ? { code, message: report.message, ...(report.messageEscaped ? { messageEscaped: report.messageEscaped } : {}) } : { resultDigest: report.digest }),
     ...(report.claimed ? { claimed: report.claimed } : {}),
     revoked,
     inFlightCut: cut,

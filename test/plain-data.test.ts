@@ -100,4 +100,8 @@ test('attack: a vat that skips its own check is refused by the membrane with the
   t.like(await refusalOf(caretaker.invoke(`${'m'.repeat(63)}\u{1F600}\ud800`, [])), { code: 'ZT_NOT_IN_INTERFACE' });
   await kernel.flush();
   t.like(sink.records[sink.records.length - 1], { code: 'ZT_NOT_IN_INTERFACE', method: `${'m'.repeat(63)}\u{1F600}` });
+  // One that is not Unicode text is recorded escaped, and marked so.
+  t.like(await refusalOf(caretaker.invoke('x\ud800', [])), { code: 'ZT_NOT_IN_INTERFACE' });
+  await kernel.flush();
+  t.like(sink.records[sink.records.length - 1], { code: 'ZT_NOT_IN_INTERFACE', method: 'x\\ud800', methodEscaped: 'ZT_NOT_RECORDABLE' });
 });

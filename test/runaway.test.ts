@@ -25,6 +25,16 @@ test('an agent that throws gets ZT_AGENT_THREW', async t => {
   t.is(outcome.error?.message, 'boom');
 });
 
+test('an agent that throws a message that is not Unicode text: the outcome and the record hold it escaped, marked ZT_NOT_RECORDABLE', async t => {
+  const world = makeVatWorld();
+  world.kernel.registerAgent('a');
+  const outcome = await (await world.launch('a', fixtureAgent('thrower'), { input: { unit: 0xdc00 } })).result;
+  await world.kernel.flush();
+  t.is(outcome.error?.code, 'ZT_AGENT_THREW');
+  t.is(outcome.error?.message, 'boom\\udc00');
+  t.like(world.sink.records.find(r => r.type === 'agent.finished'), { code: 'ZT_AGENT_THREW', message: 'boom\\udc00', messageEscaped: 'ZT_NOT_RECORDABLE' });
+});
+
 test('an agent that rejects gets ZT_AGENT_REJECTED', async t => {
   const { outcome } = await runAlone('rejecter');
   t.is(outcome.error?.code, 'ZT_AGENT_REJECTED');

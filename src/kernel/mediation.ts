@@ -25,7 +25,7 @@
  */
 import { harden } from '../harden.js';
 import { ErrorCodes, ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
-import { boundedSize, copyPlainData, digestText, isWellFormedString, recordableArgs, recordableString } from '../plain-data.js';
+import { boundedSize, copyPlainData, digestText, faithfulText, isWellFormedString, recordableArgs } from '../plain-data.js';
 import type { Policy } from '../policy.js';
 import { checkTarget, patternMatches, type ParsedUrl } from '../targets.js';
 import { ActionRequest, isActionType, type AuditRef, type Outcome } from '../types.js';
@@ -146,13 +146,19 @@ const refusalRecord = (m: Mediator, requestId: string, refused: Refused): Record
     agentId: text(refused.agentId),
     capabilityId: text(refused.capabilityId),
     actionType: isActionType(refused.actionType) ? refused.actionType : null,
-    ...(refused.method === undefined ? {} : { method: recordableString(refused.method, 64) }),
+    ...(refused.method === undefined ? {} : methodField(refused.method)),
     decision: 'deny',
     code: refused.code,
     decidedBy: 'kernel',
     rules: [],
     policyHash: m.currentPolicy().hash,
   };
+};
+
+/** The method of a refused call as the record holds it: escaped, and marked, when it is not Unicode text. */
+const methodField = (method: string): Record<string, string> => {
+  const { text, escaped } = faithfulText(method, 64);
+  return escaped ? { method: text, methodEscaped: 'ZT_NOT_RECORDABLE' } : { method: text };
 };
 
 /** A request refused at the boundary: denied like any other, and recorded with what could be read of it. */
