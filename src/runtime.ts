@@ -24,6 +24,7 @@ import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
 import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
 import { copyOperatorInput, readField } from './operator-input.js';
+import { PLAIN_DATA_LIMITS } from './plain-data.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
 import type { CapabilityRecord, CapabilityState } from './kernel.js';
 import { makeKernelLink, type KernelLink, type KernelLinkPowers } from './kernel-link.js';
@@ -117,6 +118,13 @@ const requestData = (request: unknown): Record<string, unknown> => {
       continue;
     }
     if (field.value === undefined) continue;
+    // The hot path: a string crosses as it is (the kernel checks that it is
+    // Unicode text, ZT_NOT_RECORDABLE); only one too long to be plain data
+    // and objects (the arguments) are copied here first.
+    if (typeof field.value === 'string' && field.value.length <= PLAIN_DATA_LIMITS.maxStringLength) {
+      out[key] = field.value;
+      continue;
+    }
     try {
       out[key] = copyOperatorInput('executeAction', [field.value], { cloneInstances: key === 'args' }).args[0];
     } catch {
