@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { loadAgentBundle } from '../src/agent-modules.js';
 import { resolveFailureModes, type FailureModes } from '../src/failure-modes.js';
 import { makeNodeModulePowers, makeNodeVatHostPowers } from '../src/node-powers.js';
-import { DEFAULT_VAT_LIMITS, makeVatHost, type VatHostPowers, type VatLimits } from '../src/vat-host.js';
+import { DEFAULT_VAT_LIMITS, makeVatHost, type VatHostPowers, type VatIsolation, type VatLimits } from '../src/vat-host.js';
 import { makeTestKernel } from './_kernel.js';
 
 /** Absolute path of a fixture agent folder (tests run from dist/test). */
@@ -27,7 +27,7 @@ export const makeVatWorld = (
   const launch = async (
     agentId: string,
     module: string,
-    extra: { capabilities?: string[]; input?: unknown; limits?: Partial<VatLimits> } = {},
+    extra: { capabilities?: string[]; input?: unknown; limits?: Partial<VatLimits>; isolation?: VatIsolation } = {},
   ) => {
     const bundle = await loadAgentBundle(makeNodeModulePowers(), module);
     return vats.launch({
@@ -36,6 +36,7 @@ export const makeVatWorld = (
       capabilityIds: extra.capabilities ?? [],
       input: harden(extra.input ?? null),
       limits: { ...DEFAULT_VAT_LIMITS, deadlineMs: 10_000, memoryMb: 64, ...extra.limits } as VatLimits,
+      ...(extra.isolation ? { isolation: extra.isolation } : {}),
     });
   };
   return { ...world, vats, launch };
