@@ -41,9 +41,9 @@
  */
 import { harden } from './harden.js';
 import { Far } from '@endo/far';
-import { ZtError, codeOf, reasonOf, toAgentRefusal } from './errors.js';
+import { ZtError, reasonOf, toAgentRefusal } from './errors.js';
 import type { Kernel } from './kernel.js';
-import { boundedSize, copyArgumentList, cutCodePoints } from './plain-data.js';
+import { boundaryCodeOf, boundedSize, copyArgumentList, cutCodePoints } from './plain-data.js';
 import { CALL_RECORD_OVERHEAD, type RunMeter } from './vat-budget.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
 
@@ -59,9 +59,8 @@ export const CAPABILITY_INTERFACES: Readonly<Record<ActionType, readonly string[
 type Options = Readonly<Record<string, unknown>>;
 
 
-/** A refusal at the boundary: ZT_NOT_RECORDABLE for text the log cannot record (a lone surrogate), ZT_BAD_ARGUMENT for everything else. */
-const boundaryError = (err: unknown): ZtError =>
-  new ZtError(codeOf(err) === 'ZT_NOT_RECORDABLE' ? 'ZT_NOT_RECORDABLE' : 'ZT_BAD_ARGUMENT', reasonOf(err) ?? 'not plain data');
+/** A refusal at the boundary, with its code (`boundaryCodeOf`). */
+const boundaryError = (err: unknown): ZtError => new ZtError(boundaryCodeOf(err), reasonOf(err) ?? 'not plain data');
 
 const optionsOf = (value: unknown): Options => {
   if (value === undefined) return {};

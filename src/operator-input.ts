@@ -26,23 +26,16 @@
  */
 import { harden } from './harden.js';
 import { ZtError } from './errors.js';
+import { PLAIN_DATA_LIMITS, escapeText, isWellFormedString } from './plain-data.js';
 
-export const OPERATOR_INPUT_LIMITS = harden({
-  maxDepth: 64,
-  maxArrayLength: 65_536,
-  maxStringLength: 16 * 1024 * 1024,
-  maxTotalSize: 32 * 1024 * 1024,
-});
+/** The bounds of plain data at every boundary (src/plain-data.ts), operator inputs included. */
+export const OPERATOR_INPUT_LIMITS = PLAIN_DATA_LIMITS;
 
 const { getPrototypeOf, getOwnPropertyDescriptor, prototype: objectPrototype, freeze } = Object;
 const { ownKeys } = Reflect;
 const objectToString = Object.prototype.toString;
 const { isArray, prototype: arrayPrototype } = Array;
 
-interface WellFormed {
-  isWellFormed(): boolean;
-}
-const isText = (s: string): boolean => (s as unknown as WellFormed).isWellFormed();
 
 const refuse = (what: string, why: string): never => {
   throw new ZtError('ZT_BAD_ARGUMENT', `${what}: ${why}`);
@@ -82,7 +75,7 @@ export const copyOperatorInput = (what: string, list: readonly unknown[], option
   };
   const copyString = (s: string): string => {
     if (s.length > maxStringLength * 2) refuse(what, `a string is longer than ${maxStringLength} characters`);
-    if (!isText(s)) unrecordable = true;
+    if (!isWellFormedString(s)) unrecordable = true;
     count(s.length);
     return s;
   };
@@ -165,8 +158,6 @@ export const copyOperatorInput = (what: string, list: readonly unknown[], option
 harden(copyOperatorInput);
 
 /** A string as the log can hold it: unchanged if it is Unicode text, else its JSON escape (`\ud800`). */
-export const escapeText = (s: string): string => (isText(s) ? s : JSON.stringify(s).slice(1, -1));
-harden(escapeText);
 
 /**
  * A copy of plain data (as `copyOperatorInput` returns it) with every string

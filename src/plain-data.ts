@@ -43,7 +43,7 @@
  * value and fixed text: it may be shown to the caller, agent or operator.
  */
 import { harden } from './harden.js';
-import { ZtError } from './errors.js';
+import { ZtError, codeOf } from './errors.js';
 
 export const PLAIN_DATA_LIMITS = harden({
   maxDepth: 64,
@@ -216,6 +216,19 @@ harden(isWellFormedString);
  * encode, for recording what a caller sent when it is not itself checked
  * data (a method name, an id of a malformed request).
  */
+/**
+ * The code of a refusal at a boundary into the kernel: ZT_NOT_RECORDABLE
+ * for text the log cannot record (a lone surrogate), ZT_BAD_ARGUMENT for
+ * anything else outside plain data.
+ */
+export const boundaryCodeOf = (err: unknown): 'ZT_NOT_RECORDABLE' | 'ZT_BAD_ARGUMENT' =>
+  codeOf(err) === 'ZT_NOT_RECORDABLE' ? 'ZT_NOT_RECORDABLE' : 'ZT_BAD_ARGUMENT';
+harden(boundaryCodeOf);
+
+/** `s` as it is when it is Unicode text; otherwise JSON-escaped (a lone surrogate reads `\ud800`). */
+export const escapeText = (s: string): string => (isWellFormedString(s) ? s : JSON.stringify(s).slice(1, -1));
+harden(escapeText);
+
 /** At most `max` code points of `s`, never cutting a surrogate pair; nothing else changed. */
 export const cutCodePoints = (s: string, max: number): string => {
   let n = 0;
@@ -236,7 +249,7 @@ harden(cutCodePoints);
  */
 export const faithfulText = (s: string, max: number): { readonly text: string; readonly escaped: boolean } => {
   const cut = cutCodePoints(s, max);
-  return isWellFormedString(cut) ? harden({ text: cut, escaped: false }) : harden({ text: JSON.stringify(cut).slice(1, -1), escaped: true });
+  return isWellFormedString(cut) ? harden({ text: cut, escaped: false }) : harden({ text: escapeText(cut), escaped: true });
 };
 harden(faithfulText);
 

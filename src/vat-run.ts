@@ -24,8 +24,7 @@ import { harden } from './harden.js';
 import { isErrorCode, type ErrorCode } from './errors.js';
 import type { FailureModes } from './failure-modes.js';
 import type { Kernel } from './kernel.js';
-import { cutCodePoints, digestText, faithfulText, isWellFormedString, recordableString } from './plain-data.js';
-import { escapeText } from './operator-input.js';
+import { digestText, faithfulText, recordableString } from './plain-data.js';
 import type { AuditRef } from './types.js';
 import { LINE_RECORD_OVERHEAD, makeRunMeter, type RunMeter, type VatBudgets } from './vat-budget.js';
 import type { VatHostPowers } from './vat-host.js';
@@ -125,9 +124,7 @@ export const makeRunBinding = (
       // lone surrogate of its can reach the log and close it for everyone.
       // Text that is not Unicode is recorded escaped (`\ud800`), marked
       // ZT_NOT_RECORDABLE: what the agent printed stays readable exactly.
-      const raw = typeof text === 'string' ? cutCodePoints(text, MAX_LOG_TEXT) : '';
-      const wellFormed = isWellFormedString(raw);
-      const line = wellFormed ? raw : escapeText(raw);
+      const { text: line, escaped } = faithfulText(typeof text === 'string' ? text : '', MAX_LOG_TEXT);
       if (!meter.admitLine(LINE_RECORD_OVERHEAD + line.length)) return;
       const known = typeof level === 'string' && CONSOLE_LEVELS.has(level);
       kernel.recordLater({
@@ -138,7 +135,7 @@ export const makeRunBinding = (
         level: known ? level : 'log',
         ...(known ? {} : { levelRefused: 'ZT_BAD_ARGUMENT', claimedLevel: typeof level === 'string' ? digestText(level, powers.sha256Hex) : typeof level }),
         text: line,
-        ...(wellFormed ? {} : { escaped: 'ZT_NOT_RECORDABLE' }),
+        ...(escaped ? { escaped: 'ZT_NOT_RECORDABLE' } : {}),
       });
     },
     output: (stream, chunk) => {

@@ -35,7 +35,7 @@
  */
 import { harden } from '../harden.js';
 import { ZtError, codeOf, type ErrorCode } from '../errors.js';
-import { escapeText } from '../operator-input.js';
+import { escapeText } from '../plain-data.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { AuditRef } from '../types.js';
 import { canonicalJson } from '../audit/canonical.js';

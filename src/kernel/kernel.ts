@@ -37,7 +37,8 @@
  *   denies every request with ZT_SHUT_DOWN.
  */
 import { harden } from '../harden.js';
-import { ZtError, codeOf, type ErrorCode } from '../errors.js';
+import { ZtError, type ErrorCode } from '../errors.js';
+import { boundaryCodeOf } from '../plain-data.js';
 import { makeGrantBrands } from '../grants.js';
 import { Capability, type ActionRequest } from '../types.js';
 import { makeAgentRegistry } from './agents.js';
@@ -206,8 +207,7 @@ export const makeKernel = (options: KernelOptions) => {
       try {
         admitted = admit(request);
       } catch (err) {
-        const code = codeOf(err) === 'ZT_NOT_RECORDABLE' ? ('ZT_NOT_RECORDABLE' as const) : ('ZT_BAD_ARGUMENT' as const);
-        return harden({ allowed: false, code, rules: [], policyHash: policy.current().hash });
+        return harden({ allowed: false, code: boundaryCodeOf(err), rules: [], policyHash: policy.current().hash });
       }
       return harden(decider.evaluate(admitted, now()).decision);
     },

@@ -25,7 +25,7 @@
  */
 import { harden } from '../harden.js';
 import { ErrorCodes, ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
-import { boundedSize, copyPlainData, digestText, faithfulText, isWellFormedString, recordableArgs } from '../plain-data.js';
+import { boundaryCodeOf, boundedSize, copyPlainData, digestText, faithfulText, isWellFormedString, recordableArgs } from '../plain-data.js';
 import type { Policy } from '../policy.js';
 import { checkTarget, patternMatches, type ParsedUrl } from '../targets.js';
 import { ActionRequest, isActionType, type AuditRef, type Outcome } from '../types.js';
@@ -172,8 +172,7 @@ const denyAtBoundary = async (m: Mediator, raw: unknown, via: RequestVia, err: u
       return null;
     }
   };
-  // Text the log cannot record (a lone surrogate) has a code of its own.
-  const code = codeOf(err) === 'ZT_NOT_RECORDABLE' ? 'ZT_NOT_RECORDABLE' : 'ZT_BAD_ARGUMENT';
+  const code = boundaryCodeOf(err);
   const ref = await m
     .record(refusalRecord(m, requestId, { via, agentId: pick('agentId'), capabilityId: pick('capabilityId'), actionType: pick('actionType'), code }))
     .catch(() => undefined);
