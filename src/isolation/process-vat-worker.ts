@@ -175,21 +175,24 @@ export const makeProcessVatWorker = (child: ChildLike, options: { readonly maxFr
       }
     }
   });
-  wire?.on('end', () => {
+  /** The wire is over, however it ended: a frame left incomplete is the vat's violation. */
+  const wireOver = () => {
     try {
       decoder.end();
     } catch (err) {
       protocolError(err);
     }
     disconnected = true;
-  });
-  wire?.on('error', () => {
-    // The vat closed its end, or died: its exit follows.
-    disconnected = true;
-  });
+  };
+  wire?.on('end', wireOver);
+  // The vat closed its end, or died (a reset instead of an end when the
+  // kernel was writing): its exit follows.
+  wire?.on('error', wireOver);
 
   const ended = (code: number) => {
     if (exitCode !== undefined) return;
+    // Whichever event came first, half a frame is reported as what it is.
+    wireOver();
     exitCode = code;
     if (outOfMemory && !broken) {
       emitError(Object.assign(Error('the vat exceeded its memory limit'), { code: 'ERR_WORKER_OUT_OF_MEMORY' }));
