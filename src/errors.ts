@@ -50,6 +50,8 @@ export const ErrorCodes = Object.freeze({
   ZT_WRONG_ACTION: 'the capability does not grant this action type',
   ZT_WRONG_TARGET: 'the capability does not grant this target',
   ZT_POLICY_DENIED: 'the policy does not permit this action',
+  ZT_APPROVAL_DENIED: 'the policy permits this call only with a person\'s approval, and the approver denied it (or sent an answer the kernel could not read, which denies)',
+  ZT_APPROVAL_TIMEOUT: 'the policy permits this call only with a person\'s approval, and no answer came before the rule\'s timeout',
   ZT_POLICY_ERROR: 'the policy could not be evaluated; failing closed',
   ZT_POLICY_TOO_LARGE: 'a policy file is larger than the limit (MAX_POLICY_FILE_BYTES); it is refused before it is read',
   ZT_NOT_REPLAYABLE: 'a recorded call cannot be replayed under the new policy: its rules read arguments the record does not hold',

@@ -10,6 +10,7 @@ export { SandboxRuntime } from './runtime.js';
 export { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
 export type { KernelLinkPowers, KernelWorker, SyncChannel } from './kernel-link.js';
 export type { SandboxOptions, LaunchOptions, RuntimeLimits } from './runtime.js';
+export type { ApprovalAnswer, ApprovalHandler, ApprovalRequest } from './approval.js';
 export { ActionType, Capability, ActionRequest } from './types.js';
 export type {
   ActionArgs,
@@ -26,7 +27,7 @@ export type { ErrorCode } from './errors.js';
 export { DEFAULT_FAILURE_MODES } from './failure-modes.js';
 export type { FailureModes } from './failure-modes.js';
 export { CAPABILITY_CEILING_POLICY, validatePolicyDocument } from './policy.js';
-export type { PolicyDocument, PolicyRule, Decision } from './policy.js';
+export type { PolicyDocument, PolicyRule, RuleApproval, Decision } from './policy.js';
 export type { CapabilityRecord, CapabilityState } from './kernel.js';
 export type { AgentHandle, RunOutcome, VatLimits } from './vat-host.js';
 export { DEFAULT_VAT_BUDGETS } from './vat-budget.js';

@@ -14,6 +14,9 @@
  */
 import { harden } from './harden.js';
 import {
+  APPROVAL,
+  APPROVAL_CLOSED,
+  APPROVAL_REPLY,
   BUSY,
   CALL,
   REPLY,
@@ -61,6 +64,10 @@ export interface KernelLinkHandlers {
   runEnded(runId: string, outcome: unknown): void;
   /** A request to the audit sink of generation `gen` the host supplied. */
   sink(gen: number, op: SinkOp, args: readonly unknown[]): Promise<unknown>;
+  /** A request that needs a person's approval (as the kernel sent it: the host checks it). */
+  approval(request: unknown): void;
+  /** The kernel ended the wait for an approval (answered, timed out or cut). */
+  approvalClosed(approvalId: unknown): void;
   /** The kernel vat is gone (called once). */
   died(error: ZtError): void;
 }
@@ -100,7 +107,7 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
   };
 
   worker.on('message', message => {
-    const m = message as { type?: unknown; id?: unknown; ok?: unknown; value?: unknown; error?: unknown; seq?: unknown; busy?: unknown; runId?: unknown; outcome?: unknown; gen?: unknown; op?: unknown; args?: unknown };
+    const m = message as { type?: unknown; id?: unknown; ok?: unknown; value?: unknown; error?: unknown; seq?: unknown; busy?: unknown; runId?: unknown; outcome?: unknown; gen?: unknown; op?: unknown; args?: unknown; request?: unknown; approvalId?: unknown };
     if (m === null || typeof m !== 'object') return;
     switch (m.type) {
       case REPLY: {
@@ -118,6 +125,12 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
         return;
       case RUN_ENDED:
         if (typeof m.runId === 'string') handlers.runEnded(m.runId, m.outcome);
+        return;
+      case APPROVAL:
+        handlers.approval(m.request);
+        return;
+      case APPROVAL_CLOSED:
+        handlers.approvalClosed(m.approvalId);
         return;
       case SINK: {
         const { id } = m;
@@ -184,6 +197,17 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
     return answer;
   };
 
+  /** Sends a person's answer to a pending approval (the kernel checks it). False once the kernel vat is gone. */
+  const answerApproval = (approvalId: string, answer: unknown): boolean => {
+    if (dead) return false;
+    try {
+      worker.postMessage({ type: APPROVAL_REPLY, approvalId, answer });
+    } catch {
+      return false;
+    }
+    return true;
+  };
+
   /** Ends the kernel vat (after `shutdown`): later calls fail with ZT_KERNEL_UNAVAILABLE. */
   const close = async () => {
     if (dead) return;
@@ -195,7 +219,7 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
     updateRef();
   };
 
-  return harden({ callSync, call, close, isDead: () => dead !== undefined });
+  return harden({ callSync, call, answerApproval, close, isDead: () => dead !== undefined });
 };
 harden(makeKernelLink);
 

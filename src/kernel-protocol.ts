@@ -5,11 +5,15 @@
  *
  * On the worker's port:
  * - host → kernel: `call` (answered by a `reply`), `sync` (answered on the
- *   sync port, see below), `sink-reply` (the answer to a `sink` request);
+ *   sync port, see below), `sink-reply` (the answer to a `sink` request),
+ *   `approval-reply` (a person's answer to an `approval`, by its
+ *   `approvalId`; the kernel checks it and ignores one for nothing pending);
  * - kernel → host: `reply`, `busy` (whether the runtime has work on its way,
  *   numbered so that a late report never overrides a newer one), `run-ended`
- *   (the outcome of a launched agent's run) and `sink` (a request to the
- *   audit sink the host supplied, when it supplied one).
+ *   (the outcome of a launched agent's run), `sink` (a request to the
+ *   audit sink the host supplied, when it supplied one), `approval` (a
+ *   request that needs a person's approval: an `ApprovalRequest`) and
+ *   `approval-closed` (its wait ended: answered, timed out or cut).
  *
  * Synchronous operations of the seed API (`registerAgent`,
  * `issueCapability`, …) travel as `sync` messages on the same port, so they
@@ -27,6 +31,9 @@ export const BUSY = 'busy';
 export const RUN_ENDED = 'run-ended';
 export const SINK = 'sink';
 export const SINK_REPLY = 'sink-reply';
+export const APPROVAL = 'approval';
+export const APPROVAL_REPLY = 'approval-reply';
+export const APPROVAL_CLOSED = 'approval-closed';
 
 /** An error as data: the code and reason apart, details for the operator. */
 export interface ErrorData {

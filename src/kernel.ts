@@ -5,6 +5,7 @@
 export { makeKernel, type Kernel } from './kernel/kernel.js';
 export { abortable } from './kernel/effect.js';
 export { admit } from './kernel/mediation.js';
+export type { ApprovalHost, ApprovalRecord } from './kernel/approvals.js';
 export type {
   CapabilityRecord,
   CapabilityShape,

@@ -18,6 +18,7 @@ import { harden } from './harden.js';
 import type { PolicyDocument } from './policy/types.js';
 
 export type {
+  ApprovalRequirement,
   ArgMatcher,
   Condition,
   Decision,
@@ -29,6 +30,7 @@ export type {
   PolicyDocument,
   PolicyProblem,
   PolicyRule,
+  RuleApproval,
   RuleEffect,
   RuleTrace,
   SetTest,

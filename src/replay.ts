@@ -8,18 +8,45 @@
  *   the document): any difference is a failure of determinism or of the log;
  * - against another policy: the decisions that would change.
  *
+ * A person's answer to a call that needed approval is part of the
+ * decision's context: the decision record holds it (`approval`). A call the
+ * policy (still) permits only with approval replays as permitted when the
+ * recorded answer was a yes covering the rules that ask for it, and as the
+ * recorded denial (ZT_APPROVAL_DENIED, ZT_APPROVAL_TIMEOUT, a cut) when it
+ * was not; with no answer recorded it replays as `approval: 'required'`.
+ * Every decision replayed with a recorded answer is listed (`approvals`).
+ *
  * Pure: records in, report out; the policy constructor is passed in.
  */
 import { harden } from './harden.js';
 import type { Decision, DecisionRequest, Policy } from './policy.js';
+
+/** A decision as replay compares it. `approval`: the recorded answer it was replayed with, or `required` when the policy asks for one and none is recorded. */
+export interface ReplayedDecision {
+  readonly decision: string;
+  readonly code?: string;
+  readonly rules: readonly string[];
+  readonly approval?: string;
+}
 
 export interface ReplayDifference {
   readonly seq: number;
   readonly agentId: string;
   readonly actionType: string;
   readonly target: string;
-  readonly recorded: { readonly decision: string; readonly code?: string; readonly rules: readonly string[] };
-  readonly replayed: { readonly decision: string; readonly code?: string; readonly rules: readonly string[] };
+  readonly recorded: ReplayedDecision;
+  readonly replayed: ReplayedDecision;
+}
+
+/** A decision replayed with the approval answer its record holds. */
+export interface ReplayedApproval {
+  readonly seq: number;
+  readonly approvalId: string;
+  /** `approved`, `denied`, `malformed`, `timeout`, `cut` or `unrecorded`. */
+  readonly answer: string;
+  readonly by?: string;
+  readonly via?: string;
+  readonly replayed: ReplayedDecision;
 }
 
 /** A decision the record cannot replay under the policy asked: its rules read arguments the record does not hold. */
@@ -43,16 +70,44 @@ export interface ReplayReport {
   readonly notReplayable: readonly NotReplayable[];
   /** Problems with the log itself (a policy whose hash does not match, a decision with no policy). */
   readonly problems: readonly string[];
+  /** The decisions replayed with a recorded approval answer. */
+  readonly approvals: readonly ReplayedApproval[];
 }
 
 /** A request record whose decision came from the policy (not from an earlier capability check). */
 const reachedPolicy = (r: Record<string, unknown>) => r.type === 'request' && r.decidedBy === 'policy';
 
-const summary = (d: Pick<Decision, 'allowed' | 'code' | 'rules'>) => ({
+const summary = (d: Pick<Decision, 'allowed' | 'code' | 'rules'>): ReplayedDecision => ({
   decision: d.allowed ? 'allow' : 'deny',
   ...(d.allowed ? {} : { code: d.code ?? 'ZT_POLICY_DENIED' }),
   rules: [...d.rules].sort(),
 });
+
+/** The approval a decision record holds, read defensively. */
+interface RecordedApproval {
+  readonly approvalId?: unknown;
+  readonly answer?: unknown;
+  readonly code?: unknown;
+  readonly ruleIds?: unknown;
+  readonly by?: unknown;
+  readonly via?: unknown;
+}
+
+const approvalOf = (r: Record<string, unknown>): RecordedApproval | undefined =>
+  r.approval !== null && typeof r.approval === 'object' ? (r.approval as RecordedApproval) : undefined;
+
+/** The policy's decision with the recorded answer applied (see the header). */
+const withApproval = (policy: Policy, decision: Decision, recorded: RecordedApproval | undefined): ReplayedDecision => {
+  const plain = summary(decision);
+  const need = decision.allowed && typeof policy.approvalFor === 'function' ? policy.approvalFor(decision) : undefined;
+  if (!recorded) return need ? { ...plain, approval: 'required' } : plain;
+  const answer = String(recorded.answer);
+  if (!need) return { ...plain, approval: answer };
+  const denied = (code: string): ReplayedDecision => ({ decision: 'deny', code, rules: plain.rules, approval: answer });
+  if (answer !== 'approved') return denied(typeof recorded.code === 'string' ? recorded.code : 'ZT_APPROVAL_DENIED');
+  const asked = Array.isArray(recorded.ruleIds) ? (recorded.ruleIds as unknown[]) : [];
+  return need.ruleIds.every(id => asked.includes(id)) ? { ...plain, approval: answer } : denied('ZT_APPROVAL_DENIED');
+};
 
 export const replayDecisions = (
   records: Iterable<Record<string, unknown>>,
@@ -65,6 +120,7 @@ export const replayDecisions = (
   const differences: ReplayDifference[] = [];
   const notReplayable: NotReplayable[] = [];
   const problems: string[] = [];
+  const approvals: ReplayedApproval[] = [];
   for (const r of records) {
     count += 1;
     const seq = Number(r.seq);
@@ -109,24 +165,30 @@ export const replayDecisions = (
       args: (r.policyArgs as Record<string, unknown> | undefined) ?? {},
       ...(r.context ? { context: r.context as DecisionRequest['context'] } : {}),
     } as DecisionRequest;
-    let now: ReturnType<typeof summary>;
+    const recordedApproval = approvalOf(r);
+    let now: ReplayedDecision;
     try {
-      now = summary(policy.decide(harden(request)));
+      now = withApproval(policy, policy.decide(harden(request)), recordedApproval);
     } catch {
       now = { decision: 'deny', code: 'ZT_POLICY_ERROR', rules: [] };
     }
     replayed += 1;
-    const then = {
+    const then: ReplayedDecision = {
       decision: String(r.decision),
       ...(r.decision === 'allow' ? {} : { code: String(r.code) }),
       rules: [...((r.rules as string[] | undefined) ?? [])].sort(),
+      ...(recordedApproval ? { approval: String(recordedApproval.answer) } : {}),
     };
+    if (recordedApproval) {
+      const { approvalId, answer, by, via } = recordedApproval;
+      approvals.push(harden({ seq, approvalId: String(approvalId), answer: String(answer), ...(typeof by === 'string' ? { by } : {}), ...(typeof via === 'string' ? { via } : {}), replayed: now }));
+    }
     if (JSON.stringify(then) !== JSON.stringify(now)) {
       differences.push(
         harden({ seq, agentId: request.agentId, actionType: request.actionType, target: request.target, recorded: then, replayed: now }),
       );
     }
   }
-  return harden({ records: count, replayed, differences, notReplayable, problems });
+  return harden({ records: count, replayed, differences, notReplayable, problems, approvals });
 };
 harden(replayDecisions);

@@ -22,6 +22,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
+import { checkApprovalAnswer, type ApprovalAnswer, type ApprovalHandler, type ApprovalRequest } from './approval.js';
 import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
 import { copyOperatorInput, readField } from './operator-input.js';
 import { PLAIN_DATA_LIMITS } from './plain-data.js';
@@ -147,6 +148,29 @@ const unrecordedOutcome = (err: unknown): Outcome => {
   return harden({ requestId: `unrecorded-${unrecorded}`, status: code === 'ZT_KERNEL_UNAVAILABLE' ? 'failed' : 'denied', ok: false, error: { code, message }, audit: {} });
 };
 
+/** A request for approval as the kernel sent it: kept if it names itself, hardened. */
+const approvalRequestOf = (raw: unknown): ApprovalRequest | undefined => {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const { approvalId } = raw as { approvalId?: unknown };
+  return typeof approvalId === 'string' ? harden(raw as ApprovalRequest) : undefined;
+};
+
+/**
+ * A handler's answer as it crosses to the kernel: a plain-data copy (or a
+ * marker the kernel refuses, which denies), naming the channel when the
+ * handler did not.
+ */
+const handlerAnswer = (answer: unknown): unknown => {
+  let copy: unknown;
+  try {
+    copy = copyOperatorInput('an approval answer', [answer]).args[0];
+  } catch {
+    return '[not plain data]';
+  }
+  if (copy !== null && typeof copy === 'object' && !Array.isArray(copy) && !Object.hasOwn(copy, 'via')) return { ...copy, via: 'onApproval' };
+  return copy;
+};
+
 export class SandboxRuntime {
   readonly storeDir: string;
   readonly failureModes: FailureModes;
@@ -156,6 +180,10 @@ export class SandboxRuntime {
   #runs = new Map<string, (outcome: RunOutcome) => void>();
   #ended = new Map<string, RunOutcome>();
   #closed: Promise<void> | undefined;
+  /** Approval handlers, each registration its own entry (the same function may be registered twice). */
+  #approvalHandlers = new Set<{ handler: ApprovalHandler }>();
+  /** Approvals the kernel waits for, by id: dropped when answered here or when the kernel ends the wait. */
+  #pendingApprovals = new Map<string, ApprovalRequest>();
 
   /**
    * `powers` starts the kernel vat (default: a worker thread of this
@@ -186,8 +214,13 @@ export class SandboxRuntime {
       handlers: {
         runEnded: (runId, outcome) => this.#runEnded(runId, outcome as RunOutcome),
         sink: (gen, op, args) => this.#sinkOp(gen, op, args),
+        approval: raw => this.#approvalRequested(raw),
+        approvalClosed: approvalId => {
+          if (typeof approvalId === 'string') this.#pendingApprovals.delete(approvalId);
+        },
         died: error => {
           for (const [runId] of this.#runs) this.#runEnded(runId, undefined, error);
+          this.#pendingApprovals.clear();
         },
       },
     });
@@ -215,6 +248,70 @@ export class SandboxRuntime {
     } else {
       this.#ended.set(runId, result);
     }
+  }
+
+  #approvalRequested(raw: unknown) {
+    const request = approvalRequestOf(raw);
+    if (!request) return;
+    this.#pendingApprovals.set(request.approvalId, request);
+    for (const entry of this.#approvalHandlers) this.#offer(entry, request);
+  }
+
+  /**
+   * Asks one handler, on a later turn: its first definite answer goes to
+   * the kernel; `undefined`, a throw or a rejection leaves the request
+   * pending (never approves, never reaches the caller).
+   */
+  #offer(entry: { handler: ApprovalHandler }, request: ApprovalRequest) {
+    void Promise.resolve()
+      .then(() => entry.handler(request))
+      .then(
+        answer => {
+          if (answer === undefined || !this.#pendingApprovals.has(request.approvalId)) return;
+          this.#pendingApprovals.delete(request.approvalId);
+          this.#link.answerApproval(request.approvalId, handlerAnswer(answer));
+        },
+        () => undefined,
+      );
+  }
+
+  /**
+   * Registers a handler of requests that need a person's approval (a
+   * policy rule with `approval`). Each handler is called for each request,
+   * those pending now included; the first definite answer wins, `undefined`
+   * leaves the request pending, and a handler that throws or rejects counts
+   * as no answer. The kernel checks every answer: a malformed one denies
+   * (ZT_APPROVAL_DENIED). Returns a function that unregisters the handler.
+   */
+  onApproval(handler: ApprovalHandler): () => void {
+    if (typeof handler !== 'function') throw new ZtError('ZT_BAD_ARGUMENT', 'onApproval needs a function');
+    const entry = { handler };
+    this.#approvalHandlers.add(entry);
+    for (const request of this.#pendingApprovals.values()) this.#offer(entry, request);
+    return () => {
+      this.#approvalHandlers.delete(entry);
+    };
+  }
+
+  /** The requests waiting for a person's approval now (each gone once answered, timed out or cut). */
+  pendingApprovals(): ApprovalRequest[] {
+    return harden([...this.#pendingApprovals.values()]);
+  }
+
+  /**
+   * Answers a pending approval: `{ approved, by, note?, via? }` (`by`
+   * names who answered; all of it is recorded). Throws ZT_BAD_ARGUMENT for
+   * a malformed answer; returns false when no approval is pending under
+   * that id (answered already, timed out or cut).
+   */
+  answerApproval(approvalId: string, answer: ApprovalAnswer): boolean {
+    const [id, raw] = input('answerApproval', [approvalId, answer]);
+    if (typeof id !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'answerApproval needs an approval id');
+    const checked = checkApprovalAnswer(raw);
+    if ('problem' in checked) throw new ZtError('ZT_BAD_ARGUMENT', `answerApproval: ${checked.problem}`);
+    if (!this.#pendingApprovals.has(id)) return false;
+    this.#pendingApprovals.delete(id);
+    return this.#link.answerApproval(id, checked.answer);
   }
 
   async #sinkOp(gen: number, op: SinkOp, args: readonly unknown[]): Promise<unknown> {

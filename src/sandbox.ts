@@ -23,7 +23,7 @@ import { copyPlainData } from './plain-data.js';
 import type { McpServerConfig } from './effectors/mcp.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
-import { makeKernel, type CapabilityRecord, type CapabilityState, type Kernel, type KernelAuditSink, type KernelPowers } from './kernel.js';
+import { makeKernel, type ApprovalHost, type CapabilityRecord, type CapabilityState, type Kernel, type KernelAuditSink, type KernelPowers } from './kernel.js';
 import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
 import { ActionRequest, Capability, type Outcome } from './types.js';
 import {
@@ -218,9 +218,11 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
 
 /**
  * Builds the runtime. `auditSink` replaces the audit vat (the kernel vat's
- * shell passes one when the host supplied its own sink).
+ * shell passes one when the host supplied its own sink); `approvalHost` is
+ * where requests that need a person's approval are announced (the kernel
+ * vat's shell passes the host application's end).
  */
-export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditSink?: AuditSink) => {
+export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditSink?: AuditSink, approvalHost?: ApprovalHost) => {
   if (!isRecord(config)) throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
   const { storeDir } = config;
   if (typeof storeDir !== 'string' || !storeDir.startsWith('/')) throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be an absolute path');
@@ -297,6 +299,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     failureModes,
     durability,
     maxBytes,
+    ...(approvalHost === undefined ? {} : { approvalHost }),
     onHalt: agentId => {
       void vats.terminate(agentId, 'halted by failure mode');
     },
@@ -386,6 +389,8 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     loadPolicy: (document: unknown, options: { revokeRefused?: boolean } = {}) => kernel.setPolicy(document, options),
     loadPolicyFile: (path: string, options?: { revokeRefused?: boolean }) => busyWhile(() => loadPolicyFile(path, options)),
     policyHash: (): string => kernel.getPolicyHash(),
+    answerApproval: (approvalId: string, answer: unknown): boolean => kernel.answerApproval(approvalId, answer),
+    pendingApprovals: () => kernel.pendingApprovals(),
     launchAgent: (spec: LaunchSpec): Promise<AgentHandle> => busyWhile(() => launchCounted(spec)),
     recoverAudit: (sink?: AuditSink) => busyWhile(() => recoverAudit(sink)),
     rotateAuditKey: () => busyWhile(rotateAuditKey),

@@ -12,6 +12,9 @@ import { harden } from '../src/harden.js';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { AuditSink } from '../src/audit/audit-client.js';
 import {
+  APPROVAL,
+  APPROVAL_CLOSED,
+  APPROVAL_REPLY,
   BUSY,
   CALL,
   REPLY,
@@ -83,6 +86,10 @@ const root = buildRootObject({
   sandbox: makeNodeSandboxPowers(),
   notifyRunEnded: (runId, outcome) => post({ type: RUN_ENDED, runId, outcome }),
   makeHostSink,
+  approvalHost: harden({
+    ask: request => post({ type: APPROVAL, request }),
+    closed: approvalId => post({ type: APPROVAL_CLOSED, approvalId }),
+  }),
 });
 
 /**
@@ -155,7 +162,11 @@ const answerAsync = (id: number, method: string, args: unknown[]) => {
 };
 
 port.on('message', (message: unknown) => {
-  const m = message as { type?: unknown; id?: unknown; method?: unknown; args?: unknown; ok?: unknown; value?: unknown; error?: unknown };
+  const m = message as { type?: unknown; id?: unknown; method?: unknown; args?: unknown; ok?: unknown; value?: unknown; error?: unknown; approvalId?: unknown; answer?: unknown };
+  if (m !== null && typeof m === 'object' && m.type === APPROVAL_REPLY) {
+    root.answerApproval(m.approvalId, m.answer);
+    return;
+  }
   if (m === null || typeof m !== 'object' || typeof m.id !== 'number') return;
   const args = Array.isArray(m.args) ? (m.args as unknown[]) : [];
   switch (m.type) {

@@ -12,6 +12,7 @@
 import { harden } from '../src/harden.js';
 import type { AuditSink } from '../src/audit/audit-client.js';
 import { ZtError, codeOf, reasonOf } from '../src/errors.js';
+import type { ApprovalHost } from '../src/kernel.js';
 import { copyOperatorInput, escapeForRecord } from '../src/operator-input.js';
 import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
 import type { SyncMethod, AsyncMethod } from '../src/kernel-protocol.js';
@@ -23,6 +24,8 @@ export interface KernelVatPowers {
   notifyRunEnded(runId: string, outcome: unknown): void;
   /** An audit sink that forwards to the sink the host supplied (generation `gen`). */
   makeHostSink(gen: number): AuditSink;
+  /** Announces requests that need a person's approval to the host, and the end of their waits. */
+  readonly approvalHost: ApprovalHost;
 }
 
 export interface InitConfig extends SandboxConfig {
@@ -75,7 +78,7 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       const [config] = copyOperatorInput('options', [raw]).args;
       if (sandbox) throw new ZtError('ZT_BAD_ARGUMENT', 'the kernel is already initialised');
       const { hostAuditSink, ...rest } = asRecord(config, 'options') as unknown as InitConfig;
-      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined);
+      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined, vatPowers.approvalHost);
       return { failureModes: { ...sandbox.failureModes } };
     },
     registerAgent: checked('registerAgent', (agentId: unknown, options: unknown) =>
@@ -140,6 +143,8 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
   return harden({
     sync: harden(sync),
     async: harden(async),
+    /** A person's answer from the host: as it came (the kernel checks it; a malformed one denies). */
+    answerApproval: (approvalId: unknown, answer: unknown): boolean => (sandbox && typeof approvalId === 'string' ? sandbox.answerApproval(approvalId, answer) : false),
     isBusy: (): boolean => sandbox?.isBusy() ?? false,
   });
 };

@@ -14,7 +14,7 @@ import { canonicalJson } from '../audit/canonical.js';
 import { RECORDS_FILE } from '../audit/file-store.js';
 import { ZtError } from '../errors.js';
 import { loadPolicyText, makePolicy } from '../policy.js';
-import { replayDecisions } from '../replay.js';
+import { replayDecisions, type ReplayedDecision } from '../replay.js';
 
 export const REPLAY_USAGE = '  ztaas audit replay [--store DIR] [--policy FILE] [--json]';
 
@@ -56,8 +56,11 @@ export const replayCommand = async (args: string[]): Promise<number> => {
     for (const n of report.notReplayable) {
       process.stdout.write(`#${n.seq}: ${n.code}: the policy reads ${n.arguments.join(', ')}, which the record does not hold\n`);
     }
+    const show = (x: ReplayedDecision) => `${x.decision}${x.code ? ` ${x.code}` : ''} [${x.rules.join(', ')}]${x.approval ? ` (approval: ${x.approval})` : ''}`;
+    for (const a of report.approvals) {
+      process.stdout.write(`#${a.seq} approval ${a.approvalId}: ${a.answer}${a.by ? ` by ${JSON.stringify(a.by)}` : ''}${a.via ? ` via ${JSON.stringify(a.via)}` : ''} -> ${show(a.replayed)}\n`);
+    }
     for (const d of report.differences) {
-      const show = (x: { decision: string; code?: string; rules: readonly string[] }) => `${x.decision}${x.code ? ` ${x.code}` : ''} [${x.rules.join(', ')}]`;
       process.stdout.write(`#${d.seq} ${d.agentId} ${d.actionType} ${d.target}: ${show(d.recorded)} -> ${show(d.replayed)}\n`);
     }
   }

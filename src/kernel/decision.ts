@@ -16,13 +16,16 @@
  * - The policy sees the concrete, normalized target, and reads only data
  *   the kernel records with the decision (`context`), so a decision can be
  *   replayed.
+ * - A permitting decision whose matched permit rules ask for a person's
+ *   approval says so (`approval`); the mediation path waits for the answer
+ *   (approvals.ts) before anything is consumed.
  * - The target is normalized once, here: a URL is parsed once per request
  *   and that parsed form is what every link's pattern, the policy and the
  *   effector read (src/targets.ts).
  */
 import type { ErrorCode } from '../errors.js';
 import { harden } from '../harden.js';
-import type { DecisionContext, DecisionRequest, Policy } from '../policy.js';
+import type { ApprovalRequirement, DecisionContext, DecisionRequest, Policy } from '../policy.js';
 import { checkTarget, patternMatches, type CheckedTarget, type ParsedUrl } from '../targets.js';
 import { digestText, recordableArgs, type TextDigest } from '../plain-data.js';
 import type { ActionRequest } from '../types.js';
@@ -49,6 +52,8 @@ export interface Evaluation {
   readonly args: Record<string, unknown> | undefined;
   /** What the policy was asked, when the request got that far (recorded for replay). */
   readonly decisionRequest?: DecisionRequest;
+  /** The policy permits, but only with a person's approval (its matched permit rules ask for one). */
+  readonly approval?: ApprovalRequirement;
 }
 
 /**
@@ -196,7 +201,9 @@ export const makeDecider = (powers: DeciderPowers) => {
         args: request.args,
         ...(policy.needsContext ? { context: contextFor(request.agentId, entry as CapEntry, time) } : {}),
       };
-      return { decision: policy.decide(decisionRequest), entry, target, recordedTarget, ...(url === undefined ? {} : { url }), args, decisionRequest };
+      const decision = policy.decide(decisionRequest);
+      const approval = decision.allowed ? policy.approvalFor(decision) : undefined;
+      return { decision, entry, target, recordedTarget, ...(url === undefined ? {} : { url }), args, decisionRequest, ...(approval === undefined ? {} : { approval }) };
     } catch {
       return { decision: deny('ZT_POLICY_ERROR'), entry, target, recordedTarget: refusedTarget(), args };
     }

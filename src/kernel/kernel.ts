@@ -13,6 +13,7 @@
  * | decision.ts          | the ordered checks, then the policy (consumes nothing)         |
  * | delegation.ts        | capabilities delegated by holders, derived from grants         |
  * | effect.ts            | one effector call: byte budget, expiry, abort                  |
+ * | approvals.ts         | the wait for a person's answer to a call that needs approval   |
  * | mediation.ts         | decide → commit → perform → settle, one record each            |
  *
  * Invariants (the parts' headers say how each is kept):
@@ -31,7 +32,8 @@
  * - Every request yields exactly one decision record; every executed action
  *   one outcome record.
  * - Revoking a capability aborts its calls in flight at once: their callers
- *   get ZT_REVOKED and the effector's AbortSignal fires.
+ *   get ZT_REVOKED and the effector's AbortSignal fires. A call waiting for
+ *   a person's approval is in flight too, and its wait is cut.
  * - Any error in a check, the policy or the audit path denies.
  * - Once shut down, the kernel issues, registers and delegates nothing and
  *   denies every request with ZT_SHUT_DOWN.
@@ -42,6 +44,7 @@ import { boundaryCodeOf } from '../plain-data.js';
 import { makeGrantBrands } from '../grants.js';
 import { Capability, type ActionRequest } from '../types.js';
 import { makeAgentRegistry } from './agents.js';
+import { makeApprovals } from './approvals.js';
 import { makeAuditRecorder } from './audit-recorder.js';
 import { makeCapabilityTable } from './capability-table.js';
 import { makeDecider } from './decision.js';
@@ -87,6 +90,16 @@ const makeKernelParts = (options: KernelOptions) => {
     brands: facet(brands, 'isGrant', 'makeDerivedRef'),
   });
   const effects = makeEffectRunner({ now, setTimeout, clearTimeout, effectors, makeGrant: brands.makeGrant, deriveGrants: delegation.deriveGrants }, { maxBytes });
+  const approvals = makeApprovals({
+    now,
+    setTimeout,
+    clearTimeout,
+    record: recorder.record,
+    sha256Hex,
+    canonicalJson,
+    agents: facet(agents, 'busy'),
+    ...(options.approvalHost === undefined ? {} : { host: options.approvalHost }),
+  });
 
   const revokeAgent = (agentId: string, reason = 'revoked by operator') => {
     if (!agents.markRevoked(agentId)) return false;
@@ -113,6 +126,7 @@ const makeKernelParts = (options: KernelOptions) => {
       table: facet(table, 'entry', 'chainOf', 'noteExpired'),
       agents: facet(agents, 'noteActivity', 'acquireTaints', 'busy'),
       effects,
+      approvals: facet(approvals, 'request'),
       halt,
     },
     { failureModes, durability },
@@ -130,11 +144,11 @@ const makeKernelParts = (options: KernelOptions) => {
     if (!open) throw new ZtError('ZT_SHUT_DOWN');
   };
 
-  return { now, brands, recorder, policy, agents, table, decider, delegation, mediation, revokeAgent, shutdown, assertOpen };
+  return { now, brands, recorder, policy, agents, table, decider, delegation, mediation, approvals, revokeAgent, shutdown, assertOpen };
 };
 
 export const makeKernel = (options: KernelOptions) => {
-  const { now, brands, recorder, policy, agents, table, decider, delegation, mediation, revokeAgent, shutdown, assertOpen } = makeKernelParts(options);
+  const { now, brands, recorder, policy, agents, table, decider, delegation, mediation, approvals, revokeAgent, shutdown, assertOpen } = makeKernelParts(options);
 
   const issueCapability = (cap: Capability, issuer = 'operator'): CapabilityRecord => {
     assertOpen();
@@ -211,6 +225,13 @@ export const makeKernel = (options: KernelOptions) => {
       }
       return harden(decider.evaluate(admitted, now()).decision);
     },
+    /**
+     * A person's answer to a pending approval, from the host (checked here:
+     * a malformed answer denies). False when nothing is pending under that id.
+     */
+    answerApproval: approvals.answer,
+    /** The approvals waiting for an answer now. */
+    pendingApprovals: approvals.pending,
     whenIdle: agents.whenIdle,
     refuse: mediation.refuse,
     isDerivedRef: brands.isDerivedRef,

@@ -13,6 +13,10 @@
  *   only if it could be recorded (its digest is part of the outcome record).
  * - Uses are counted and taints acquired when a request is allowed, before it
  *   runs: a call that fails half-way may still have had an effect.
+ * - A request the policy permits only with a person's approval waits for
+ *   the answer (approvals.ts) before anything is consumed; after a yes it is
+ *   decided again and goes on only if still permitted with no approval the
+ *   answer did not cover. Its one decision record carries the approval.
  * - `execute` never rejects: every failure is an outcome with a code.
  * - A request from outside the kernel (the seed API) is checked once, where
  *   it enters (`admit`): its fields are well-formed strings and its
@@ -32,6 +36,7 @@ import { ActionRequest, isActionType, type AuditRef, type Outcome } from '../typ
 import type { FailureModes } from '../failure-modes.js';
 import type { AgentRegistry } from './agents.js';
 import type { CapabilityTable, CapEntry, InFlight } from './capability-table.js';
+import type { ApprovalRecord, Approvals } from './approvals.js';
 import type { Decider, Evaluation } from './decision.js';
 import type { EffectRun, EffectRunner } from './effect.js';
 import type { RecordDurably, RequestVia } from './types.js';
@@ -72,6 +77,7 @@ export interface MediationPowers {
   readonly table: Pick<CapabilityTable, 'entry' | 'chainOf' | 'noteExpired'>;
   readonly agents: Pick<AgentRegistry, 'noteActivity' | 'acquireTaints' | 'busy'>;
   readonly effects: EffectRunner;
+  readonly approvals: Pick<Approvals, 'request'>;
   /** Halts an agent a failure mode says must stop. */
   readonly halt: (agentId: string, code: ErrorCode) => void;
 }
@@ -192,9 +198,18 @@ const recordablePolicyArgs = (m: Mediator, picked: Record<string, unknown>): Rec
     ? { policyArgs: picked }
     : { policyArgs: recordableArgs(picked, m), policyArgsDigested: true };
 
-/** The decision record: what was asked, what was decided and by whom, and what replay needs. */
-const decisionRecord = (m: Mediator, request: ActionRequest, via: RequestVia, requestId: string, time: number, evaluation: Evaluation): Record<string, unknown> => {
-  const { decision, entry, recordedTarget, args, decisionRequest } = evaluation;
+/** The decision record: what was asked, what was decided and by whom, what replay needs, and any approval (with the code it denied with). */
+const decisionRecord = (
+  m: Mediator,
+  request: ActionRequest,
+  via: RequestVia,
+  requestId: string,
+  time: number,
+  evaluation: Evaluation,
+  approval?: { record: ApprovalRecord; code: ErrorCode | undefined },
+): Record<string, unknown> => {
+  const { entry, recordedTarget, args, decisionRequest } = evaluation;
+  const decision = approval?.code === undefined ? evaluation.decision : { ...evaluation.decision, allowed: false, code: approval.code };
   const policy = m.currentPolicy();
   return {
     type: 'request',
@@ -216,6 +231,7 @@ const decisionRecord = (m: Mediator, request: ActionRequest, via: RequestVia, re
     // What replay needs to re-ask the policy: its context, and verbatim the arguments its conditions read.
     ...(decisionRequest?.context ? { context: decisionRequest.context } : {}),
     ...(decisionRequest && policy.argNames.length > 0 ? recordablePolicyArgs(m, pickArgs(request.args, policy.argNames)) : {}),
+    ...(approval ? { approval: approval.record } : {}),
   };
 };
 
@@ -399,15 +415,8 @@ const execute = async (m: Mediator, raw: ActionRequest, via: RequestVia): Promis
   return await executeChecked(m, request, via);
 };
 
-/**
- * The mediated path for a request already checked at a boundary (`admit`,
- * or the membrane's check of an agent's call). Never rejects.
- */
-const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestVia): Promise<Outcome> => {
-  const requestId = m.makeRequestId();
-  const time = m.now();
-  m.agents.noteActivity(request.agentId);
-
+/** Decides a request at `time`, noting an expiry the decision found. */
+const evaluate = (m: Mediator, request: ActionRequest, time: number): Evaluation => {
   const evaluation = m.decider.evaluate(request, time);
   const { decision, entry } = evaluation;
   if (decision.code === 'ZT_EXPIRED' && entry) {
@@ -416,8 +425,37 @@ const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestV
       if (expiresAt !== undefined && time >= expiresAt) m.table.noteExpired(link);
     }
   }
-  const requestRecord = decisionRecord(m, request, via, requestId, time, evaluation);
-  if (!decision.allowed) return await deny(m, request, requestId, requestRecord, decision.code ?? 'ZT_POLICY_DENIED');
+  return evaluation;
+};
+
+/**
+ * The mediated path for a request already checked at a boundary (`admit`,
+ * or the membrane's check of an agent's call). Never rejects.
+ */
+const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestVia): Promise<Outcome> => {
+  const requestId = m.makeRequestId();
+  let time = m.now();
+  m.agents.noteActivity(request.agentId);
+
+  let evaluation = evaluate(m, request, time);
+  let approval: { record: ApprovalRecord; code: ErrorCode | undefined } | undefined;
+  const need = evaluation.decision.allowed ? evaluation.approval : undefined;
+  if (need) {
+    const { target, args } = evaluation;
+    const verdict = await m.approvals.request({ request, requestId, entry: evaluation.entry as CapEntry, target, recordedArgs: args, need });
+    if (verdict.approved) {
+      // Nothing was consumed while it waited: decided again, now.
+      time = m.now();
+      evaluation = evaluate(m, request, time);
+      const uncovered = evaluation.approval?.ruleIds.some(id => !need.ruleIds.includes(id)) === true;
+      approval = { record: verdict.record, code: evaluation.decision.allowed && uncovered ? 'ZT_APPROVAL_DENIED' : undefined };
+    } else {
+      approval = { record: verdict.record, code: verdict.code };
+    }
+  }
+  const { decision, entry } = evaluation;
+  const requestRecord = decisionRecord(m, request, via, requestId, time, evaluation, approval);
+  if (!decision.allowed || approval?.code !== undefined) return await deny(m, request, requestId, requestRecord, approval?.code ?? decision.code ?? 'ZT_POLICY_DENIED');
 
   const allowed: Allowed = { request, requestId, time, evaluation, requestRecord, live: entry as CapEntry };
   const chain = commit(m, allowed);

@@ -8,6 +8,7 @@
  * be used to steer the kernel.
  */
 import type { Effector, GrantValidator } from '../effectors/types.js';
+import type { ApprovalHost } from './approvals.js';
 import type { ErrorCode } from '../errors.js';
 import type { FailureModes } from '../failure-modes.js';
 import type { ActionType, AuditRef, CapabilityConstraints } from '../types.js';
@@ -53,6 +54,11 @@ export interface KernelOptions {
    * way (the store marks every record it writes in this mode).
    */
   readonly durability?: 'durable' | 'relaxed';
+  /**
+   * Where a request that needs a person's approval is announced (and its
+   * end); absent, such a request waits for `answerApproval` or its timeout.
+   */
+  readonly approvalHost?: ApprovalHost;
 }
 
 export type CapabilityState = 'live' | 'revoked';

@@ -40,6 +40,7 @@ import {
 import { sharedPolicyValidator, type PolicyValidator } from './validate.js';
 import { normalizePath } from '../paths.js';
 import type {
+  ApprovalRequirement,
   Decision,
   DecisionContext,
   DecisionRequest,
@@ -47,6 +48,7 @@ import type {
   GrantRequest,
   Policy,
   PolicyDocument,
+  PolicyRule,
   RuleTrace,
   Truth,
 } from './types.js';
@@ -431,9 +433,27 @@ export const makePolicy = (
 
   const decideDelegation = makeDecideDelegation(delegations, hash, malformed);
 
+  // Permit rules that ask for a person's approval, by id (validation refuses `approval` on a forbid).
+  const approvals = new Map<string, { index: number; timeoutMs: number; prompt?: string }>();
+  doc.rules.forEach((r, index) => {
+    if (r.effect === 'permit' && r.approval !== undefined) approvals.set(r.id, { index, ...r.approval });
+  });
+  const approvalFor = (decision: Decision): ApprovalRequirement | undefined => {
+    if (approvals.size === 0 || decision === null || typeof decision !== 'object' || decision.allowed !== true) return undefined;
+    const asking = decision.rules.flatMap(id => approvals.get(id) ?? []).sort((a, b) => a.index - b.index);
+    const first = asking[0];
+    if (first === undefined) return undefined;
+    const prompt = asking.find(a => a.prompt !== undefined)?.prompt;
+    return harden({
+      ruleIds: asking.map(a => (doc.rules[a.index] as PolicyRule).id),
+      timeoutMs: Math.min(...asking.map(a => a.timeoutMs)),
+      ...(prompt === undefined ? {} : { prompt }),
+    });
+  };
+
   // Declared tool arguments are decided as the file and URL requests they amount to (src/policy/tool-resources.ts).
   const deciders = withToolResources(toolResources, { decide, explain, taintsFor }, hash);
-  return harden({ hash, document: doc, rateWindows, argNames, needsContext, ...deciders, decideGrant, decideDelegation });
+  return harden({ hash, document: doc, rateWindows, argNames, needsContext, ...deciders, decideGrant, decideDelegation, approvalFor });
 };
 harden(makePolicy);
 

@@ -82,6 +82,17 @@ export const POLICY_JSON_SCHEMA = harden({
         actions: { $ref: '#/definitions/actions' },
         targets: { $ref: '#/definitions/targets' },
         when: { $ref: '#/definitions/condition' },
+        approval: { $ref: '#/definitions/approval' },
+      },
+    },
+    approval: {
+      type: 'object',
+      description: 'Permit rules only: a call this rule permits also needs a person\'s approval; no answer within timeoutMs denies (ZT_APPROVAL_TIMEOUT).',
+      required: ['timeoutMs'],
+      additionalProperties: false,
+      properties: {
+        timeoutMs: { type: 'integer', minimum: 1, maximum: 86400000, description: 'How long to wait for an answer, in ms (at most one day).' },
+        prompt: { type: 'string', minLength: 1, maxLength: 1000, description: 'Shown to the approver.' },
       },
     },
     delegation: {

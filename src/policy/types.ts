@@ -119,6 +119,30 @@ export interface PolicyRule {
   readonly targets?: readonly string[];
   /** Further conditions over agent, arguments and context. */
   readonly when?: Condition;
+  /**
+   * `permit` rules only: a call this rule permits also needs a person's
+   * approval, asked by the host; no answer within `timeoutMs` (an integer,
+   * 1 ms to one day) denies (ZT_APPROVAL_TIMEOUT). `prompt` (at most 1000
+   * characters) is shown to the approver.
+   */
+  readonly approval?: RuleApproval;
+}
+
+/** A permit rule's `approval`. */
+export interface RuleApproval {
+  readonly timeoutMs: number;
+  readonly prompt?: string;
+}
+
+/**
+ * What a permitting decision needs before it may proceed: a person's
+ * approval, because of these matched permit rules; the shortest of their
+ * timeouts; the first of their prompts (in document order).
+ */
+export interface ApprovalRequirement {
+  readonly ruleIds: readonly string[];
+  readonly timeoutMs: number;
+  readonly prompt?: string;
 }
 
 /** A taint an agent acquires when it performs a matching action. */
@@ -290,6 +314,12 @@ export interface Policy {
   decideGrant(grant: GrantRequest): Decision;
   /** The taints an agent acquires when this request is executed. */
   taintsFor(request: DecisionRequest): readonly string[];
+  /**
+   * For a permitting decision: the approval its matched permit rules
+   * (`decision.rules`) ask for, or `undefined` when none asks (always
+   * `undefined` for a denial).
+   */
+  approvalFor(decision: Decision): ApprovalRequirement | undefined;
   /**
    * May `from` give `to` its own copy of a capability for this action and
    * target? Only an explicit `delegations` entry permits; default deny.

@@ -211,6 +211,9 @@ export const makePolicyValidator = (): PolicyValidator => {
             if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) return;
             // Compile the parts the schema found clean, so their problems are listed too.
             const r = rule as Record<string, unknown>;
+            if (r.effect === 'forbid' && r.approval !== undefined) {
+              found.push({ pointer: `${at}/approval`, message: 'approval is allowed on permit rules only (a forbid rule denies whatever a person answers)' });
+            }
             const part = (key: string) => (r[key] !== undefined && clean(`${at}/${key}`) ? { [key]: r[key] } : {});
             compileRule({ id: 'x', effect: 'permit', ...part('agents'), ...part('actions'), ...part('targets'), ...part('when') } as never, i, sink);
           });
