@@ -216,6 +216,15 @@ test('revoking the agent while its call waits for approval cuts the wait with ZT
   t.deepEqual(sandbox.pendingApprovals(), []);
 });
 
+test('shutting down while a call waits for approval ends the wait with ZT_SHUT_DOWN', async t => {
+  const { sandbox, read } = await setup(t);
+  const outcome = read();
+  await pending(sandbox);
+  await sandbox.shutdown();
+  t.is((await outcome).error?.code, 'ZT_SHUT_DOWN');
+  t.deepEqual(sandbox.pendingApprovals(), []);
+});
+
 test('a handler that throws or rejects is no answer: the host survives, nothing is approved, and another answer still counts', async t => {
   const { sandbox, read } = await setup(t);
   let calls = 0;
