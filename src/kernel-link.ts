@@ -16,6 +16,7 @@ import { harden } from './harden.js';
 import {
   BUSY,
   CALL,
+  EVENT,
   REPLY,
   RUN_ENDED,
   SINK,
@@ -63,6 +64,8 @@ export interface KernelLinkHandlers {
   sink(gen: number, op: SinkOp, args: readonly unknown[]): Promise<unknown>;
   /** The kernel vat is gone (called once). */
   died(error: ZtError): void;
+  /** A runtime event the kernel sent (unchecked data: the handler checks it). */
+  event?(event: unknown): void;
 }
 
 const isCloneError = (err: unknown) => (err as { name?: unknown })?.name === 'DataCloneError';
@@ -118,6 +121,9 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
         return;
       case RUN_ENDED:
         if (typeof m.runId === 'string') handlers.runEnded(m.runId, m.outcome);
+        return;
+      case EVENT:
+        handlers.event?.((m as { event?: unknown }).event);
         return;
       case SINK: {
         const { id } = m;

@@ -8,8 +8,9 @@
  *   sync port, see below), `sink-reply` (the answer to a `sink` request);
  * - kernel → host: `reply`, `busy` (whether the runtime has work on its way,
  *   numbered so that a late report never overrides a newer one), `run-ended`
- *   (the outcome of a launched agent's run) and `sink` (a request to the
- *   audit sink the host supplied, when it supplied one).
+ *   (the outcome of a launched agent's run), `sink` (a request to the
+ *   audit sink the host supplied, when it supplied one) and `event` (a
+ *   runtime event, plain data, never answered).
  *
  * Synchronous operations of the seed API (`registerAgent`,
  * `issueCapability`, …) travel as `sync` messages on the same port, so they
@@ -27,6 +28,8 @@ export const BUSY = 'busy';
 export const RUN_ENDED = 'run-ended';
 export const SINK = 'sink';
 export const SINK_REPLY = 'sink-reply';
+/** kernel → host: a runtime event (`{ type: 'event', event }`, see runtime-events.ts); never answered. */
+export const EVENT = 'event';
 
 /** An error as data: the code and reason apart, details for the operator. */
 export interface ErrorData {
@@ -106,7 +109,9 @@ export type AsyncMethod =
   | 'auditSize'
   | 'auditRootHash'
   | 'flush'
-  | 'shutdown';
+  | 'shutdown'
+  | 'listTools'
+  | 'acceptTool';
 
 /** Operations on an audit sink the host supplied. */
 export type SinkOp = 'append' | 'read' | 'size' | 'rootHash' | 'close';

@@ -14,6 +14,7 @@ import type { AuditSink } from '../src/audit/audit-client.js';
 import {
   BUSY,
   CALL,
+  EVENT,
   REPLY,
   RUN_ENDED,
   SINK,
@@ -83,6 +84,7 @@ const root = buildRootObject({
   sandbox: makeNodeSandboxPowers(),
   notifyRunEnded: (runId, outcome) => post({ type: RUN_ENDED, runId, outcome }),
   makeHostSink,
+  notifyEvent: event => post({ type: EVENT, event }),
 });
 
 /**

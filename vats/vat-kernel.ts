@@ -16,6 +16,7 @@ import { copyOperatorInput, escapeForRecord } from '../src/operator-input.js';
 import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
 import type { SyncMethod, AsyncMethod } from '../src/kernel-protocol.js';
 import { Capability, type ActionRequest, type CapabilityInit } from '../src/types.js';
+import type { RuntimeEvent } from '../src/runtime-events.js';
 
 export interface KernelVatPowers {
   readonly sandbox: SandboxPowers;
@@ -23,6 +24,8 @@ export interface KernelVatPowers {
   notifyRunEnded(runId: string, outcome: unknown): void;
   /** An audit sink that forwards to the sink the host supplied (generation `gen`). */
   makeHostSink(gen: number): AuditSink;
+  /** Sends a runtime event to the host (plain data). */
+  notifyEvent?(event: RuntimeEvent): void;
 }
 
 export interface InitConfig extends SandboxConfig {
@@ -75,7 +78,8 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       const [config] = copyOperatorInput('options', [raw]).args;
       if (sandbox) throw new ZtError('ZT_BAD_ARGUMENT', 'the kernel is already initialised');
       const { hostAuditSink, ...rest } = asRecord(config, 'options') as unknown as InitConfig;
-      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined);
+      const onEvent = vatPowers.notifyEvent ? (event: RuntimeEvent) => vatPowers.notifyEvent?.(event) : undefined;
+      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined, onEvent ? { onEvent } : {});
       return { failureModes: { ...sandbox.failureModes } };
     },
     registerAgent: checked('registerAgent', (agentId: unknown, options: unknown) =>
@@ -125,6 +129,15 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
     auditSize: async () => live().auditSize(),
     auditRootHash: async () => live().auditRootHash(),
     flush: async () => live().flush(),
+    listTools: checked('listTools', async (server: unknown) => {
+      if (server !== undefined && server !== null && typeof server !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'listTools takes a server name or nothing');
+      return live().listTools(typeof server === 'string' ? server : undefined);
+    }),
+    acceptTool: checked('acceptTool', async (server: unknown, tool: unknown, hash: unknown) => {
+      if (typeof server !== 'string' || typeof tool !== 'string' || typeof hash !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'acceptTool needs a server, a tool name and a hash, strings');
+      await live().acceptTool(server, tool, hash);
+      return null;
+    }),
     shutdown: async () => {
       if (!sandbox) return;
       try {

@@ -10,6 +10,7 @@
 import type { Effector, GrantValidator } from '../effectors/types.js';
 import type { ErrorCode } from '../errors.js';
 import type { FailureModes } from '../failure-modes.js';
+import type { RuntimeEvent } from '../runtime-events.js';
 import type { ActionType, AuditRef, CapabilityConstraints } from '../types.js';
 
 export interface KernelAuditSink {
@@ -53,6 +54,12 @@ export interface KernelOptions {
    * way (the store marks every record it writes in this mode).
    */
   readonly durability?: 'durable' | 'relaxed';
+  /**
+   * Told of capability issues and revocations, agent revocations and policy
+   * loads, as they happen (runtime events). A listener that throws is
+   * ignored: it can never break the kernel.
+   */
+  readonly onEvent?: (event: RuntimeEvent) => void;
 }
 
 export type CapabilityState = 'live' | 'revoked';
