@@ -71,7 +71,9 @@ export interface SandboxConfig {
   /**
    * MCP servers whose tools TOOL capabilities can name (`server/tool`), by
    * name: `{ command, args?, env? }` (stdio) or `{ url }` (HTTP). Connected
-   * lazily, closed on shutdown.
+   * lazily, closed on shutdown. `pins` (tool name → `sha256:<hex>`) pins
+   * the tools that may be called; without it, tools are pinned on first use
+   * in `<storeDir>/mcp-pins.json` (see effectors/mcp.ts, rug pulls).
    */
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
   /**

@@ -406,8 +406,9 @@ export const makeMcpToolEffectors = (options: McpToolEffectorsOptions) => {
   const observe = (server: string, seen: Map<string, SeenTool>): Promise<void> =>
     serially(async () => {
       const configPins = (servers[server] as McpServerConfig).pins;
-      const pins = await loadPins();
+      // A server pinned in its configuration never needs the store.
       if (!configPins) {
+        const pins = await loadPins();
         const mine = pins[server] ?? {};
         const added = [...seen.values()].filter(t => !Object.hasOwn(mine, t.info.name));
         if (added.length > 0) {
