@@ -82,6 +82,7 @@ export const ErrorCodes = Object.freeze({
   ZT_TOOL_UNKNOWN: 'the tool server has no such tool',
   ZT_TOOL_FAILED: 'the tool server failed, crashed or did not answer',
   ZT_TOOL_SCHEMA_INVALID: 'the tool server announced an input schema that cannot be used',
+  ZT_TOOL_CHANGED: 'the tool\'s definition (description, schemas, annotations) differs from the one the operator pinned, or it has no pin: it is withheld until the operator accepts it (`acceptTool`, or the pin in `mcpServers.<server>.pins`)',
 
   // Agent modules and vats
   ZT_MODULE_FORBIDDEN: 'an agent module imported a builtin or a package',

@@ -11,6 +11,7 @@ export { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
 export type { KernelLinkPowers, KernelWorker, SyncChannel } from './kernel-link.js';
 export type { SandboxOptions, LaunchOptions, RuntimeLimits } from './runtime.js';
 export type { ApprovalAnswer, ApprovalHandler, ApprovalRequest } from './approval.js';
+export type { RuntimeEvent, RevocationCause, ToolListing, ToolStatus } from './runtime.js';
 export { ActionType, Capability, ActionRequest } from './types.js';
 export type {
   ActionArgs,

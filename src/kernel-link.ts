@@ -19,6 +19,7 @@ import {
   APPROVAL_REPLY,
   BUSY,
   CALL,
+  EVENT,
   REPLY,
   RUN_ENDED,
   SINK,
@@ -70,6 +71,8 @@ export interface KernelLinkHandlers {
   approvalClosed(approvalId: unknown): void;
   /** The kernel vat is gone (called once). */
   died(error: ZtError): void;
+  /** A runtime event the kernel sent (unchecked data: the handler checks it). */
+  event?(event: unknown): void;
 }
 
 const isCloneError = (err: unknown) => (err as { name?: unknown })?.name === 'DataCloneError';
@@ -131,6 +134,9 @@ export const makeKernelLink = (powers: KernelLinkPowers, options: { timeoutMs: n
         return;
       case APPROVAL_CLOSED:
         handlers.approvalClosed(m.approvalId);
+        return;
+      case EVENT:
+        handlers.event?.((m as { event?: unknown }).event);
         return;
       case SINK: {
         const { id } = m;

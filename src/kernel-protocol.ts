@@ -12,8 +12,9 @@
  *   numbered so that a late report never overrides a newer one), `run-ended`
  *   (the outcome of a launched agent's run), `sink` (a request to the
  *   audit sink the host supplied, when it supplied one), `approval` (a
- *   request that needs a person's approval: an `ApprovalRequest`) and
- *   `approval-closed` (its wait ended: answered, timed out or cut).
+ *   request that needs a person's approval: an `ApprovalRequest`),
+ *   `approval-closed` (its wait ended: answered, timed out or cut) and
+ *   `event` (a runtime event, plain data, never answered).
  *
  * Synchronous operations of the seed API (`registerAgent`,
  * `issueCapability`, …) travel as `sync` messages on the same port, so they
@@ -34,6 +35,8 @@ export const SINK_REPLY = 'sink-reply';
 export const APPROVAL = 'approval';
 export const APPROVAL_REPLY = 'approval-reply';
 export const APPROVAL_CLOSED = 'approval-closed';
+/** kernel → host: a runtime event (`{ type: 'event', event }`, see runtime-events.ts); never answered. */
+export const EVENT = 'event';
 
 /** An error as data: the code and reason apart, details for the operator. */
 export interface ErrorData {
@@ -113,7 +116,9 @@ export type AsyncMethod =
   | 'auditSize'
   | 'auditRootHash'
   | 'flush'
-  | 'shutdown';
+  | 'shutdown'
+  | 'listTools'
+  | 'acceptTool';
 
 /** Operations on an audit sink the host supplied. */
 export type SinkOp = 'append' | 'read' | 'size' | 'rootHash' | 'close';

@@ -32,10 +32,14 @@ import { makeKernelLink, type KernelLink, type KernelLinkPowers } from './kernel
 import { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
 import { kernelUnavailable, type SinkOp } from './kernel-protocol.js';
 import type { LaunchOptions, SandboxConfig } from './sandbox.js';
+import type { ToolListing } from './effectors/mcp.js';
+import { isRuntimeEvent, type RuntimeEvent } from './runtime-events.js';
 import type { ActionRequest, Capability, Outcome } from './types.js';
 import type { AgentHandle, RunOutcome } from './vat-host.js';
 
 export type { LaunchOptions, RuntimeLimits } from './sandbox.js';
+export type { RuntimeEvent, RevocationCause } from './runtime-events.js';
+export type { ToolListing, ToolStatus } from './effectors/mcp.js';
 
 export interface SandboxOptions extends Omit<SandboxConfig, 'storeDir'> {
   /** Folder of the embedded default store. Default: `.ztaas` in the working directory. */
@@ -184,6 +188,8 @@ export class SandboxRuntime {
   #approvalHandlers = new Set<{ handler: ApprovalHandler }>();
   /** Approvals the kernel waits for, by id: dropped when answered here or when the kernel ends the wait. */
   #pendingApprovals = new Map<string, ApprovalRequest>();
+  /** Event listeners, each in its own wrapper (the same function twice is two subscriptions). */
+  #listeners = new Set<{ readonly listener: (event: RuntimeEvent) => void }>();
 
   /**
    * `powers` starts the kernel vat (default: a worker thread of this
@@ -222,6 +228,7 @@ export class SandboxRuntime {
           for (const [runId] of this.#runs) this.#runEnded(runId, undefined, error);
           this.#pendingApprovals.clear();
         },
+        event: event => this.#dispatch(event),
       },
     });
     try {
@@ -312,6 +319,27 @@ export class SandboxRuntime {
     if (!this.#pendingApprovals.has(id)) return false;
     this.#pendingApprovals.delete(id);
     return this.#link.answerApproval(id, checked.answer);
+  }
+
+  /**
+   * Hands an event to every listener, in order of subscription; a listener
+   * that throws (or returns a promise that rejects) is contained: the
+   * others still hear the event and the kernel never knows.
+   */
+  #dispatch(raw: unknown) {
+    if (!isRuntimeEvent(raw) || this.#listeners.size === 0) return;
+    const event = harden({ ...raw }) as RuntimeEvent;
+    for (const entry of [...this.#listeners]) {
+      if (!this.#listeners.has(entry)) continue;
+      try {
+        const result: unknown = entry.listener(event);
+        if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+          (result as Promise<unknown>).then(undefined, () => undefined);
+        }
+      } catch {
+        // contained: one listener's failure is not another's
+      }
+    }
   }
 
   async #sinkOp(gen: number, op: SinkOp, args: readonly unknown[]): Promise<unknown> {
@@ -412,6 +440,50 @@ export class SandboxRuntime {
     const [p, o] = input('loadPolicyFile', [path, options]);
     if (typeof p !== 'string' || p === '') throw new ZtError('ZT_BAD_ARGUMENT', 'the policy file must be named by a path');
     return harden((await this.#link.call('loadPolicyFile', [resolvePath(p), o])) as { policyHash: string; refused: string[]; revoked: string[] });
+  }
+
+  /**
+   * Subscribes to runtime events pushed by the kernel vat: capability
+   * issues and revocations (with their `cause`: `api`, `cascade`,
+   * `agent`, `policy`, `expired`), agent revocations, policy loads and MCP
+   * catalogue changes (`tools.changed`). Listeners are called
+   * asynchronously (never inside the call that caused the event), in
+   * order; one that throws is contained. Returns the unsubscribe function.
+   */
+  onEvent(listener: (event: RuntimeEvent) => void): () => void {
+    if (typeof listener !== 'function') throw new ZtError('ZT_BAD_ARGUMENT', 'onEvent needs a function');
+    const entry = Object.freeze({ listener });
+    this.#listeners.add(entry);
+    return () => {
+      this.#listeners.delete(entry);
+    };
+  }
+
+  /**
+   * The tool catalogue of the configured MCP servers (or of `server`):
+   * each tool as its server announces it now, with `hash` (`sha256:` of its
+   * canonical definition) and `status` against its pin (`pinned`,
+   * `changed`, `unpinned`; only `pinned` tools can be called). Connects to
+   * servers as the TOOL effector does. An unknown server is
+   * ZT_TOOL_UNKNOWN; a server that cannot be reached rejects with
+   * ZT_TOOL_FAILED, a listing over the bounds with ZT_TOO_LARGE.
+   */
+  async listTools(server?: string): Promise<ToolListing[]> {
+    const [name] = input('listTools', [server]);
+    if (name !== undefined && typeof name !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'listTools takes a server name or nothing');
+    return harden((await this.#link.call('listTools', name === undefined ? [] : [name])) as ToolListing[]);
+  }
+
+  /**
+   * Accepts a tool's definition as its server announces it now: `hash`
+   * must be its current hash (from `listTools`; ZT_BAD_ARGUMENT otherwise).
+   * Re-pins it in the store's pin file, records `tool.accepted` and emits
+   * `tools.changed`. A server whose pins are in its configuration
+   * (`mcpServers.<name>.pins`) is refused with ZT_BAD_ARGUMENT: change the
+   * configuration instead.
+   */
+  async acceptTool(server: string, name: string, hash: string): Promise<void> {
+    await this.#link.call('acceptTool', input('acceptTool', [server, name, hash]));
   }
 
   get policyHash(): string {

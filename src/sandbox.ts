@@ -20,7 +20,8 @@ import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audi
 import { makePrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
 import { ZtError, codeOf, reasonOf, type ErrorCode } from './errors.js';
 import { copyPlainData } from './plain-data.js';
-import type { McpServerConfig } from './effectors/mcp.js';
+import type { McpCatalogueEvent, McpServerConfig, ToolListing } from './effectors/mcp.js';
+import type { RuntimeEvent } from './runtime-events.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
 import { makeKernel, type ApprovalHost, type CapabilityRecord, type CapabilityState, type Kernel, type KernelAuditSink, type KernelPowers } from './kernel.js';
@@ -70,7 +71,9 @@ export interface SandboxConfig {
   /**
    * MCP servers whose tools TOOL capabilities can name (`server/tool`), by
    * name: `{ command, args?, env? }` (stdio) or `{ url }` (HTTP). Connected
-   * lazily, closed on shutdown.
+   * lazily, closed on shutdown. `pins` (tool name → `sha256:<hex>`) pins
+   * the tools that may be called; without it, tools are pinned on first use
+   * in `<storeDir>/mcp-pins.json` (see effectors/mcp.ts, rug pulls).
    */
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
   /**
@@ -96,6 +99,15 @@ export interface SandboxPowers {
    */
   readonly readText: (path: string, maxBytes: number) => Promise<string | null>;
 }
+
+/** What the kernel vat's shell hears from the runtime, unasked. */
+export interface SandboxHooks {
+  /** Runtime events (see runtime-events.ts); a listener that throws is ignored. */
+  readonly onEvent?: (event: RuntimeEvent) => void;
+}
+
+/** The file, in the store, of trust-on-first-use MCP tool pins. */
+export const MCP_PINS_FILE = 'mcp-pins.json';
 
 /** Largest policy file `loadPolicyFile` reads; a larger one is refused (ZT_POLICY_TOO_LARGE) before it is read. */
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
@@ -222,7 +234,7 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
  * where requests that need a person's approval are announced (the kernel
  * vat's shell passes the host application's end).
  */
-export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditSink?: AuditSink, approvalHost?: ApprovalHost) => {
+export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditSink?: AuditSink, approvalHost?: ApprovalHost, hooks: SandboxHooks = {}) => {
   if (!isRecord(config)) throw new ZtError('ZT_BAD_ARGUMENT', 'options must be an object');
   const { storeDir } = config;
   if (typeof storeDir !== 'string' || !storeDir.startsWith('/')) throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be an absolute path');
@@ -245,8 +257,28 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     throw new ZtError('ZT_BAD_ARGUMENT', `vatPoolSize keeps worker vats ready; it needs isolation: 'worker' (the runtime's isolation is ${isolation})`);
   }
   const policy = validatePolicyDocument(config.policy ?? CAPABILITY_CEILING_POLICY);
+  const emit = (event: RuntimeEvent) => {
+    try {
+      hooks.onEvent?.(harden(event));
+    } catch {
+      // a listener never breaks the runtime
+    }
+  };
+  /** MCP catalogue events: changes and acceptances are audited, catalogue changes announced. */
+  const onMcpEvent = (event: McpCatalogueEvent) => {
+    if (event.type === 'tools.changed') {
+      emit({ type: 'tools.changed', server: event.server });
+      return;
+    }
+    // Reported only after the kernel exists (tool listings start with calls).
+    kernel.recordLater({ time: powers.kernel.now(), ...event });
+  };
   // Validates the MCP configuration (throws before anything starts).
-  const effectors = powers.makeEffectors(config.mcpServers === undefined ? {} : { mcpServers: config.mcpServers });
+  const effectors = powers.makeEffectors({
+    ...(config.mcpServers === undefined ? {} : { mcpServers: config.mcpServers }),
+    mcpPinsPath: `${storeDir}/${MCP_PINS_FILE}`,
+    onMcpEvent,
+  });
 
   // Everything on its way to the log is counted: the host must not exit before it lands.
   let appending = 0;
@@ -303,6 +335,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     onHalt: agentId => {
       void vats.terminate(agentId, 'halted by failure mode');
     },
+    onEvent: emit,
   });
   const vats = makeVatHost({
     kernel,
@@ -408,6 +441,14 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
       void kernel.record({ type: 'operator.refused', time: powers.kernel.now(), operation, code, input, escaped: true }).catch(() => undefined);
     },
     isBusy: (): boolean => appending > 0 || running > 0 || working > 0,
+    /** The tool catalogue of the configured MCP servers, with hashes and pin status (see effectors/mcp.ts). */
+    listTools: (server?: string): Promise<ToolListing[]> => busyWhile(() => effectors.mcp.listTools(server)),
+    /** Accepts a tool's current definition (re-pins it); audited as `tool.accepted`, durably, before it resolves. */
+    acceptTool: (server: string, tool: string, hash: string): Promise<void> =>
+      busyWhile(async () => {
+        await effectors.mcp.acceptTool(server, tool, hash);
+        await kernel.flush();
+      }),
   });
 };
 harden(makeSandbox);

@@ -17,6 +17,7 @@ import {
   APPROVAL_REPLY,
   BUSY,
   CALL,
+  EVENT,
   REPLY,
   RUN_ENDED,
   SINK,
@@ -90,6 +91,7 @@ const root = buildRootObject({
     ask: request => post({ type: APPROVAL, request }),
     closed: approvalId => post({ type: APPROVAL_CLOSED, approvalId }),
   }),
+  notifyEvent: event => post({ type: EVENT, event }),
 });
 
 /**

@@ -17,6 +17,7 @@ import { copyOperatorInput, escapeForRecord } from '../src/operator-input.js';
 import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
 import type { SyncMethod, AsyncMethod } from '../src/kernel-protocol.js';
 import { Capability, type ActionRequest, type CapabilityInit } from '../src/types.js';
+import type { RuntimeEvent } from '../src/runtime-events.js';
 
 export interface KernelVatPowers {
   readonly sandbox: SandboxPowers;
@@ -26,6 +27,8 @@ export interface KernelVatPowers {
   makeHostSink(gen: number): AuditSink;
   /** Announces requests that need a person's approval to the host, and the end of their waits. */
   readonly approvalHost: ApprovalHost;
+  /** Sends a runtime event to the host (plain data). */
+  notifyEvent?(event: RuntimeEvent): void;
 }
 
 export interface InitConfig extends SandboxConfig {
@@ -78,7 +81,8 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       const [config] = copyOperatorInput('options', [raw]).args;
       if (sandbox) throw new ZtError('ZT_BAD_ARGUMENT', 'the kernel is already initialised');
       const { hostAuditSink, ...rest } = asRecord(config, 'options') as unknown as InitConfig;
-      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined, vatPowers.approvalHost);
+      const onEvent = vatPowers.notifyEvent ? (event: RuntimeEvent) => vatPowers.notifyEvent?.(event) : undefined;
+      sandbox = makeSandbox(vatPowers.sandbox, rest, hostAuditSink === true ? vatPowers.makeHostSink(0) : undefined, vatPowers.approvalHost, onEvent ? { onEvent } : {});
       return { failureModes: { ...sandbox.failureModes } };
     },
     registerAgent: checked('registerAgent', (agentId: unknown, options: unknown) =>
@@ -128,6 +132,15 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
     auditSize: async () => live().auditSize(),
     auditRootHash: async () => live().auditRootHash(),
     flush: async () => live().flush(),
+    listTools: checked('listTools', async (server: unknown) => {
+      if (server !== undefined && server !== null && typeof server !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'listTools takes a server name or nothing');
+      return live().listTools(typeof server === 'string' ? server : undefined);
+    }),
+    acceptTool: checked('acceptTool', async (server: unknown, tool: unknown, hash: unknown) => {
+      if (typeof server !== 'string' || typeof tool !== 'string' || typeof hash !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'acceptTool needs a server, a tool name and a hash, strings');
+      await live().acceptTool(server, tool, hash);
+      return null;
+    }),
     shutdown: async () => {
       if (!sandbox) return;
       try {

@@ -20,18 +20,23 @@
  */
 import { harden } from '../harden.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { exactEnv } from '../exact-env.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { McpClientLike, McpPowers, McpServerConfig, McpStdioServerConfig, McpToolInfo } from './mcp.js';
+import { ToolListChangedNotificationSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { McpClientLike, McpPinStore, McpPowers, McpServerConfig, McpStdioServerConfig, McpToolInfo } from './mcp.js';
 import { makeNodeTimerPowers } from './process-node-powers.js';
 
 const MAX_LINE_BYTES = 32 * 1024 * 1024;
 const STDERR_TAIL_BYTES = 8 * 1024;
 const MAX_TOOL_PAGES = 100;
+/** Largest pin file read (a larger one is refused, never half-read). */
+const MAX_PIN_FILE_BYTES = 16 * 1024 * 1024;
 
 const killGroup = (pid: number | undefined, signal: NodeJS.Signals) => {
   if (pid === undefined) return;
@@ -154,7 +159,7 @@ export const makeNodeMcpPowers = (): McpPowers =>
     connect: async (
       _name: string,
       config: McpServerConfig,
-      options: { readonly signal: AbortSignal; readonly timeoutMs: number; readonly onClose: () => void },
+      options: { readonly signal: AbortSignal; readonly timeoutMs: number; readonly onClose: () => void; readonly onToolsChanged?: () => void },
     ): Promise<McpClientLike> => {
       const transport: Transport =
         'command' in config
@@ -168,6 +173,10 @@ export const makeNodeMcpPowers = (): McpPowers =>
         options.onClose();
       };
       client.onerror = () => undefined; // protocol noise; failures surface on the calls themselves
+      // The effector lists again (bounded, hashed) on its own; the SDK's own refresh is not used.
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        options.onToolsChanged?.();
+      });
       try {
         await client.connect(transport, { signal: options.signal, timeout: options.timeoutMs });
       } catch (err) {
@@ -181,11 +190,21 @@ export const makeNodeMcpPowers = (): McpPowers =>
           let cursor: string | undefined;
           for (let page = 0; page < MAX_TOOL_PAGES; page += 1) {
             const listed = await client.listTools(cursor === undefined ? undefined : { cursor }, { signal, timeout: timeoutMs });
-            for (const tool of listed.tools) out.push(harden({ name: tool.name, inputSchema: tool.inputSchema }));
+            for (const tool of listed.tools) {
+              const { name, title, description, inputSchema, outputSchema, annotations } = tool;
+              out.push({
+                name,
+                ...(title === undefined ? {} : { title }),
+                ...(description === undefined ? {} : { description }),
+                inputSchema,
+                ...(outputSchema === undefined ? {} : { outputSchema }),
+                ...(annotations === undefined ? {} : { annotations }),
+              });
+            }
             cursor = listed.nextCursor;
             if (cursor === undefined) break;
           }
-          return harden(out);
+          return out;
         },
         callTool: (name: string, args: Readonly<Record<string, unknown>>, { signal, timeoutMs }: { readonly signal: AbortSignal; readonly timeoutMs: number }) =>
           // The effector's own deadline fires first; the SDK's is a backstop.
@@ -196,5 +215,64 @@ export const makeNodeMcpPowers = (): McpPowers =>
         },
       });
     },
+    sha256Hex: (data: string) => createHash('sha256').update(data, 'utf8').digest('hex'),
   });
 harden(makeNodeMcpPowers);
+
+/**
+ * The pin store on disk: one JSON file (`{ version: 1, servers: { name:
+ * { tool: hash } } }`), written atomically (a temporary file in the same
+ * folder, fsynced, renamed over the old one, the folder fsynced), so a
+ * crash leaves the old pins or the new ones, never half a file. A missing
+ * file is "nothing pinned yet"; an unreadable or malformed one rejects (the
+ * effector then withholds every tool: trusting anew would accept a rug pull).
+ */
+export const makeNodeMcpPinStore = (path: string): McpPinStore =>
+  harden({
+    load: async () => {
+      let text: string;
+      try {
+        const handle = await open(path, 'r');
+        try {
+          const { size } = await handle.stat();
+          if (size > MAX_PIN_FILE_BYTES) throw Error(`the pin file is larger than ${MAX_PIN_FILE_BYTES} bytes`);
+          text = await readFile(handle, 'utf8');
+        } finally {
+          await handle.close();
+        }
+      } catch (err) {
+        if ((err as { code?: unknown })?.code === 'ENOENT') return {};
+        throw err;
+      }
+      const parsed = JSON.parse(text) as { version?: unknown; servers?: unknown };
+      if (parsed === null || typeof parsed !== 'object' || parsed.version !== 1 || parsed.servers === null || typeof parsed.servers !== 'object') {
+        throw Error('the pin file is not a version 1 pin file');
+      }
+      return parsed.servers as Record<string, Record<string, string>>;
+    },
+    save: async (pins: Readonly<Record<string, Readonly<Record<string, string>>>>) => {
+      const dir = dirname(path);
+      await mkdir(dir, { recursive: true });
+      const temp = `${path}.${randomUUID()}.tmp`;
+      try {
+        const handle = await open(temp, 'wx', 0o600);
+        try {
+          await handle.writeFile(`${JSON.stringify({ version: 1, servers: pins }, null, 2)}\n`, 'utf8');
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(temp, path);
+      } catch (err) {
+        await rm(temp, { force: true }).catch(() => undefined);
+        throw err;
+      }
+      const folder = await open(dir, 'r');
+      try {
+        await folder.sync();
+      } finally {
+        await folder.close();
+      }
+    },
+  });
+harden(makeNodeMcpPinStore);

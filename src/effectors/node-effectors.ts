@@ -17,8 +17,8 @@ import { makeReadEffector, makeWriteEffector, validateReadGrant, validateWriteGr
 import { makeNodeFileEffectorPowers } from './files-node-powers.js';
 import { makeHttpEffector, validateNetworkGrant, type ResolvedAddress } from './http.js';
 import { makeNodeHttpPowers } from './http-node-powers.js';
-import { makeMcpToolEffectors, type McpServerConfig } from './mcp.js';
-import { makeNodeMcpPowers } from './mcp-node-powers.js';
+import { makeMcpToolEffectors, type McpCatalogueEvent, type McpServerConfig, type ToolListing } from './mcp.js';
+import { makeNodeMcpPinStore, makeNodeMcpPowers } from './mcp-node-powers.js';
 import { makeExecuteEffector, validateExecuteGrant } from './process.js';
 import { makeNodeProcessPowers } from './process-node-powers.js';
 import type { Effector, GrantValidator } from './types.js';
@@ -28,6 +28,16 @@ export interface NodeEffectorsOptions {
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
   /** DNS resolution for NETWORK (default: the OS resolver, all addresses). */
   readonly resolve?: (hostname: string) => Promise<readonly ResolvedAddress[]>;
+  /** The file of trust-on-first-use MCP tool pins (default: kept in memory only). */
+  readonly mcpPinsPath?: string;
+  /** MCP catalogue events: tool changes and acceptances (to audit), catalogue changes. */
+  readonly onMcpEvent?: (event: McpCatalogueEvent) => void;
+}
+
+/** The MCP tool catalogue, for the operator (see mcp.ts). */
+export interface McpCatalogue {
+  listTools(server?: string): Promise<ToolListing[]>;
+  acceptTool(server: string, tool: string, hash: string): Promise<{ server: string; tool: string; hash: string; previousHash?: string }>;
 }
 
 export interface NodeEffectors {
@@ -35,11 +45,17 @@ export interface NodeEffectors {
   readonly grantValidators: Readonly<Partial<Record<ActionType, GrantValidator>>>;
   /** Closes MCP clients and stops their servers; later TOOL calls fail with ZT_SHUT_DOWN. */
   close(): Promise<void>;
+  readonly mcp: McpCatalogue;
 }
 
 export const makeNodeEffectors = (options: NodeEffectorsOptions = {}): NodeEffectors => {
   const files = makeNodeFileEffectorPowers();
-  const mcp = makeMcpToolEffectors({ servers: options.mcpServers, powers: makeNodeMcpPowers() });
+  const mcp = makeMcpToolEffectors({
+    servers: options.mcpServers,
+    powers: makeNodeMcpPowers(),
+    ...(options.mcpPinsPath === undefined ? {} : { pinStore: makeNodeMcpPinStore(options.mcpPinsPath) }),
+    ...(options.onMcpEvent === undefined ? {} : { onEvent: options.onMcpEvent }),
+  });
   return harden({
     effectors: harden({
       READ: makeReadEffector(files),
@@ -56,6 +72,7 @@ export const makeNodeEffectors = (options: NodeEffectorsOptions = {}): NodeEffec
       TOOL: mcp.validateGrant,
     }),
     close: mcp.close,
+    mcp: harden({ listTools: mcp.listTools, acceptTool: mcp.acceptTool }),
   });
 };
 harden(makeNodeEffectors);

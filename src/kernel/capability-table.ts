@@ -25,6 +25,7 @@ import type { Decision, Policy } from '../policy.js';
 import { regrantCheck } from '../policy.js';
 import { compileTarget } from '../targets.js';
 import type { ActionType, Capability } from '../types.js';
+import type { RevocationCause, RuntimeEvent } from '../runtime-events.js';
 import type { AgentRegistry } from './agents.js';
 import { compileArgRules, type CompiledArgRules } from './arg-rules.js';
 import type { CapabilityRecord, CapabilityShape, CapabilityState, KernelTimers, RecordLater } from './types.js';
@@ -77,6 +78,8 @@ export interface CapabilityTablePowers extends Pick<KernelTimers, 'setBackground
   readonly agents: Pick<AgentRegistry, 'get'>;
   /** False once the kernel is shutting down: no expiry timer is armed then. */
   readonly isOpen: () => boolean;
+  /** Told of every issue, revocation and expiry (runtime events); never throws. */
+  readonly notify?: (event: RuntimeEvent) => void;
 }
 
 export interface CapabilityTableOptions {
@@ -173,6 +176,7 @@ const issue = (t: Table, cap: Capability, issuer: string, parent: CapEntry | und
   t.caps.set(cap.id, entry);
   parent?.children.add(cap.id);
   t.recordLater({ type: parent ? (entry.delegated ? 'capability.delegated' : 'capability.derived') : 'capability.issued', ...base });
+  t.notify?.({ type: 'capability.issued', capabilityId: cap.id, agentId: cap.holder, ...(parent ? { parent: parent.spec.id } : {}) });
   armExpiry(t, entry);
   return snapshot(entry);
 };
@@ -194,6 +198,7 @@ const noteExpired = (t: Table, entry: CapEntry): void => {
     holder: entry.spec.holder,
     expiresAt: entry.spec.constraints.expiresAt as number,
   });
+  t.notify?.({ type: 'capability.revoked', capabilityId: entry.spec.id, agentId: entry.spec.holder, reason: 'expired', cause: 'expired' });
 };
 
 const armExpiry = (t: Table, entry: CapEntry): void => {
@@ -221,7 +226,7 @@ const abortInFlight = (entry: CapEntry, code: ErrorCode, why: string): string[] 
   return cut;
 };
 
-const revoke = (t: Table, id: string, reason: string): boolean => {
+const revoke = (t: Table, id: string, reason: string, cause: RevocationCause): boolean => {
   const entry = t.caps.get(id);
   if (!entry) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
   if (entry.state === 'revoked') return false;
@@ -232,17 +237,18 @@ const revoke = (t: Table, id: string, reason: string): boolean => {
   entry.revokedReason = reason;
   const inFlight = abortInFlight(entry, 'ZT_REVOKED', 'the capability was revoked');
   t.recordLater({ type: 'capability.revoked', time: entry.revokedAt, capabilityId: id, holder: entry.spec.holder, reason, inFlight });
+  t.notify?.({ type: 'capability.revoked', capabilityId: id, agentId: entry.spec.holder, reason, cause });
   // Derived and delegated capabilities go with their parent.
-  for (const child of entry.children) revoke(t, child, `parent ${id} revoked`);
+  for (const child of entry.children) revoke(t, child, `parent ${id} revoked`, 'cascade');
   return true;
 };
 
 /** Revokes every live capability `agentId` holds; returns their ids. */
-const revokeHeldBy = (t: Table, agentId: string, reason: string): string[] => {
+const revokeHeldBy = (t: Table, agentId: string, reason: string, cause: RevocationCause = 'agent'): string[] => {
   const revoked: string[] = [];
   for (const entry of t.caps.values()) {
     if (entry.spec.holder === agentId && entry.state === 'live') {
-      revoke(t, entry.spec.id, reason);
+      revoke(t, entry.spec.id, reason, cause);
       revoked.push(entry.spec.id);
     }
   }
@@ -297,7 +303,7 @@ const regrant = (t: Table, policy: Policy, time: number, revokeRefused: boolean)
   const revoked: string[] = [];
   if (revokeRefused) {
     for (const { id, decision } of refused) {
-      if (revoke(t, id, `policy ${policy.hash} no longer grants it (${decision.code ?? 'ZT_POLICY_DENIED'}: ${decision.rules.join(', ') || 'no permit'})`)) revoked.push(id);
+      if (revoke(t, id, `policy ${policy.hash} no longer grants it (${decision.code ?? 'ZT_POLICY_DENIED'}: ${decision.rules.join(', ') || 'no permit'})`, 'policy')) revoked.push(id);
     }
   }
   return { refused: refused.map(r => r.id), revoked };
@@ -334,8 +340,8 @@ export const makeCapabilityTable = (powers: CapabilityTablePowers, options: Capa
     list: (filter: { agentId?: string; state?: CapabilityState } = {}): CapabilityRecord[] => list(t, filter),
     chainOf: (entry: CapEntry): CapEntry[] => chainOf(t, entry),
     noteExpired: (entry: CapEntry): void => noteExpired(t, entry),
-    revoke: (id: string, reason = 'revoked by operator'): boolean => revoke(t, id, reason),
-    revokeHeldBy: (agentId: string, reason: string): string[] => revokeHeldBy(t, agentId, reason),
+    revoke: (id: string, reason = 'revoked by operator', cause: RevocationCause = 'api'): boolean => revoke(t, id, reason, cause),
+    revokeHeldBy: (agentId: string, reason: string, cause: RevocationCause = 'agent'): string[] => revokeHeldBy(t, agentId, reason, cause),
     abortCallsOf: (agentId: string, code: ErrorCode, why: string): string[] => abortCallsOf(t, agentId, code, why),
     regrant: (policy: Policy, time: number, revokeRefused: boolean) => regrant(t, policy, time, revokeRefused),
     close: () => close(t),

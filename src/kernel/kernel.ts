@@ -52,6 +52,7 @@ import { makeDelegation, type DelegationRequest } from './delegation.js';
 import { makeEffectRunner } from './effect.js';
 import { admit, makeMediation } from './mediation.js';
 import { makePolicySlot } from './policy-slot.js';
+import type { RuntimeEvent } from '../runtime-events.js';
 import type { CapabilityRecord, KernelOptions } from './types.js';
 
 /** A facet of a part: only the named operations. A part given a facet can reach nothing else. */
@@ -75,11 +76,20 @@ const makeKernelParts = (options: KernelOptions) => {
   const { setTimeout, setBackgroundTimeout, clearTimeout } = powers;
   const recorder = makeAuditRecorder({ now, setTimeout, clearTimeout, sink: options.audit }, failureModes);
   const { recordLater } = recorder;
-  const policy = makePolicySlot({ now, sha256Hex, canonicalJson, recordLater }, options.policy);
+  /** Runtime events: hardened, and a listener that throws is contained. */
+  const notify = (event: RuntimeEvent) => {
+    if (!options.onEvent) return;
+    try {
+      options.onEvent(harden(event));
+    } catch {
+      // a listener never breaks the kernel
+    }
+  };
+  const policy = makePolicySlot({ now, sha256Hex, canonicalJson, recordLater, notify }, options.policy);
   const currentPolicy = policy.current;
   const agents = makeAgentRegistry({ now, recordLater });
   const agentLookup = facet(agents, 'get');
-  const table = makeCapabilityTable({ now, setBackgroundTimeout, clearTimeout, recordLater, currentPolicy, agents: agentLookup, isOpen }, { grantValidators });
+  const table = makeCapabilityTable({ now, setBackgroundTimeout, clearTimeout, recordLater, currentPolicy, agents: agentLookup, isOpen, notify }, { grantValidators });
   const decider = makeDecider({ sha256Hex, canonicalJson, currentPolicy, agents: agentLookup, table: facet(table, 'entry', 'chainOf'), isOpen });
   const delegation = makeDelegation({
     now,
@@ -103,8 +113,9 @@ const makeKernelParts = (options: KernelOptions) => {
 
   const revokeAgent = (agentId: string, reason = 'revoked by operator') => {
     if (!agents.markRevoked(agentId)) return false;
-    table.revokeHeldBy(agentId, reason);
+    table.revokeHeldBy(agentId, reason, 'agent');
     recordLater({ type: 'agent.revoked', time: now(), agentId, reason });
+    notify({ type: 'agent.revoked', agentId, reason });
     return true;
   };
 

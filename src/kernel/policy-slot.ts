@@ -11,6 +11,7 @@
  */
 import { harden } from '../harden.js';
 import { makePolicy, type Policy } from '../policy.js';
+import type { RuntimeEvent } from '../runtime-events.js';
 import type { RecordLater } from './types.js';
 
 const isPolicy = (x: unknown): x is Policy =>
@@ -21,11 +22,13 @@ export interface PolicySlotPowers {
   readonly sha256Hex: (data: string) => string;
   readonly canonicalJson: (value: unknown) => string;
   readonly recordLater: RecordLater;
+  /** Told of every policy that comes into force (runtime events); never throws. */
+  readonly notify?: (event: RuntimeEvent) => void;
 }
 
 /** `initial` is a policy document, or a policy already compiled by `makePolicy`. */
 export const makePolicySlot = (powers: PolicySlotPowers, initial: unknown) => {
-  const { now, sha256Hex, canonicalJson, recordLater } = powers;
+  const { now, sha256Hex, canonicalJson, recordLater, notify } = powers;
   let policy: Policy = makePolicy(initial, sha256Hex, canonicalJson);
 
   const current = (): Policy => policy;
@@ -36,6 +39,7 @@ export const makePolicySlot = (powers: PolicySlotPowers, initial: unknown) => {
     const time = now();
     policy = next;
     recordLater({ type: 'policy.loaded', time, policyHash: next.hash, policy: next.document });
+    notify?.({ type: 'policy.loaded', policyHash: next.hash });
     return { policy: next, time };
   };
 

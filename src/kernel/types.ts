@@ -11,6 +11,7 @@ import type { Effector, GrantValidator } from '../effectors/types.js';
 import type { ApprovalHost } from './approvals.js';
 import type { ErrorCode } from '../errors.js';
 import type { FailureModes } from '../failure-modes.js';
+import type { RuntimeEvent } from '../runtime-events.js';
 import type { ActionType, AuditRef, CapabilityConstraints } from '../types.js';
 
 export interface KernelAuditSink {
@@ -59,6 +60,12 @@ export interface KernelOptions {
    * end); absent, such a request waits for `answerApproval` or its timeout.
    */
   readonly approvalHost?: ApprovalHost;
+  /**
+   * Told of capability issues and revocations, agent revocations and policy
+   * loads, as they happen (runtime events). A listener that throws is
+   * ignored: it can never break the kernel.
+   */
+  readonly onEvent?: (event: RuntimeEvent) => void;
 }
 
 export type CapabilityState = 'live' | 'revoked';
