@@ -7,34 +7,69 @@
  *   ztaas audit …        forensic commands on a store (see src/cli/audit.ts)
  *   ztaas policy …       check and explain policy files (see src/cli/policy.ts)
  *   ztaas doctor         which isolation levels this machine supports, and why
+ *   ztaas gateway …      the MCP gateway, and the commands to a running one
+ *                        (approvals, approve, deny, revoke, tools; src/cli/gateway.ts)
+ *
+ * The gateway is a host application like any other user of the library:
+ * its process is not locked down (its kernel runs in a locked-down vat).
+ * Every other command locks its own process down first (./init.js).
  */
-import './init.js';
-import { AUDIT_USAGE, auditCommand } from './cli/audit.js';
-import { REPLAY_USAGE, replayCommand } from './cli/replay.js';
-import { POLICY_USAGE, policyCommand } from './cli/policy.js';
-import { DOCTOR_USAGE, doctorCommand } from './cli/doctor.js';
-import { renderErrorsDoc } from './errors-doc.js';
 import { codeOf } from './errors.js';
+import { GATEWAY_USAGE } from './cli/gateway-usage.js';
 
-const USAGE = `usage:
+const GATEWAY_COMMANDS: ReadonlySet<string> = new Set(['gateway', 'approvals', 'approve', 'deny', 'revoke', 'tools']);
+
+const usage = async (): Promise<string> => {
+  const [{ AUDIT_USAGE }, { REPLAY_USAGE }, { POLICY_USAGE }, { DOCTOR_USAGE }] = await Promise.all([
+    import('./cli/audit.js'),
+    import('./cli/replay.js'),
+    import('./cli/policy.js'),
+    import('./cli/doctor.js'),
+  ]);
+  return `usage:
   ztaas errors
 ${AUDIT_USAGE}
 ${REPLAY_USAGE}
 ${POLICY_USAGE}
-${DOCTOR_USAGE}`;
+${DOCTOR_USAGE}
+${GATEWAY_USAGE}`;
+};
+
+const gatewayMain = async (command: string, sub: string | undefined, rest: string[]): Promise<number> => {
+  const gw = await import('./cli/gateway.js');
+  const args = [...(sub === undefined ? [] : [sub]), ...rest];
+  switch (command) {
+    case 'gateway':
+      return gw.gatewayCommand(sub, rest);
+    case 'approvals':
+      return gw.approvalsCommand(args);
+    case 'approve':
+      return gw.answerCommand(true, args);
+    case 'deny':
+      return gw.answerCommand(false, args);
+    case 'revoke':
+      return gw.revokeCommand(args);
+    default:
+      return gw.toolsCommand(args);
+  }
+};
 
 const main = async (argv: string[]): Promise<number> => {
   const [command, sub, ...rest] = argv;
+  if (command !== undefined && GATEWAY_COMMANDS.has(command)) return gatewayMain(command, sub, rest);
+  await import('./init.js');
   switch (command) {
-    case 'errors':
+    case 'errors': {
+      const { renderErrorsDoc } = await import('./errors-doc.js');
       process.stdout.write(renderErrorsDoc());
       return 0;
+    }
     case 'policy':
-      return policyCommand(sub, rest);
+      return (await import('./cli/policy.js')).policyCommand(sub, rest);
     case 'doctor':
-      return doctorCommand([sub, ...rest].filter((a): a is string => a !== undefined));
+      return (await import('./cli/doctor.js')).doctorCommand([sub, ...rest].filter((a): a is string => a !== undefined));
     case 'audit':
-      return sub === 'replay' ? replayCommand(rest) : auditCommand(sub, rest);
+      return sub === 'replay' ? (await import('./cli/replay.js')).replayCommand(rest) : (await import('./cli/audit.js')).auditCommand(sub, rest);
     default:
       return 2;
   }
@@ -48,10 +83,12 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 try {
   const status = await main(process.argv.slice(2));
-  if (status === 2) process.stderr.write(`${USAGE}\n`);
+  if (status === 2) process.stderr.write(`${await usage()}\n`);
   process.exitCode = status;
 } catch (err) {
   const code = codeOf(err);
   process.stderr.write(`ztaas: ${code ? (err as Error).message : `ZT_BAD_ARGUMENT: ${String((err as Error)?.message ?? err)}`}\n`);
+  const problems = (err as { details?: { problems?: unknown } })?.details?.problems;
+  if (Array.isArray(problems)) for (const p of problems) process.stderr.write(`  - ${String(p)}\n`);
   process.exitCode = 1;
 }

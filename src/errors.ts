@@ -108,6 +108,11 @@ export const ErrorCodes = Object.freeze({
   ZT_VAT_OVER_BUDGET: 'the run has spent a per-vat budget (calls per second, bytes of audit); this call or log line was refused',
   ZT_VAT_LIMIT_EXCEEDED: 'the vat was ended: a message, its queue or its CapTP tables outgrew a hard per-vat limit',
   ZT_VAT_BAD_REPORT: 'the vat reported an end of run only the kernel may record (or a malformed one); recorded as the vat\'s claim',
+
+  // MCP gateway (docs/GATEWAY.md)
+  ZT_CONFIG_INVALID: 'a gateway configuration file failed validation (every problem is listed); nothing was started',
+  ZT_UNAUTHENTICATED: 'an MCP connection presented no bearer token, or one that maps to no agent; refused before any tool was listed, and recorded',
+  ZT_GATEWAY_UNAVAILABLE: 'no gateway is running on this store (its control socket could not be reached)',
 } as const);
 
 export type ErrorCode = keyof typeof ErrorCodes;

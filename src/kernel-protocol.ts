@@ -116,6 +116,7 @@ export type AsyncMethod =
   | 'auditSize'
   | 'auditRootHash'
   | 'flush'
+  | 'recordGatewayEvent'
   | 'shutdown'
   | 'listTools'
   | 'acceptTool';

@@ -571,6 +571,15 @@ export class SandboxRuntime {
     return harden((await this.#link.call('rotateAuditKey')) as { key: string; size: number; rootHash: string });
   }
 
+  /**
+   * Records what an MCP gateway saw of a session: `gateway.session-opened`,
+   * `-closed`, `-refused` or `gateway.call-refused`, with flat string and
+   * number fields (ZT_BAD_ARGUMENT otherwise). Resolves once recorded.
+   */
+  async recordGatewayEvent(event: Readonly<Record<string, unknown>>): Promise<void> {
+    await this.#link.call('recordGatewayEvent', input('recordGatewayEvent', [event]));
+  }
+
   /** Terminates every vat, records the shutdown, closes the audit log and ends the kernel vat. Idempotent. */
   shutdown(): Promise<void> {
     this.#closed ??= (async () => {

@@ -228,6 +228,24 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
   };
 };
 
+const GATEWAY_EVENTS: ReadonlySet<string> = new Set(['gateway.session-opened', 'gateway.session-closed', 'gateway.session-refused', 'gateway.call-refused']);
+const GATEWAY_FIELD = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
+
+/** A gateway event as a record, or ZT_BAD_ARGUMENT. */
+const gatewayRecord = (event: Record<string, unknown>, time: number): Record<string, unknown> => {
+  const { type, time: _hostTime, ...fields } = event;
+  if (typeof type !== 'string' || !GATEWAY_EVENTS.has(type)) throw new ZtError('ZT_BAD_ARGUMENT', `a gateway event type is one of ${[...GATEWAY_EVENTS].join(', ')}`);
+  const entries = Object.entries(fields);
+  if (entries.length > 16) throw new ZtError('ZT_BAD_ARGUMENT', 'a gateway event has at most 16 fields');
+  for (const [key, value] of entries) {
+    if (!GATEWAY_FIELD.test(key)) throw new ZtError('ZT_BAD_ARGUMENT', 'gateway event field names are short identifiers');
+    const ok = (typeof value === 'string' && value.length <= 1000) || (typeof value === 'number' && Number.isFinite(value));
+    if (!ok) throw new ZtError('ZT_BAD_ARGUMENT', `gateway event field ${key} must be a string of at most 1000 characters or a finite number`);
+  }
+  return { type, time, ...fields };
+};
+
+
 /**
  * Builds the runtime. `auditSink` replaces the audit vat (the kernel vat's
  * shell passes one when the host supplied its own sink); `approvalHost` is
@@ -431,6 +449,15 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     auditSize: () => busyWhile(() => audit.size()),
     auditRootHash: () => busyWhile(() => audit.rootHash()),
     flush: () => busyWhile(() => kernel.flush()),
+    /**
+     * Records what an MCP gateway saw of a session (opened, closed, refused;
+     * a call it had no tool for). Only those types, flat fields of bounded
+     * strings and numbers; the time is the kernel's.
+     */
+    recordGatewayEvent: (event: Record<string, unknown>) =>
+      busyWhile(async () => {
+        await kernel.record(gatewayRecord(event, powers.kernel.now()));
+      }),
     shutdown,
     /**
      * Records an operator operation refused at the kernel vat's edge, its

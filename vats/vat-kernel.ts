@@ -141,6 +141,7 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       await live().acceptTool(server, tool, hash);
       return null;
     }),
+    recordGatewayEvent: checked('recordGatewayEvent', async (event: unknown) => live().recordGatewayEvent(asRecord(event, 'a gateway event'))),
     shutdown: async () => {
       if (!sandbox) return;
       try {

@@ -1,0 +1,333 @@
+/**
+ * The MCP gateway: MCP clients (Claude Desktop, Cursor, any SDK client) in
+ * front, the kernel behind. Each MCP session is one agent, and an agent
+ * acts only through the capabilities it holds.
+ *
+ * Invariants:
+ * - Identity first: a stdio session is the one agent its configuration
+ *   names; an HTTP request authenticates with a bearer token whose SHA-256
+ *   is compared, in constant time, with every agent's (`authenticate`). No
+ *   token, an unknown one or a revoked agent is refused before any tool is
+ *   listed, and the refusal is recorded.
+ * - `tools/list` shows what the session's agent holds live capabilities for
+ *   (tools.ts); any change to that (a capability issued or revoked, the
+ *   agent revoked, a policy reload, an upstream tool list changing) sends
+ *   `notifications/tools/list_changed` to that agent's sessions.
+ * - Every `tools/call` is one request through the kernel (holder, state,
+ *   limits, policy, audit before the action, the action, the outcome
+ *   record). A refusal comes back as a tool error (`isError: true`) whose
+ *   text is the code, the kernel's reason and, for a policy denial, the
+ *   rule that decided: what the caller may see of its own request, nothing
+ *   about other agents. A call the agent has no tool for is recorded too.
+ * - Revocation cuts calls in flight in the kernel; the client gets the
+ *   outcome, an error result carrying ZT_REVOKED.
+ * - Approvals: when a policy rule asks for one, a session whose client
+ *   supports elicitation is asked (the connected person answers);
+ *   otherwise the request waits in the runtime's pending queue for
+ *   `ztaas approve` / `ztaas deny`; no answer in time denies (kernel).
+ * - Upstream resources and prompts are not exposed: the gateway announces
+ *   the tools capability only.
+ */
+import { harden } from '../harden.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, McpError, ErrorCode as McpErrorCode, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
+import { ActionRequest, type Outcome } from '../types.js';
+import type { GatewayConfig } from './config.js';
+import { makeToolCatalogue, type HeldCapability, type RoutedCall, type ToolCatalogue, type UpstreamTool } from './tools.js';
+
+/** What the gateway needs of a `SandboxRuntime`. */
+export interface GatewayRuntime {
+  listCapabilities(filter: { agentId?: string; state?: 'live' }): readonly HeldCapability[];
+  executeAction(request: ActionRequest): Promise<Outcome>;
+  listTools(server?: string): Promise<readonly UpstreamTool[]>;
+  onEvent(listener: (event: { readonly type: string; readonly [key: string]: unknown }) => void): () => void;
+  onApproval(handler: (request: ApprovalRequestView) => ApprovalAnswerView | undefined | Promise<ApprovalAnswerView | undefined>): () => void;
+  recordGatewayEvent(event: Readonly<Record<string, unknown>>): Promise<void>;
+  readonly audit: { read(from: number, count: number): Promise<ReadonlyArray<Record<string, unknown>>> };
+}
+
+export interface ApprovalRequestView {
+  readonly approvalId: string;
+  readonly agentId: string;
+  readonly capabilityId: string;
+  readonly actionType: string;
+  readonly target: string;
+  readonly args?: unknown;
+  readonly ruleIds: readonly string[];
+  readonly prompt?: string;
+  readonly expiresAt: number;
+}
+
+export interface ApprovalAnswerView {
+  readonly approved: boolean;
+  readonly by: string;
+  readonly note?: string;
+  readonly via?: string;
+}
+
+export interface GatewayPowers {
+  /** Lower-case hex SHA-256 of a UTF-8 string. */
+  readonly sha256Hex: (text: string) => string;
+  /** Constant-time equality of two equal-length hex strings. */
+  readonly equalHex: (a: string, b: string) => boolean;
+  readonly now: () => number;
+  /** The gateway's own log (stderr): never a client's channel. */
+  readonly log: (line: string) => void;
+}
+
+export type Identity = { readonly ok: true; readonly agentId: string } | { readonly ok: false; readonly code: ErrorCode; readonly reason: string; readonly agentId?: string };
+
+const MAX_SHOWN_ARGS = 2000;
+
+/** What a refused call's text says: the code, the kernel's reason, and the deciding rules of a policy denial. */
+const refusalText = (code: string, message: string, rules: readonly string[]) => `${code}: ${message}${rules.length > 0 ? ` (rule: ${rules.join(', ')})` : ''}`;
+
+const errorResult = (code: string, message: string, rules: readonly string[] = []): CallToolResult => ({
+  isError: true,
+  content: [{ type: 'text', text: refusalText(code, message, rules) }],
+  _meta: { 'ztaas/error': { code, ...(rules.length > 0 ? { rules: [...rules] } : {}) } },
+});
+
+const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/** A successful outcome as the tool's result. */
+const successResult = (routed: RoutedCall, result: unknown): CallToolResult => {
+  if (routed.shape === 'tool' && isRecord(result) && Array.isArray(result.content)) {
+    return {
+      content: result.content as CallToolResult['content'],
+      ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent as Record<string, unknown> }),
+      ...(result.isError === true ? { isError: true } : {}),
+    };
+  }
+  if (routed.shape === 'text' && typeof result === 'string') return { content: [{ type: 'text', text: result }] };
+  return {
+    content: [{ type: 'text', text: JSON.stringify(result) }],
+    ...(isRecord(result) ? { structuredContent: result } : {}),
+  };
+};
+
+export interface GatewaySession {
+  readonly server: Server;
+  readonly agentId: string;
+  readonly sessionId: string;
+  readonly transport: 'stdio' | 'http';
+  /** Tells the client its tool list changed. */
+  notifyToolsChanged(): void;
+}
+
+export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powers: GatewayPowers) => {
+  const catalogues = new Map<string, Promise<ToolCatalogue>>();
+  const sessions = new Set<GatewaySession>();
+  const revoked = new Set<string>();
+  let closed = false;
+  let sessionCount = 0;
+
+  const record = (event: Record<string, unknown>) => {
+    runtime.recordGatewayEvent({ time: powers.now(), ...event }).catch((err: unknown) => powers.log(`gateway: could not record ${String(event.type)}: ${reasonOf(err) ?? String(err)}`));
+  };
+
+  /** The agent's tools, built once per change (capabilities, policy, upstream lists). */
+  const catalogueOf = (agentId: string): Promise<ToolCatalogue> => {
+    let cached = catalogues.get(agentId);
+    if (cached === undefined) {
+      cached = (async () => {
+        // An expired capability stays `live` in the table (every use is refused): it lists nothing.
+        const now = powers.now();
+        const held = runtime.listCapabilities({ agentId, state: 'live' }).filter(c => !(typeof c.constraints?.expiresAt === 'number' && c.constraints.expiresAt <= now));
+        const servers = new Set(held.filter(c => c.actionType === 'TOOL').map(c => c.target.split('/')[0] as string));
+        let upstream: readonly UpstreamTool[] = [];
+        if (servers.size > 0) {
+          // A server that cannot be reached contributes no tools; the others still do.
+          const names = servers.has('*') || [...servers].some(s => s.includes('*')) ? Object.keys(config.servers) : [...servers].filter(s => Object.hasOwn(config.servers, s));
+          const lists = await Promise.all(
+            names.map(name =>
+              runtime.listTools(name).catch((err: unknown) => {
+                powers.log(`gateway: the tools of ${name} could not be listed: ${codeOf(err) ?? ''} ${reasonOf(err) ?? String(err)}`);
+                return [] as UpstreamTool[];
+              }),
+            ),
+          );
+          upstream = lists.flat();
+        }
+        return makeToolCatalogue(held, upstream);
+      })();
+      catalogues.set(agentId, cached);
+      // A failed build is not kept.
+      cached.catch(() => catalogues.delete(agentId));
+    }
+    return cached;
+  };
+
+  const changed = (agentId?: string) => {
+    if (agentId === undefined) catalogues.clear();
+    else catalogues.delete(agentId);
+    for (const session of sessions) if (agentId === undefined || session.agentId === agentId) session.notifyToolsChanged();
+  };
+
+  const stopEvents = runtime.onEvent(event => {
+    switch (event.type) {
+      case 'agent.revoked':
+        if (typeof event.agentId === 'string') {
+          revoked.add(event.agentId);
+          changed(event.agentId);
+        }
+        break;
+      case 'capability.revoked':
+      case 'capability.issued':
+        changed(typeof event.agentId === 'string' ? event.agentId : undefined);
+        break;
+      case 'policy.loaded':
+      case 'tools.changed':
+        changed();
+        break;
+      default:
+        break;
+    }
+  });
+
+  /** Elicitation: the connected person of one of the agent's sessions answers, when its client can. */
+  const stopApprovals = runtime.onApproval(async request => {
+    if (!config.elicitation) return undefined;
+    const session = [...sessions].find(s => s.agentId === request.agentId && s.server.getClientCapabilities()?.elicitation !== undefined);
+    if (session === undefined) return undefined;
+    let shownArgs = '';
+    try {
+      shownArgs = JSON.stringify(request.args ?? {});
+    } catch {
+      shownArgs = '(arguments)';
+    }
+    if (shownArgs.length > MAX_SHOWN_ARGS) shownArgs = `${shownArgs.slice(0, MAX_SHOWN_ARGS)}…`;
+    const message = `${request.prompt ?? 'A call needs your approval.'}\nAgent ${request.agentId} asks to ${request.actionType} ${request.target}\nwith ${shownArgs}\n(rule ${request.ruleIds.join(', ')})`;
+    const client = session.server.getClientVersion();
+    try {
+      const answer = await session.server.elicitInput(
+        {
+          message,
+          requestedSchema: { type: 'object', properties: { approve: { type: 'boolean', title: 'Allow this call', default: false } }, required: ['approve'] },
+        },
+        { timeout: Math.max(1, request.expiresAt - powers.now()) },
+      );
+      const by = `${client?.name ?? 'mcp-client'} user (session ${session.sessionId})`;
+      if (answer.action === 'accept' && isRecord(answer.content) && answer.content.approve === true) return { approved: true, by, via: 'elicitation', note: message };
+      if (answer.action === 'accept' || answer.action === 'decline') return { approved: false, by, via: 'elicitation', note: message };
+      // Cancelled (dismissed): left to the pending queue.
+      return undefined;
+    } catch {
+      return undefined;
+    }
+  });
+
+  /** Refusal of a call the agent has no tool for, or arguments that are not a record: recorded, answered as a tool error. */
+  const refuse = (session: GatewaySession, name: string, err: unknown): CallToolResult => {
+    const code = codeOf(err) ?? 'ZT_BAD_ARGUMENT';
+    const reason = reasonOf(err) ?? 'the call was refused';
+    record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: name.slice(0, 200), code });
+    return errorResult(code, reason);
+  };
+
+  /** The deciding rules of a policy denial, from its decision record. */
+  const rulesOf = async (outcome: Outcome): Promise<readonly string[]> => {
+    const seq = outcome.audit.decision?.seq;
+    if ((outcome.error?.code !== 'ZT_POLICY_DENIED' && outcome.error?.code !== 'ZT_POLICY_ERROR') || typeof seq !== 'number') return [];
+    try {
+      const [rec] = await runtime.audit.read(seq, 1);
+      const rules = rec !== undefined && rec.requestId === outcome.requestId && Array.isArray(rec.rules) ? rec.rules : [];
+      return rules.filter((r): r is string => typeof r === 'string').slice(0, 10);
+    } catch {
+      return [];
+    }
+  };
+
+  const callTool = async (session: GatewaySession, name: string, args: unknown): Promise<CallToolResult> => {
+    let routed: RoutedCall;
+    try {
+      if (args !== undefined && !isRecord(args)) throw new ZtError('ZT_BAD_ARGUMENT', 'tool arguments must be an object');
+      const catalogue = await catalogueOf(session.agentId);
+      routed = catalogue.route(name, (args ?? {}) as Record<string, unknown>);
+    } catch (err) {
+      return refuse(session, name, err);
+    }
+    const outcome = await runtime.executeAction(new ActionRequest({ capabilityId: routed.capabilityId, agentId: session.agentId, actionType: routed.actionType, target: routed.target, args: routed.args }));
+    if (outcome.ok) return successResult(routed, outcome.result);
+    const code = outcome.error?.code ?? 'ZT_EFFECT_FAILED';
+    return errorResult(code, outcome.error?.message ?? 'the call failed', await rulesOf(outcome));
+  };
+
+  /** A new MCP session for an authenticated agent. */
+  const openSession = (agentId: string, transport: 'stdio' | 'http', sessionId?: string): GatewaySession => {
+    if (closed) throw new ZtError('ZT_SHUT_DOWN', 'the gateway is closing');
+    sessionCount += 1;
+    const id = sessionId ?? `${transport}-${sessionCount}`;
+    const server = new Server({ name: 'ztaas-gateway', version: '0.1.0' }, { capabilities: { tools: { listChanged: true } } });
+    // Notifications only once the client said it is initialized (the protocol's order).
+    let initialized = false;
+    server.oninitialized = () => {
+      initialized = true;
+    };
+    const session: GatewaySession = {
+      server,
+      agentId,
+      sessionId: id,
+      transport,
+      notifyToolsChanged: () => {
+        if (initialized) server.sendToolListChanged().catch(() => undefined);
+      },
+    };
+    server.setRequestHandler(ListToolsRequestSchema, async () => {
+      if (revoked.has(agentId)) throw new McpError(McpErrorCode.InvalidRequest, 'ZT_AGENT_REVOKED: the agent has been revoked');
+      const catalogue = await catalogueOf(agentId);
+      return { tools: catalogue.tools.map(t => ({ ...t })) as never };
+    });
+    server.setRequestHandler(CallToolRequestSchema, async request => callTool(session, request.params.name, request.params.arguments));
+    server.onclose = () => {
+      if (sessions.delete(session)) record({ type: 'gateway.session-closed', agentId, sessionId: id, transport });
+    };
+    sessions.add(session);
+    record({ type: 'gateway.session-opened', agentId, sessionId: id, transport });
+    return session;
+  };
+
+  /** Maps an `Authorization` header to an agent, in constant time over all tokens. */
+  const authenticate = (authorization: string | undefined): Identity => {
+    const match = typeof authorization === 'string' ? /^Bearer ([\x21-\x7e]{1,4096})$/.exec(authorization) : null;
+    if (match === null) return harden({ ok: false, code: 'ZT_UNAUTHENTICATED', reason: 'a bearer token is required' });
+    const hash = powers.sha256Hex(match[1] as string);
+    let found: string | undefined;
+    for (const [agentId, agent] of Object.entries(config.agents)) {
+      if (agent.tokenSha256 !== undefined && powers.equalHex(hash, agent.tokenSha256) && found === undefined) found = agentId;
+    }
+    if (found === undefined) return harden({ ok: false, code: 'ZT_UNAUTHENTICATED', reason: 'the bearer token maps to no agent' });
+    if (revoked.has(found)) return harden({ ok: false, code: 'ZT_AGENT_REVOKED', reason: 'the agent has been revoked', agentId: found });
+    return harden({ ok: true, agentId: found });
+  };
+
+  /** Records a refused connection (never its token). */
+  const recordRefusal = (transport: 'stdio' | 'http', identity: Identity, remote?: string) => {
+    if (identity.ok) return;
+    record({ type: 'gateway.session-refused', transport, code: identity.code, reason: identity.reason, ...(identity.agentId === undefined ? {} : { agentId: identity.agentId }), ...(remote === undefined ? {} : { remote }) });
+  };
+
+  const close = async () => {
+    closed = true;
+    stopEvents();
+    stopApprovals();
+    await Promise.all([...sessions].map(s => s.server.close().catch(() => undefined)));
+  };
+
+  return harden({
+    openSession,
+    authenticate,
+    recordRefusal,
+    isRevoked: (agentId: string) => revoked.has(agentId),
+    noteRevoked: (agentId: string) => {
+      revoked.add(agentId);
+      changed(agentId);
+    },
+    sessions: () => [...sessions],
+    close,
+  });
+};
+harden(makeGateway);
+
+export type Gateway = ReturnType<typeof makeGateway>;

@@ -1,0 +1,316 @@
+/**
+ * The MCP gateway through real clients: the MCP SDK's `Client` over stdio
+ * (the gateway is its child process, started by `ztaas gateway`) and over
+ * Streamable HTTP, in front of real upstream servers (server-everything
+ * and the effector tests' fixture server). The operator acts through the
+ * real CLI (`ztaas revoke`, `approvals`, `approve`, `deny`). This file
+ * skips the locked-down harness: the gateway and its clients are ordinary
+ * host programs.
+ */
+import test from 'ava';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { ToolListChangedNotificationSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { parseGatewayConfig } from '../src/gateway/config.js';
+import { makeToolCatalogue } from '../src/gateway/tools.js';
+import { EVERYTHING, FIXTURE, auditRecords, connectHttp, connectStdio, makeToken, makeWorkspace, startHttpGateway, textOf, waitFor, ztaas } from './_gateway.js';
+
+const servers = (cancelLog?: string) => ({
+  everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+  fx: { command: process.execPath, args: [FIXTURE, 'stdio'], env: cancelLog === undefined ? {} : { FIXTURE_CANCEL_LOG: cancelLog } },
+});
+
+const POLICY = {
+  version: 1,
+  rules: [
+    { id: 'sums', effect: 'permit', actions: ['TOOL'], targets: ['everything/get-sum'] },
+    { id: 'fixture-tools', effect: 'permit', actions: ['TOOL'], targets: ['fx/*'] },
+    { id: 'no-secret-echo', effect: 'forbid', actions: ['TOOL'], targets: ['fx/echo'], when: { args: { arguments: { fields: { text: { equals: 'secret' } } } } } },
+    { id: 'read-data', effect: 'permit', actions: ['READ'], targets: ['/**'] },
+    { id: 'env-for-other', effect: 'permit', agents: ['other'], actions: ['TOOL'], targets: ['everything/get-env'] },
+  ],
+};
+
+test('a configuration with problems is refused with ZT_CONFIG_INVALID, every problem listed', t => {
+  const err = t.throws(() =>
+    parseGatewayConfig(
+      {
+        servre: {},
+        agents: { a: { grants: [{ id: 'x', actionType: 'RAED', target: '/d/**' }, { id: 'x', actionType: 'READ', target: '/d' }], tokenSha256: 'nothex' } },
+        servers: { up: { command: '/bin/up', env: { KEY: '${env:MISSING_KEY}' } } },
+        stdio: { agent: 'nobody' },
+      },
+      '/etc/gw',
+      {},
+    ),
+  ) as Error & { code?: string; details?: { problems?: string[] } };
+  t.is(err.code, 'ZT_CONFIG_INVALID');
+  const problems = err.details?.problems ?? [];
+  for (const expected of ['servre: unknown key', 'agents.a.grants[0].actionType', 'agents.a.grants[1].id: is used by another grant', 'agents.a.tokenSha256', 'MISSING_KEY is not set', 'stdio.agent: names no agent']) {
+    t.true(problems.some(p => p.includes(expected)), `${expected} in ${JSON.stringify(problems)}`);
+  }
+});
+
+test('credentials come from the environment; ${node} and ${configDir} are placed; relative paths follow the file', t => {
+  const config = parseGatewayConfig(
+    {
+      store: 'state',
+      policy: './policy.yaml',
+      servers: { up: { command: '${node}', args: ['${configDir}/server.js'], env: { KEY: 'k-${env:UP_KEY}' } } },
+      agents: { a: { grants: [] } },
+      stdio: { agent: 'a' },
+    },
+    '/etc/gw',
+    { UP_KEY: 'sekrit' },
+    '/opt/node/bin/node',
+  );
+  t.is(config.storeDir, '/etc/gw/state');
+  t.deepEqual(config.policy, { file: '/etc/gw/policy.yaml' });
+  t.deepEqual(config.servers.up, { command: '/opt/node/bin/node', args: ['/etc/gw/server.js'], env: { KEY: 'k-sekrit' } });
+});
+
+test('the tool list holds exactly the live grants: upstream tools (narrowed) and native effectors', t => {
+  const upstream = [
+    { server: 'fs', name: 'read_text_file', description: 'read', inputSchema: { type: 'object', properties: { path: { type: 'string' } } }, status: 'pinned' },
+    { server: 'fs', name: 'write_file', inputSchema: { type: 'object' }, status: 'pinned' },
+    { server: 'fs', name: 'move_file', inputSchema: { type: 'object' }, status: 'changed' },
+    { server: 'other', name: 'x', inputSchema: { type: 'object' }, status: 'pinned' },
+  ];
+  const held = [
+    { id: 'r', actionType: 'TOOL', target: 'fs/read_text_file', state: 'live', constraints: { effect: { inputSchema: { properties: { path: { pattern: '^/notes/' } } } } } },
+    { id: 'm', actionType: 'TOOL', target: 'fs/*', state: 'live' },
+    { id: 'gone', actionType: 'TOOL', target: 'other/x', state: 'revoked' },
+    { id: 'files', actionType: 'READ', target: '/data/**', state: 'live' },
+    { id: 'files2', actionType: 'READ', target: '/more/**', state: 'live' },
+  ] as const;
+  const catalogue = makeToolCatalogue(held as never, upstream);
+  t.deepEqual(catalogue.tools.map(x => x.name).sort(), ['fs__read_text_file', 'fs__write_file', 'list_directory', 'read_file']);
+  const read = catalogue.tools.find(x => x.name === 'fs__read_text_file');
+  t.deepEqual(read?.inputSchema.allOf, [{ properties: { path: { pattern: '^/notes/' } } }], 'the grant narrows the schema');
+  t.like(catalogue.route('fs__read_text_file', { path: '/notes/a' }), { capabilityId: 'r', actionType: 'TOOL', target: 'fs/read_text_file', args: { arguments: { path: '/notes/a' } } });
+  t.like(catalogue.route('read_file', { path: '/more/x.txt' }), { capabilityId: 'files2', actionType: 'READ', target: '/more/x.txt' });
+  t.like(catalogue.route('read_file', { path: '/etc/passwd' }), { capabilityId: 'files', target: '/etc/passwd' }, 'no grant covers it: the kernel denies and records');
+  t.is((t.throws(() => catalogue.route('fs__move_file', {})) as { code?: string }).code, 'ZT_TOOL_UNKNOWN', 'a changed tool is withheld');
+  t.is((t.throws(() => catalogue.route('other__x', {})) as { code?: string }).code, 'ZT_TOOL_UNKNOWN', 'a revoked grant lists nothing');
+});
+
+test.serial('stdio: an SDK client sees its grants, calls are mediated, denials name the code and the rule, revocation cuts a call in flight', async t => {
+  const cancelLog = join(process.env.TMPDIR ?? '/tmp', `ztaas-gw-cancel-${process.pid}-${Date.now()}.log`);
+  t.teardown(() => {
+    if (existsSync(cancelLog)) writeFileSync(cancelLog, '');
+  });
+  const ws = makeWorkspace(t, {
+    policy: POLICY,
+    servers: servers(cancelLog),
+    agents: {
+      desktop: {
+        grants: [
+          { id: 'sum', actionType: 'TOOL', target: 'everything/get-sum' },
+          { id: 'echo', actionType: 'TOOL', target: 'fx/echo' },
+          { id: 'hang', actionType: 'TOOL', target: 'fx/hang' },
+          { id: 'data', actionType: 'READ', target: '/DATA/**' },
+        ],
+      },
+      other: { grants: [{ id: 'other-env', actionType: 'TOOL', target: 'everything/get-env' }] },
+    },
+    stdio: { agent: 'desktop' },
+  });
+  // The READ grant names the workspace's data folder.
+  writeFileSync(ws.config, readFileSync(ws.config, 'utf8').replaceAll('/DATA', join(ws.dir, 'data')));
+  writeFileSync(join(ws.dir, 'data', 'hello.txt'), 'hello from the gateway\n');
+  const { client } = await connectStdio(t, ws);
+  let listChanged = 0;
+  client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+    listChanged += 1;
+  });
+
+  const names = (await client.listTools()).tools.map(x => x.name).sort();
+  t.deepEqual(names, ['everything__get-sum', 'fx__echo', 'fx__hang', 'list_directory', 'read_file'], 'exactly the grants: not get-env (another agent holds it), not the rest of either server');
+
+  const sum = await client.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 3 } });
+  t.falsy(sum.isError);
+  t.regex(textOf(sum), /5/);
+  const file = await client.callTool({ name: 'read_file', arguments: { path: join(ws.dir, 'data', 'hello.txt') } });
+  t.is(textOf(file), 'hello from the gateway\n');
+
+  // Attack: the model asks for what the policy forbids; it learns the code and the rule, nothing more.
+  const denied = await client.callTool({ name: 'fx__echo', arguments: { text: 'secret' } });
+  t.true(denied.isError);
+  t.regex(textOf(denied), /^ZT_POLICY_DENIED: .*\(rule: no-secret-echo\)$/);
+  // Attack: a tool of another agent, and a path outside the grant.
+  const foreign = await client.callTool({ name: 'everything__get-env', arguments: {} });
+  t.true(foreign.isError);
+  t.regex(textOf(foreign), /^ZT_TOOL_UNKNOWN: /);
+  t.notRegex(textOf(foreign), /other/);
+  const outside = await client.callTool({ name: 'read_file', arguments: { path: '/etc/passwd' } });
+  t.true(outside.isError);
+  t.regex(textOf(outside), /^ZT_WRONG_TARGET: /);
+
+  // Revocation mid-call: the hanging call ends with ZT_REVOKED, the server is told to cancel, the list shrinks.
+  const hanging = client.callTool({ name: 'fx__hang', arguments: {} });
+  await waitFor(() => existsSync(cancelLog) && readFileSync(cancelLog, 'utf8').includes('started hang'), 30_000, 'the call to reach the server');
+  const revoked = await ztaas('revoke', '--store', ws.store, '--capability', 'hang', '--reason', 'test revocation');
+  t.is(revoked.code, 0, revoked.stderr);
+  const cut = await hanging;
+  t.true(cut.isError);
+  t.regex(textOf(cut), /^ZT_REVOKED: /);
+  await waitFor(() => listChanged > 0, 10_000, 'notifications/tools/list_changed');
+  t.false((await client.listTools()).tools.some(x => x.name === 'fx__hang'));
+  await waitFor(() => readFileSync(cancelLog, 'utf8').includes('cancelled hang'), 10_000, 'MCP cancellation at the server');
+
+  // Revoking the agent: nothing is listed, calls are refused.
+  const before = listChanged;
+  t.is((await ztaas('revoke', '--store', ws.store, '--agent', 'desktop')).code, 0);
+  await waitFor(() => listChanged > before, 10_000, 'list_changed after the agent was revoked');
+  await t.throwsAsync(client.listTools(), { message: /ZT_AGENT_REVOKED/ });
+  const after = await client.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 1 } });
+  t.true(after.isError);
+  t.regex(textOf(after), /^ZT_(AGENT_REVOKED|REVOKED|TOOL_UNKNOWN): /);
+  await client.close();
+
+  // The log: the session, every call as a request with its decision, the refusal of the foreign tool.
+  await waitFor(() => auditRecords(ws.store).some(r => r.type === 'gateway.session-closed'), 20_000, 'the session to be recorded as closed');
+  const records = auditRecords(ws.store);
+  t.true(records.some(r => r.type === 'gateway.session-opened' && r.agentId === 'desktop' && r.transport === 'stdio'));
+  t.true(records.some(r => r.type === 'gateway.call-refused' && r.tool === 'everything__get-env' && r.code === 'ZT_TOOL_UNKNOWN'));
+  const requests = records.filter(r => r.type === 'request' && r.agentId === 'desktop');
+  t.true(requests.some(r => r.target === 'fx/echo' && r.decision === 'deny' && (r.rules as string[] | undefined)?.includes('no-secret-echo')));
+  t.true(records.some(r => r.type === 'capability.revoked' && r.capabilityId === 'hang'));
+  // Revocations persist in the store.
+  t.true(readFileSync(join(ws.store, 'gateway-revocations.json'), 'utf8').includes('"desktop"'));
+});
+
+test.serial('HTTP: bearer tokens map to agents; no token, a wrong one, a revoked agent and another agent\'s session are refused and recorded', async t => {
+  const a = makeToken();
+  const b = makeToken();
+  const ws = makeWorkspace(t, {
+    policy: POLICY,
+    servers: servers(),
+    agents: {
+      alice: { tokenSha256: a.hash, grants: [{ id: 'alice-sum', actionType: 'TOOL', target: 'everything/get-sum' }] },
+      bob: { tokenSha256: b.hash, grants: [{ id: 'bob-echo', actionType: 'TOOL', target: 'fx/echo' }] },
+    },
+    http: { host: '127.0.0.1', port: 0, path: '/mcp' },
+  });
+  const { url } = await startHttpGateway(t, ws);
+
+  // Attacks: no token, and a token no agent holds.
+  await t.throwsAsync(connectHttp(t, url, undefined));
+  await t.throwsAsync(connectHttp(t, url, 'ztg_not-a-real-token'));
+
+  const alice = await connectHttp(t, url, a.token);
+  t.deepEqual((await alice.listTools()).tools.map(x => x.name), ['everything__get-sum']);
+  const sum = await alice.callTool({ name: 'everything__get-sum', arguments: { a: 20, b: 22 } });
+  t.regex(textOf(sum), /42/);
+
+  // Attack: bob's token on alice's session: as if the session did not exist.
+  const sessionId = (alice.transport as unknown as { sessionId?: string }).sessionId as string;
+  const hijack = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${b.token}`, 'mcp-session-id': sessionId, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+  });
+  t.is(hijack.status, 404);
+  // Attack: a forged Host header (DNS rebinding): a page on evil.example whose name resolves to 127.0.0.1.
+  const rebound = await new Promise<number>((resolve, reject) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    const req = request(url, { method: 'POST', headers: { authorization: `Bearer ${a.token}`, host: 'evil.example', 'content-type': 'application/json', accept: 'application/json, text/event-stream' } }, res => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  t.is(rebound, 403);
+
+  // A revoked agent is refused before anything is listed.
+  t.is((await ztaas('revoke', '--store', ws.store, '--agent', 'bob')).code, 0);
+  const refused = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${b.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+  });
+  t.is(refused.status, 403);
+  t.regex(await refused.text(), /ZT_AGENT_REVOKED/);
+
+  await waitFor(() => auditRecords(ws.store).filter(r => r.type === 'gateway.session-refused').length >= 3, 20_000, 'the refusals to be recorded');
+  const refusals = auditRecords(ws.store).filter(r => r.type === 'gateway.session-refused');
+  t.is(refusals.filter(r => r.code === 'ZT_UNAUTHENTICATED').length, 2);
+  t.true(refusals.some(r => r.code === 'ZT_AGENT_REVOKED' && r.agentId === 'bob'));
+  t.false(JSON.stringify(auditRecords(ws.store)).includes(a.token), 'no token is ever recorded');
+});
+
+test.serial('approvals: elicitation asks the connected person; without it `ztaas approve`/`deny` answer; no answer in time denies', async t => {
+  const ws = makeWorkspace(t, {
+    policy: {
+      version: 1,
+      rules: [
+        { id: 'echo-with-approval', effect: 'permit', actions: ['TOOL'], targets: ['fx/echo'], approval: { timeoutMs: 60_000, prompt: 'Echo needs a human.' } },
+        { id: 'sum-quick-approval', effect: 'permit', actions: ['TOOL'], targets: ['everything/get-sum'], approval: { timeoutMs: 1500 } },
+      ],
+    },
+    servers: servers(),
+    agents: { desk: { grants: [{ id: 'echo', actionType: 'TOOL', target: 'fx/echo' }, { id: 'sum', actionType: 'TOOL', target: 'everything/get-sum' }] } },
+    stdio: { agent: 'desk' },
+  });
+
+  // A client that supports elicitation: the person approves the first call and declines the second.
+  const asked: string[] = [];
+  {
+    const { client } = await connectStdio(t, ws, { capabilities: { elicitation: {} } });
+    client.setRequestHandler(ElicitRequestSchema, async request => {
+      asked.push(String(request.params.message));
+      return asked.length === 1 ? { action: 'accept', content: { approve: true } } : { action: 'decline' };
+    });
+    const approved = await client.callTool({ name: 'fx__echo', arguments: { text: 'hi' } });
+    t.falsy(approved.isError, textOf(approved));
+    t.is(textOf(approved), 'hi');
+    t.regex(asked[0] ?? '', /Echo needs a human\.[\s\S]*desk[\s\S]*fx\/echo[\s\S]*"text":"hi"/);
+    const declined = await client.callTool({ name: 'fx__echo', arguments: { text: 'again' } });
+    t.true(declined.isError);
+    t.regex(textOf(declined), /^ZT_APPROVAL_DENIED: /);
+    await client.close();
+  }
+
+  // A client without elicitation: the call waits for the operator's CLI.
+  const { client } = await connectStdio(t, ws);
+  const waiting = client.callTool({ name: 'fx__echo', arguments: { text: 'queued' } });
+  let pending: Array<{ approvalId: string; agentId: string; target: string }> = [];
+  await waitFor(
+    async () => {
+      const listed = await ztaas('approvals', '--store', ws.store, '--json');
+      pending = listed.code === 0 ? (JSON.parse(listed.stdout) as typeof pending) : [];
+      return pending.length === 1;
+    },
+    30_000,
+    'the pending approval',
+  );
+  t.like(pending[0], { agentId: 'desk', target: 'fx/echo' });
+  const approvedByCli = await ztaas('approve', pending[0]?.approvalId as string, '--store', ws.store, '--by', 'alice');
+  t.is(approvedByCli.code, 0, approvedByCli.stderr);
+  t.is(textOf(await waiting), 'queued');
+
+  const second = client.callTool({ name: 'fx__echo', arguments: { text: 'no' } });
+  await waitFor(async () => {
+    const listed = await ztaas('approvals', '--store', ws.store, '--json');
+    pending = listed.code === 0 ? (JSON.parse(listed.stdout) as typeof pending) : [];
+    return pending.length === 1;
+  });
+  t.is((await ztaas('deny', pending[0]?.approvalId as string, '--store', ws.store, '--by', 'bob')).code, 0);
+  t.regex(textOf(await second), /^ZT_APPROVAL_DENIED: /);
+
+  // Nobody answers: denied when the rule's timeout passes.
+  const late = await client.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } });
+  t.regex(textOf(late), /^ZT_APPROVAL_TIMEOUT: /);
+  // Answering what is no longer pending is refused with a code.
+  const stale = await ztaas('approve', 'no-such-approval', '--store', ws.store);
+  t.is(stale.code, 1);
+  t.regex(stale.stderr, /ZT_NOT_FOUND/);
+  await client.close();
+
+  const text = JSON.stringify(auditRecords(ws.store));
+  t.regex(text, /"by":"alice"/);
+  t.regex(text, /"by":"bob"/);
+  t.regex(text, /"via":"elicitation"/);
+});
