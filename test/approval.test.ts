@@ -47,8 +47,13 @@ const approvalPolicy = (dir: string, approval: { timeoutMs: number; prompt?: str
   ],
 });
 
-/** A runtime whose policy asks for approval to read secret.txt, an agent `a` and its capability `cap`. */
-const setup = async (t: ExecutionContext, approval: { timeoutMs: number; prompt?: string } = { timeoutMs: 10_000, prompt: 'Let agent a read the secret?' }) => {
+/**
+ * A runtime whose policy asks for approval to read secret.txt, an agent `a`
+ * and its capability `cap`. The timeout is generous: every runtime a
+ * concurrent test starts holds the host thread in its synchronous setup
+ * calls for a moment, and an answer given on that thread waits for it.
+ */
+const setup = async (t: ExecutionContext, approval: { timeoutMs: number; prompt?: string } = { timeoutMs: 120_000, prompt: 'Let agent a read the secret?' }) => {
   const dir = await tempDir(t);
   const secret = join(dir, 'secret.txt');
   await writeFile(secret, 'the secret');
@@ -97,7 +102,7 @@ test('a call the policy permits only with approval proceeds once an onApproval h
     target: secret,
     ruleIds: ['read-secret-with-approval'],
     prompt: 'Let agent a read the secret?',
-    timeoutMs: 10_000,
+    timeoutMs: 120_000,
   });
   t.is(typeof request.approvalId, 'string');
   t.true(request.expiresAt > Date.now() - 60_000);
@@ -137,7 +142,7 @@ test('answerApproval answers a pending request; pendingApprovals shows what the 
   const { sandbox, read, secret } = await setup(t);
   const outcome = read();
   const [request] = (await pending(sandbox)) as [ApprovalRequest];
-  t.like(request, { agentId: 'a', capabilityId: 'cap', actionType: 'READ', target: secret, ruleIds: ['read-secret-with-approval'], prompt: 'Let agent a read the secret?', timeoutMs: 10_000 });
+  t.like(request, { agentId: 'a', capabilityId: 'cap', actionType: 'READ', target: secret, ruleIds: ['read-secret-with-approval'], prompt: 'Let agent a read the secret?', timeoutMs: 120_000 });
   t.deepEqual(request.args, {});
   t.true(Object.isFrozen(request));
   // Malformed answers from the operator are refused, and leave it pending.
