@@ -112,7 +112,6 @@ const scriptedModel = (calls: Array<{ name: string; args: unknown }>, answer: st
           : [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: answer }] }];
       return { usage: new Usage(), output: output as never };
     },
-    // eslint-disable-next-line require-yield
     async *getStreamedResponse() {
       throw new Error('not streamed');
     },
