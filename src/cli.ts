@@ -7,17 +7,21 @@
  *   ztaas audit …        forensic commands on a store (see src/cli/audit.ts)
  *   ztaas policy …       check and explain policy files (see src/cli/policy.ts)
  *   ztaas doctor         which isolation levels this machine supports, and why
+ *   ztaas run MODULE …   one agent from the shell, with grants named on the command line
  *   ztaas gateway …      the MCP gateway, and the commands to a running one
  *                        (approvals, approve, deny, revoke, tools; src/cli/gateway.ts)
  *
- * The gateway is a host application like any other user of the library:
- * its process is not locked down (its kernel runs in a locked-down vat).
+ * The gateway and `run` are host applications like any other user of the library:
+ * their process is not locked down (their kernel runs in a locked-down vat).
  * Every other command locks its own process down first (./init.js).
  */
 import { codeOf } from './errors.js';
 import { GATEWAY_USAGE } from './cli/gateway-usage.js';
+import { RUN_USAGE } from './cli/run-usage.js';
 
 const GATEWAY_COMMANDS: ReadonlySet<string> = new Set(['gateway', 'approvals', 'approve', 'deny', 'revoke', 'tools']);
+/** Host applications of the library, like the gateway: not locked down. */
+const HOST_COMMANDS: ReadonlySet<string> = new Set(['run']);
 
 const usage = async (): Promise<string> => {
   const [{ AUDIT_USAGE }, { REPLAY_USAGE }, { POLICY_USAGE }, { DOCTOR_USAGE }] = await Promise.all([
@@ -32,6 +36,7 @@ ${AUDIT_USAGE}
 ${REPLAY_USAGE}
 ${POLICY_USAGE}
 ${DOCTOR_USAGE}
+${RUN_USAGE}
 ${GATEWAY_USAGE}`;
 };
 
@@ -57,6 +62,7 @@ const gatewayMain = async (command: string, sub: string | undefined, rest: strin
 const main = async (argv: string[]): Promise<number> => {
   const [command, sub, ...rest] = argv;
   if (command !== undefined && GATEWAY_COMMANDS.has(command)) return gatewayMain(command, sub, rest);
+  if (command !== undefined && HOST_COMMANDS.has(command)) return (await import('./cli/run.js')).runCommand([...(sub === undefined ? [] : [sub]), ...rest]);
   await import('./init.js');
   switch (command) {
     case 'errors': {
