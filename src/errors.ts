@@ -113,6 +113,7 @@ export const ErrorCodes = Object.freeze({
   ZT_CONFIG_INVALID: 'a gateway configuration file failed validation (every problem is listed); nothing was started',
   ZT_UNAUTHENTICATED: 'an MCP connection presented no bearer token, or one that maps to no agent; refused before any tool was listed, and recorded',
   ZT_GATEWAY_UNAVAILABLE: 'no gateway is running on this store (its control socket could not be reached)',
+  ZT_TOO_MANY_SESSIONS: 'the gateway holds as many MCP sessions as it may (in all, or for this agent, none of them idle); the new session was refused and recorded',
 } as const);
 
 export type ErrorCode = keyof typeof ErrorCodes;

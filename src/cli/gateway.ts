@@ -93,6 +93,7 @@ const serve = async (args: string[], io: GatewayIo): Promise<number> => {
     });
     // A stdio client that goes away ends the gateway.
     if (transports.stdio) process.stdin.once('end', stop);
+    void running.stdioClosed?.then(stop);
   });
   await running.close();
   return 0;

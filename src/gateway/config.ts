@@ -20,7 +20,7 @@
  *       tokenSha256: 3b1f…            # sha256 (hex) of its bearer token
  *       grants: [ … ]
  *   stdio: { agent: desktop }        # a stdio connection is this agent
- *   http: { host: 127.0.0.1, port: 8931, path: /mcp }
+ *   http: { host: 127.0.0.1, port: 8931, path: /mcp, maxSessions: 256, maxSessionsPerAgent: 16 }
  *
  * Invariants:
  * - Nothing unknown is ignored: a misspelt key is a problem, never a
@@ -76,6 +76,10 @@ export interface GatewayConfig {
     /** Host header values accepted (DNS-rebinding protection). Default: the host and port bound. */
     readonly allowedHosts?: readonly string[];
     readonly maxSessions: number;
+    /** Sessions one agent may hold; at the bound its least recently used idle session is closed for a new one. */
+    readonly maxSessionsPerAgent: number;
+    /** A session with no request or stream open for this long is closed. */
+    readonly sessionIdleMs: number;
   };
   /** Ask the connected person through MCP elicitation when the client supports it (default true). */
   readonly elicitation: boolean;
@@ -227,15 +231,19 @@ export const parseGatewayConfig = (document: unknown, baseDir: string, env: Read
     const h = document.http;
     if (!isRecord(h)) problem('http', 'must be a mapping');
     else {
-      for (const key of Object.keys(h)) if (!['host', 'port', 'path', 'allowedHosts', 'maxSessions'].includes(key)) problem(`http.${key}`, 'unknown key');
+      for (const key of Object.keys(h)) if (!['host', 'port', 'path', 'allowedHosts', 'maxSessions', 'maxSessionsPerAgent', 'sessionIdleMs'].includes(key)) problem(`http.${key}`, 'unknown key');
       const host = h.host ?? '127.0.0.1';
       const port = h.port ?? 8931;
       const path = h.path ?? '/mcp';
       const maxSessions = h.maxSessions ?? 256;
+      const maxSessionsPerAgent = h.maxSessionsPerAgent ?? Math.min(16, typeof maxSessions === 'number' ? maxSessions : 16);
+      const sessionIdleMs = h.sessionIdleMs ?? 30 * 60_000;
       if (typeof host !== 'string' || host === '') problem('http.host', 'must be an address to bind');
       if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) problem('http.port', 'must be a port number (0: any free port)');
       if (typeof path !== 'string' || !path.startsWith('/')) problem('http.path', 'must start with /');
       if (typeof maxSessions !== 'number' || !Number.isInteger(maxSessions) || maxSessions < 1) problem('http.maxSessions', 'must be a positive integer');
+      if (typeof maxSessionsPerAgent !== 'number' || !Number.isInteger(maxSessionsPerAgent) || maxSessionsPerAgent < 1) problem('http.maxSessionsPerAgent', 'must be a positive integer');
+      if (typeof sessionIdleMs !== 'number' || !Number.isInteger(sessionIdleMs) || sessionIdleMs < 1000) problem('http.sessionIdleMs', 'must be an integer of at least 1000 (milliseconds)');
       const { allowedHosts } = h;
       if (allowedHosts !== undefined && (!Array.isArray(allowedHosts) || !allowedHosts.every(a => typeof a === 'string'))) problem('http.allowedHosts', 'must be a list of host[:port] strings');
       if (!Object.values(agents).some(a => a.tokenSha256 !== undefined)) problem('http', 'no agent has a tokenSha256: no HTTP client could ever connect');
@@ -244,6 +252,8 @@ export const parseGatewayConfig = (document: unknown, baseDir: string, env: Read
         port: Number(port),
         path: String(path),
         maxSessions: Number(maxSessions),
+        maxSessionsPerAgent: Number(maxSessionsPerAgent),
+        sessionIdleMs: Number(sessionIdleMs),
         ...(Array.isArray(allowedHosts) ? { allowedHosts: allowedHosts.map(String) } : {}),
       };
     }

@@ -33,6 +33,7 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, McpError, ErrorCode as McpErrorCode, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
 import { ActionRequest, type Outcome } from '../types.js';
+import { MAX_APPROVAL_NOTE_LENGTH } from '../approval.js';
 import type { GatewayConfig } from './config.js';
 import { makeToolCatalogue, type HeldCapability, type RoutedCall, type ToolCatalogue, type UpstreamTool } from './tools.js';
 
@@ -79,6 +80,20 @@ export interface GatewayPowers {
 export type Identity = { readonly ok: true; readonly agentId: string } | { readonly ok: false; readonly code: ErrorCode; readonly reason: string; readonly agentId?: string };
 
 const MAX_SHOWN_ARGS = 2000;
+const MAX_CLIENT_NAME = 100;
+
+/** Text cut to `max` characters, as well-formed Unicode (no lone surrogate), control characters shown as spaces. */
+const shown = (text: string, max: number): string => {
+  const plain = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, ' ');
+  const cut = plain.length > max ? `${plain.slice(0, max - 1)}…` : plain;
+  return cut.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+};
+
+/** A client's self-chosen name, as the audit log shows it. */
+const clientName = (name: unknown): string => {
+  const text = typeof name === 'string' ? shown(name, MAX_CLIENT_NAME).replace(/\s+/g, ' ').trim() : '';
+  return text === '' ? 'mcp-client' : text;
+};
 
 /** What a refused call's text says: the code, the kernel's reason, and the deciding rules of a policy denial. */
 const refusalText = (code: string, message: string, rules: readonly string[]) => `${code}: ${message}${rules.length > 0 ? ` (rule: ${rules.join(', ')})` : ''}`;
@@ -208,9 +223,12 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
         },
         { timeout: Math.max(1, request.expiresAt - powers.now()) },
       );
-      const by = `${client?.name ?? 'mcp-client'} user (session ${session.sessionId})`;
-      if (answer.action === 'accept' && isRecord(answer.content) && answer.content.approve === true) return { approved: true, by, via: 'elicitation', note: message };
-      if (answer.action === 'accept' || answer.action === 'decline') return { approved: false, by, via: 'elicitation', note: message };
+      // The client names itself: recorded as its claim, bounded and printable,
+      // so an answer fits what the kernel accepts (an answer it cannot read denies).
+      const by = `${clientName(client?.name)} user (session ${session.sessionId})`;
+      const note = shown(message, MAX_APPROVAL_NOTE_LENGTH);
+      if (answer.action === 'accept' && isRecord(answer.content) && answer.content.approve === true) return { approved: true, by, via: 'elicitation', note };
+      if (answer.action === 'accept' || answer.action === 'decline') return { approved: false, by, via: 'elicitation', note };
       // Cancelled (dismissed): left to the pending queue.
       return undefined;
     } catch {

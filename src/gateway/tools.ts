@@ -14,6 +14,9 @@
  *   whose pattern covers the target; when none does, the first one of that
  *   kind is named and the kernel denies and records the request
  *   (ZT_WRONG_TARGET): a refused call is audited like any other.
+ * - Exposed names are unambiguous: upstream tools whose names map to the
+ *   same exposed name (after the character replacement and the 64-character
+ *   cut) are all withheld, whichever servers announce them.
  * - A tool name the agent holds no capability for is unknown to it: the
  *   answer is the same as for a tool that does not exist, and names nothing
  *   about other agents or the policy.
@@ -182,13 +185,23 @@ export const makeToolCatalogue = (held: readonly HeldCapability[], upstream: rea
   const routes = new Map<string, (args: Readonly<Record<string, unknown>>) => RoutedCall>();
 
   const toolCaps = live.filter(c => c.actionType === 'TOOL');
+  // Two upstream tools whose exposed names coincide (`a__b.c` and `a__b_c`,
+  // server `x__y` tool `z` and server `x` tool `y__z`, or past the 64-character
+  // cut) are both withheld: one server must never answer for another's tool.
+  const targetsByName = new Map<string, Set<string>>();
+  for (const tool of upstream) {
+    const name = exposedToolName(tool.server, tool.name);
+    const targets = targetsByName.get(name) ?? new Set<string>();
+    targets.add(`${tool.server}/${tool.name}`);
+    targetsByName.set(name, targets);
+  }
   for (const tool of upstream) {
     if (tool.status !== 'pinned') continue;
     const caps = toolCaps.filter(c => toolPatternMatches(c.target, tool.server, tool.name));
     const first = caps[0];
     if (first === undefined) continue;
     const name = exposedToolName(tool.server, tool.name);
-    if (routes.has(name)) continue;
+    if (routes.has(name) || (targetsByName.get(name)?.size ?? 0) > 1) continue;
     tools.push(
       harden({
         name,
