@@ -248,7 +248,7 @@ export const schemaToTs = (schema: unknown, options: ToTypeOptions = {}): string
     if (Array.isArray(node.prefixItems)) {
       if (node.prefixItems.length > SCHEMA_LIMITS.members) return 'unknown[]';
       const min = typeof node.minItems === 'number' ? node.minItems : 0;
-      const items = node.prefixItems.map((item, i) => `${convert(item, depth + 1, indent)}${i < min ? '' : '?'}`);
+      const items = node.prefixItems.map((item, i) => (i < min ? convert(item, depth + 1, indent) : `${wrap(convert(item, depth + 1, indent))}?`));
       const rest = node.items === false ? '' : `...${wrap(node.items === undefined ? 'unknown' : convert(node.items, depth + 1, indent))}[]`;
       return `[${[...items, ...(rest ? [rest] : [])].join(', ')}]`;
     }
