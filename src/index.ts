@@ -12,6 +12,7 @@ export type { KernelLinkPowers, KernelWorker, SyncChannel } from './kernel-link.
 export type { SandboxOptions, LaunchOptions, RuntimeLimits } from './runtime.js';
 export type { ApprovalAnswer, ApprovalHandler, ApprovalRequest } from './approval.js';
 export type { RuntimeEvent, RevocationCause, ToolListing, ToolStatus } from './runtime.js';
+export type { CapabilityDescription, CapabilitySetDescription, MethodDescription, JsonSchema } from './runtime.js';
 export { ActionType, Capability, ActionRequest } from './types.js';
 export type {
   ActionArgs,

@@ -119,7 +119,8 @@ export type AsyncMethod =
   | 'recordGatewayEvent'
   | 'shutdown'
   | 'listTools'
-  | 'acceptTool';
+  | 'acceptTool'
+  | 'describeCapabilities';
 
 /** Operations on an audit sink the host supplied. */
 export type SinkOp = 'append' | 'read' | 'size' | 'rootHash' | 'close';

@@ -36,6 +36,12 @@
  *   as a frozen record of a code and an agent-safe reason, never with the
  *   error's details, stack or a foreign error's message.
  *
+ * - `describe` (src/describe.ts) says only what this capability is and how
+ *   to call it, under the name the agent holds it by: it is mediated (the
+ *   holder and state are checked, a revoked capability answers ZT_REVOKED)
+ *   and metered like any call, but it is not a use of the capability
+ *   (never counted against `maxUses`, `rate` or budgets) and not recorded.
+ *
  * Caretakers expose one method, `invoke(method, args)`; the agent vat wraps
  * each presence so agents write `E(cap).read()` (see vats/vat-agent.ts).
  */
@@ -46,6 +52,7 @@ import type { Kernel } from './kernel.js';
 import { boundaryCodeOf, boundedSize, copyArgumentList, cutCodePoints } from './plain-data.js';
 import { CALL_RECORD_OVERHEAD, type RunMeter } from './vat-budget.js';
 import { ActionRequest, ActionType, type ActionArgs } from './types.js';
+import { capabilityName, describeCapability } from './describe.js';
 
 /** The methods each kind of capability answers, besides `describe`. */
 export const CAPABILITY_INTERFACES: Readonly<Record<ActionType, readonly string[]>> = harden({
@@ -150,14 +157,30 @@ export interface MembraneOptions {
   readonly names?: Readonly<Record<string, string>>;
   /** The run's budgets; without one, calls are not metered (the kernel's own tests). */
   readonly meter?: Pick<RunMeter, 'admitCall' | 'endCall' | 'acquireEffect' | 'releaseEffect'>;
+  /**
+   * Describes a capability of this agent under `name` (the runtime's
+   * describer, which lists upstream tools); without one, described from the
+   * capability record alone (TOOL schemas then unknown).
+   */
+  readonly describe?: (capabilityId: string, name: string) => Promise<unknown>;
 }
 
 /** Most bytes of a call's arguments charged to the audit budget (what its records can hold of them). */
 const MAX_CALL_CHARGE = 8 * 1024;
 
-export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: MembraneOptions) => {
+export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter, describe }: MembraneOptions) => {
   let cut = false;
   const caretakers = new Map<string, object>();
+  /** The name the agent holds each capability by (the first, if given twice); derived ones get `capabilityName`. */
+  const nameOf = new Map<string, string>();
+
+  const describeFor = async (capabilityId: string): Promise<unknown> => {
+    const record = kernel.getCapability(capabilityId);
+    if (!record || record.holder !== agentId) throw new ZtError('ZT_UNKNOWN_CAPABILITY', 'no such capability');
+    if (record.state !== 'live') throw new ZtError('ZT_REVOKED');
+    const name = nameOf.get(capabilityId) ?? capabilityName(capabilityId, new Set());
+    return describe ? describe(capabilityId, name) : describeCapability(name, record);
+  };
 
   /** Records a call refused before it became a request, then rejects it with what the agent may see. */
   const refuse = async (capabilityId: string, method: string, err: ZtError): Promise<never> => {
@@ -211,8 +234,12 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: M
     const record = kernel.capabilityShape(capabilityId);
     if (typeof method !== 'string' || !record) return refuse(capabilityId, typeof method === 'string' ? method : typeof method, new ZtError('ZT_NOT_IN_INTERFACE'));
     if (method === 'describe') {
-      const state = kernel.getCapability(capabilityId)?.state;
-      return harden({ id: record.id, actionType: record.actionType, target: record.target, state });
+      // Not a use, not recorded (see the header): no request reaches the kernel's mediation.
+      try {
+        return harden(await describeFor(capabilityId));
+      } catch (err) {
+        throw toAgentRefusal(err);
+      }
     }
     if (method === 'delegate') return delegate(capabilityId, params);
     if (!CAPABILITY_INTERFACES[record.actionType].includes(method)) {
@@ -291,6 +318,7 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter }: M
     if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${id}`);
     if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is not held by ${agentId}`);
     caps[name] = caretakerFor(id);
+    if (!nameOf.has(id)) nameOf.set(id, name);
   }
 
   return harden({

@@ -33,6 +33,7 @@ import { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
 import { kernelUnavailable, type SinkOp } from './kernel-protocol.js';
 import type { LaunchOptions, SandboxConfig } from './sandbox.js';
 import type { ToolListing } from './effectors/mcp.js';
+import type { CapabilitySetDescription } from './describe.js';
 import { isRuntimeEvent, type RuntimeEvent } from './runtime-events.js';
 import type { ActionRequest, Capability, Outcome } from './types.js';
 import type { AgentHandle, RunOutcome } from './vat-host.js';
@@ -40,6 +41,7 @@ import type { AgentHandle, RunOutcome } from './vat-host.js';
 export type { LaunchOptions, RuntimeLimits } from './sandbox.js';
 export type { RuntimeEvent, RevocationCause } from './runtime-events.js';
 export type { ToolListing, ToolStatus } from './effectors/mcp.js';
+export type { CapabilityDescription, CapabilitySetDescription, MethodDescription, JsonSchema } from './describe.js';
 
 export interface SandboxOptions extends Omit<SandboxConfig, 'storeDir'> {
   /** Folder of the embedded default store. Default: `.ztaas` in the working directory. */
@@ -472,6 +474,24 @@ export class SandboxRuntime {
     const [name] = input('listTools', [server]);
     if (name !== undefined && typeof name !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'listTools takes a server name or nothing');
     return harden((await this.#link.call('listTools', name === undefined ? [] : [name])) as ToolListing[]);
+  }
+
+  /**
+   * What `agentId` holds, for a model to read: per live (unexpired)
+   * capability, the methods its caretaker answers with JSON Schemas of their
+   * arguments and results, and a TypeScript declaration; and the whole
+   * `declare const caps: { … };`. TOOL capabilities are typed from their
+   * tool's upstream schema (listed now) and the grant's narrowing; a tool
+   * that is not pinned is described as withheld. `names` (name → id, as
+   * `launchAgent`'s record form) names and selects the capabilities; without
+   * it, every live capability is named after its id (see src/describe.ts)
+   * and `names` in the answer is what to launch with. Not a use of any
+   * capability. ZT_UNKNOWN_AGENT for an agent never registered.
+   */
+  async describeCapabilities(agentId: string, options: { names?: Readonly<Record<string, string>> } = {}): Promise<CapabilitySetDescription> {
+    const [id, o] = input('describeCapabilities', [agentId, options]);
+    if (typeof id !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'describeCapabilities needs an agent id');
+    return harden((await this.#link.call('describeCapabilities', [id, o])) as CapabilitySetDescription);
   }
 
   /**

@@ -38,6 +38,7 @@ import {
   type VatLimits,
 } from './vat-host.js';
 import { DEFAULT_VAT_BUDGETS, resolveVatBudgets, type VatBudgets } from './vat-budget.js';
+import { makeCapabilityDescriber, type CapabilitySetDescription } from './describe.js';
 import { DEFAULT_ISOLATION, ISOLATION_LEVELS, assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
 
 export interface RuntimeLimits extends Partial<VatBudgets> {
@@ -355,9 +356,19 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     },
     onEvent: emit,
   });
+  /** Typed descriptions of what an agent holds (src/describe.ts): for the operator and for caretakers' `describe()`. */
+  const describer = makeCapabilityDescriber({
+    getCapability: id => kernel.getCapability(id),
+    listCapabilities: filter => kernel.listCapabilities(filter),
+    isKnownAgent: agentId => kernel.agentActivity(agentId) !== undefined,
+    now: () => powers.kernel.now(),
+    servers: harden(Object.keys(config.mcpServers ?? {})),
+    listTools: server => effectors.mcp.listTools(server),
+  });
   const vats = makeVatHost({
     kernel,
     powers: powers.vatHost,
+    describeCapability: (agentId, capabilityId, name) => busyWhile(() => describer.describeOne(agentId, capabilityId, name)),
     failureModes,
     poolSize: vatPoolSize,
     poolMemoryMb: defaults.memoryMb,
@@ -468,6 +479,13 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
       void kernel.record({ type: 'operator.refused', time: powers.kernel.now(), operation, code, input, escaped: true }).catch(() => undefined);
     },
     isBusy: (): boolean => appending > 0 || running > 0 || working > 0,
+    /**
+     * What `agentId` holds (live, unexpired), as TypeScript declarations and
+     * JSON Schemas (src/describe.ts); `names` as `launchAgent`'s record form.
+     * Not a use of any capability, and not recorded.
+     */
+    describeCapabilities: (agentId: string, options: { names?: Readonly<Record<string, string>> } = {}): Promise<CapabilitySetDescription> =>
+      busyWhile(() => describer.describeCapabilities(agentId, options)),
     /** The tool catalogue of the configured MCP servers, with hashes and pin status (see effectors/mcp.ts). */
     listTools: (server?: string): Promise<ToolListing[]> => busyWhile(() => effectors.mcp.listTools(server)),
     /** Accepts a tool's current definition (re-pins it); audited as `tool.accepted`, durably, before it resolves. */

@@ -105,6 +105,8 @@ export interface VatHostOptions {
   readonly poolMemoryMb?: number;
   /** A trivial agent each pooled vat runs once before it is needed (warms its run path). */
   readonly prewarmBundle?: Pick<AgentBundle, 'entry' | 'modules'> | Promise<Pick<AgentBundle, 'entry' | 'modules'>>;
+  /** Describes an agent's capability for its caretaker's `describe()` (src/describe.ts). */
+  readonly describeCapability?: (agentId: string, capabilityId: string, name: string) => Promise<unknown>;
 }
 
 /**
@@ -172,7 +174,15 @@ export const makeVatHost = (opts: VatHostOptions) => {
     const runId = `${agentId}#${runCounter}`;
     const ids: RunIds = { agentId, runId };
     const { binding, meter } = makeRunBinding(kernel, powers, ids, limits, (code, message) => failWith(code, message));
-    const membrane = makeMembrane({ kernel, agentId, capabilityIds, meter, ...(names ? { names } : {}) });
+    const { describeCapability } = opts;
+    const membrane = makeMembrane({
+      kernel,
+      agentId,
+      capabilityIds,
+      meter,
+      ...(names ? { names } : {}),
+      ...(describeCapability ? { describe: (capabilityId: string, name: string) => describeCapability(agentId, capabilityId, name) } : {}),
+    });
     const { slot, warm } = pool.take(limits.memoryMb, isolation);
 
     let finished = false;

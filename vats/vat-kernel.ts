@@ -141,6 +141,12 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       await live().acceptTool(server, tool, hash);
       return null;
     }),
+    describeCapabilities: checked('describeCapabilities', async (agentId: unknown, options: unknown) => {
+      if (typeof agentId !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'describeCapabilities needs an agent id');
+      const o = options === undefined || options === null ? {} : asRecord(options, 'describeCapabilities options');
+      if (o.names !== undefined) asRecord(o.names, 'names');
+      return live().describeCapabilities(agentId, o.names === undefined ? {} : { names: o.names as Record<string, string> });
+    }),
     recordGatewayEvent: checked('recordGatewayEvent', async (event: unknown) => live().recordGatewayEvent(asRecord(event, 'a gateway event'))),
     shutdown: async () => {
       if (!sandbox) return;
