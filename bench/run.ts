@@ -5,6 +5,7 @@
  * bench/results.json; BENCHMARKS.md records the latest figures.
  */
 import '../src/init.js';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ import { runMatcherBench } from './matcher-bench.js';
 import { runAuditBench } from './audit-bench.js';
 import { runIsolationBench } from './isolation-bench.js';
 import { runFloodBench } from './flood-bench.js';
+import { gatewayRows, type GatewayBenchResult } from './gateway-report.js';
 
 const here = (file: string) => new URL(file, import.meta.url);
 const results: Record<string, unknown> = {};
@@ -395,6 +397,33 @@ const memoryPerVat = async (count: number) => {
   return (after - before) / count / (1024 * 1024);
 };
 
+// 6. The MCP gateway: its MCP clients are plain host programs, so the
+// bench runs in a child process that is not locked down, and answers with
+// one line of JSON. A failure is reported in the table and by the exit
+// code; the other figures are still printed and written.
+const gatewayBench = () =>
+  new Promise<GatewayBenchResult>((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(here('./gateway-bench.js')), '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGTERM'), 600_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      let parsed: (GatewayBenchResult & { error?: undefined }) | { error: string } | undefined;
+      try {
+        parsed = JSON.parse(out.trim().split('\n').pop() ?? '') as typeof parsed;
+      } catch {
+        parsed = undefined;
+      }
+      if (code === 0 && parsed !== undefined && parsed.error === undefined) resolve(parsed);
+      else reject(Error(parsed?.error ?? `gateway-bench exited with ${signal ?? String(code)}: ${out.slice(-2000)}`));
+    });
+  });
+
 const main = async () => {
   const N = Number(process.env.BENCH_N ?? 2000);
   console.log(`ZT-AAS bench — node ${process.version}, ${N} samples per latency figure\n`);
@@ -487,6 +516,19 @@ const main = async () => {
     rows.push([`effectors: ${row.name}`, fmt(row.p50Us), fmt(row.p99Us), '', '']);
   }
 
+  rows.push(['— MCP gateway (node dist/bench/gateway-bench.js, a plain child process) —', '', '', '', '']);
+  let gatewayFailed: string | undefined;
+  try {
+    const gateway = await gatewayBench();
+    for (const row of gatewayRows(gateway)) rows.push(row);
+    results['MCP gateway'] = gateway;
+    rows.push([`gateway: goal get-sum through the gateway ≤ ${gateway.goal.ratio}× direct (durable)`, gateway.goal.met ? 'met' : 'NOT MET', '', '', `${gateway.goal.durable.toFixed(2)}× (relaxed ${gateway.goal.relaxed.toFixed(2)}×)`]);
+  } catch (err) {
+    gatewayFailed = String((err as Error)?.message ?? err);
+    results['MCP gateway'] = { error: gatewayFailed };
+    rows.push(['gateway: FAILED (see below)', '', '', '', '']);
+  }
+
   const ratios = {
     'captp / raw (p50)': captp.p50 / raw.p50,
     'mediated relaxed / raw (p50)': mediatedRelaxed.p50 / raw.p50,
@@ -506,6 +548,10 @@ const main = async () => {
   console.log('\nratios (same run):');
   for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v.toFixed(2)}×`);
   writeFileSync(fileURLToPath(new URL('../../bench/results.json', import.meta.url)), `${JSON.stringify({ node: process.version, date: new Date().toISOString(), results }, null, 2)}\n`);
+  if (gatewayFailed !== undefined) {
+    console.error(`\nMCP gateway bench FAILED: ${gatewayFailed}`);
+    process.exitCode = 1;
+  }
 };
 
 await main();
