@@ -18,6 +18,7 @@
  */
 import { harden } from './harden.js';
 import { codeOf, reasonOf } from './errors.js';
+import { compileTarget } from './targets.js';
 import { ActionRequest, type Outcome } from './types.js';
 import { makeToolCatalogue, type HeldCapability, type ListedTool, type RoutedCall, type ToolCatalogue, type UpstreamTool } from './gateway/tools.js';
 
@@ -33,7 +34,24 @@ export interface ToolRuntime {
 /** The result of one governed call, as data. */
 export type GovernedResult =
   | { readonly ok: true; readonly shape: RoutedCall['shape']; readonly result: unknown }
-  | { readonly ok: false; readonly code: string; readonly message: string; readonly rules: readonly string[]; readonly text: string };
+  | {
+      readonly ok: false;
+      readonly code: string;
+      readonly message: string;
+      readonly rules: readonly string[];
+      readonly text: string;
+      /** False when the call never reached the kernel (no such tool, arguments not an object). */
+      readonly mediated: boolean;
+    };
+
+/** A server part of a TOOL pattern (`*`, `fs-*`) against a configured server's name, by the TOOL target matcher. */
+const serverPatternMatches = (pattern: string, name: string): boolean => {
+  try {
+    return compileTarget('TOOL', `${pattern}/x`).matches(`${name}/x`);
+  } catch {
+    return false;
+  }
+};
 
 const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
 
@@ -55,7 +73,8 @@ const rulesOf = async (runtime: Pick<ToolRuntime, 'audit'>, outcome: Outcome): P
   }
 };
 
-const refusal = (code: string, message: string, rules: readonly string[] = []): GovernedResult => harden({ ok: false, code, message, rules: [...rules], text: refusalText(code, message, rules) });
+const refusal = (code: string, message: string, rules: readonly string[], mediated: boolean): GovernedResult =>
+  harden({ ok: false, code, message, rules: [...rules], text: refusalText(code, message, rules), mediated });
 
 export interface GovernedTools {
   /** The tools now (rebuilt after a change). */
@@ -68,8 +87,14 @@ export interface GovernedTools {
 }
 
 export interface GovernedToolsOptions {
-  /** Upstream servers to list (default: those the agent's TOOL capabilities name; all configured for a wildcard server). */
+  /**
+   * The configured upstream servers: a TOOL capability naming a server
+   * pattern (`*` or `fs-*`) lists the matching ones. Without it, only
+   * servers named exactly are listed.
+   */
   readonly servers?: readonly string[];
+  /** The kernel's clock, to leave out expired capabilities (default: none are). */
+  readonly now?: () => number;
   /** Where a server that cannot be listed is reported (its tools are then absent). */
   readonly log?: (line: string) => void;
 }
@@ -79,11 +104,17 @@ export const makeGovernedTools = (runtime: ToolRuntime, agentId: string, options
   const listeners = new Set<() => void>();
 
   const build = async (): Promise<ToolCatalogue> => {
-    const held = runtime.listCapabilities({ agentId, state: 'live' });
-    const named = new Set(held.filter(c => c.actionType === 'TOOL').map(c => c.target.split('/')[0] as string));
-    const servers = options.servers ?? [...named].filter(s => !s.includes('*'));
+    // An expired capability stays `live` in the table (every use is refused): it lists nothing.
+    const now = options.now?.();
+    const held = runtime.listCapabilities({ agentId, state: 'live' }).filter(c => !(now !== undefined && typeof c.constraints?.expiresAt === 'number' && c.constraints.expiresAt <= now));
+    const named = [...new Set(held.filter(c => c.actionType === 'TOOL').map(c => c.target.split('/')[0] as string))];
+    const servers = new Set<string>();
+    for (const name of named) {
+      if (!name.includes('*')) servers.add(name);
+      else for (const configured of options.servers ?? []) if (serverPatternMatches(name, configured)) servers.add(configured);
+    }
     const lists = await Promise.all(
-      servers.map(name =>
+      [...servers].map(name =>
         runtime.listTools(name).catch((err: unknown) => {
           options.log?.(`the tools of ${name} could not be listed: ${codeOf(err) ?? ''} ${reasonOf(err) ?? String(err)}`);
           return [] as UpstreamTool[];
@@ -121,14 +152,14 @@ export const makeGovernedTools = (runtime: ToolRuntime, agentId: string, options
   const call = async (name: string, args: unknown): Promise<GovernedResult> => {
     let routed: RoutedCall;
     try {
-      if (args !== undefined && !isRecord(args)) return refusal('ZT_BAD_ARGUMENT', 'tool arguments must be an object');
+      if (args !== undefined && !isRecord(args)) return refusal('ZT_BAD_ARGUMENT', 'tool arguments must be an object', [], false);
       routed = (await catalogue()).route(name, (args ?? {}) as Record<string, unknown>);
     } catch (err) {
-      return refusal(codeOf(err) ?? 'ZT_BAD_ARGUMENT', reasonOf(err) ?? 'the call was refused');
+      return refusal(codeOf(err) ?? 'ZT_BAD_ARGUMENT', reasonOf(err) ?? 'the call was refused', [], false);
     }
     const outcome = await runtime.executeAction(new ActionRequest({ capabilityId: routed.capabilityId, agentId, actionType: routed.actionType, target: routed.target, args: routed.args }));
     if (outcome.ok) return harden({ ok: true, shape: routed.shape, result: outcome.result });
-    return refusal(outcome.error?.code ?? 'ZT_EFFECT_FAILED', outcome.error?.message ?? 'the call failed', await rulesOf(runtime, outcome));
+    return refusal(outcome.error?.code ?? 'ZT_EFFECT_FAILED', outcome.error?.message ?? 'the call failed', await rulesOf(runtime, outcome), true);
   };
 
   return harden({

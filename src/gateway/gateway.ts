@@ -31,21 +31,16 @@
 import { harden } from '../harden.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, McpError, ErrorCode as McpErrorCode, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
-import { ActionRequest, type Outcome } from '../types.js';
+import { ZtError, reasonOf, type ErrorCode } from '../errors.js';
 import { MAX_APPROVAL_NOTE_LENGTH } from '../approval.js';
+import { makeGovernedTools, refusalText, type GovernedTools, type ToolRuntime } from '../governed-tools.js';
 import type { GatewayConfig } from './config.js';
-import { makeToolCatalogue, type HeldCapability, type RoutedCall, type ToolCatalogue, type UpstreamTool } from './tools.js';
+import type { RoutedCall } from './tools.js';
 
 /** What the gateway needs of a `SandboxRuntime`. */
-export interface GatewayRuntime {
-  listCapabilities(filter: { agentId?: string; state?: 'live' }): readonly HeldCapability[];
-  executeAction(request: ActionRequest): Promise<Outcome>;
-  listTools(server?: string): Promise<readonly UpstreamTool[]>;
-  onEvent(listener: (event: { readonly type: string; readonly [key: string]: unknown }) => void): () => void;
+export interface GatewayRuntime extends ToolRuntime {
   onApproval(handler: (request: ApprovalRequestView) => ApprovalAnswerView | undefined | Promise<ApprovalAnswerView | undefined>): () => void;
   recordGatewayEvent(event: Readonly<Record<string, unknown>>): Promise<void>;
-  readonly audit: { read(from: number, count: number): Promise<ReadonlyArray<Record<string, unknown>>> };
 }
 
 export interface ApprovalRequestView {
@@ -95,9 +90,6 @@ const clientName = (name: unknown): string => {
   return text === '' ? 'mcp-client' : text;
 };
 
-/** What a refused call's text says: the code, the kernel's reason, and the deciding rules of a policy denial. */
-const refusalText = (code: string, message: string, rules: readonly string[]) => `${code}: ${message}${rules.length > 0 ? ` (rule: ${rules.join(', ')})` : ''}`;
-
 const errorResult = (code: string, message: string, rules: readonly string[] = []): CallToolResult => ({
   isError: true,
   content: [{ type: 'text', text: refusalText(code, message, rules) }],
@@ -107,15 +99,15 @@ const errorResult = (code: string, message: string, rules: readonly string[] = [
 const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
 
 /** A successful outcome as the tool's result. */
-const successResult = (routed: RoutedCall, result: unknown): CallToolResult => {
-  if (routed.shape === 'tool' && isRecord(result) && Array.isArray(result.content)) {
+const successResult = (shape: RoutedCall['shape'], result: unknown): CallToolResult => {
+  if (shape === 'tool' && isRecord(result) && Array.isArray(result.content)) {
     return {
       content: result.content as CallToolResult['content'],
       ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent as Record<string, unknown> }),
       ...(result.isError === true ? { isError: true } : {}),
     };
   }
-  if (routed.shape === 'text' && typeof result === 'string') return { content: [{ type: 'text', text: result }] };
+  if (shape === 'text' && typeof result === 'string') return { content: [{ type: 'text', text: result }] };
   return {
     content: [{ type: 'text', text: JSON.stringify(result) }],
     ...(isRecord(result) ? { structuredContent: result } : {}),
@@ -132,7 +124,7 @@ export interface GatewaySession {
 }
 
 export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powers: GatewayPowers) => {
-  const catalogues = new Map<string, Promise<ToolCatalogue>>();
+  const governed = new Map<string, GovernedTools>();
   const sessions = new Set<GatewaySession>();
   const revoked = new Set<string>();
   let closed = false;
@@ -142,63 +134,24 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     runtime.recordGatewayEvent({ time: powers.now(), ...event }).catch((err: unknown) => powers.log(`gateway: could not record ${String(event.type)}: ${reasonOf(err) ?? String(err)}`));
   };
 
-  /** The agent's tools, built once per change (capabilities, policy, upstream lists). */
-  const catalogueOf = (agentId: string): Promise<ToolCatalogue> => {
-    let cached = catalogues.get(agentId);
-    if (cached === undefined) {
-      cached = (async () => {
-        // An expired capability stays `live` in the table (every use is refused): it lists nothing.
-        const now = powers.now();
-        const held = runtime.listCapabilities({ agentId, state: 'live' }).filter(c => !(typeof c.constraints?.expiresAt === 'number' && c.constraints.expiresAt <= now));
-        const servers = new Set(held.filter(c => c.actionType === 'TOOL').map(c => c.target.split('/')[0] as string));
-        let upstream: readonly UpstreamTool[] = [];
-        if (servers.size > 0) {
-          // A server that cannot be reached contributes no tools; the others still do.
-          const names = servers.has('*') || [...servers].some(s => s.includes('*')) ? Object.keys(config.servers) : [...servers].filter(s => Object.hasOwn(config.servers, s));
-          const lists = await Promise.all(
-            names.map(name =>
-              runtime.listTools(name).catch((err: unknown) => {
-                powers.log(`gateway: the tools of ${name} could not be listed: ${codeOf(err) ?? ''} ${reasonOf(err) ?? String(err)}`);
-                return [] as UpstreamTool[];
-              }),
-            ),
-          );
-          upstream = lists.flat();
-        }
-        return makeToolCatalogue(held, upstream);
-      })();
-      catalogues.set(agentId, cached);
-      // A failed build is not kept.
-      cached.catch(() => catalogues.delete(agentId));
-    }
-    return cached;
+  /** Tells the agent's sessions that its tools changed. */
+  const changed = (agentId: string) => {
+    for (const session of sessions) if (session.agentId === agentId) session.notifyToolsChanged();
   };
 
-  const changed = (agentId?: string) => {
-    if (agentId === undefined) catalogues.clear();
-    else catalogues.delete(agentId);
-    for (const session of sessions) if (agentId === undefined || session.agentId === agentId) session.notifyToolsChanged();
+  /** The agent's tools (src/governed-tools.ts): rebuilt after any change, which its sessions are told of. */
+  const toolsOf = (agentId: string): GovernedTools => {
+    let tools = governed.get(agentId);
+    if (tools === undefined) {
+      tools = makeGovernedTools(runtime, agentId, { servers: Object.keys(config.servers), now: powers.now, log: line => powers.log(`gateway: ${line}`) });
+      tools.onChange(() => changed(agentId));
+      governed.set(agentId, tools);
+    }
+    return tools;
   };
 
   const stopEvents = runtime.onEvent(event => {
-    switch (event.type) {
-      case 'agent.revoked':
-        if (typeof event.agentId === 'string') {
-          revoked.add(event.agentId);
-          changed(event.agentId);
-        }
-        break;
-      case 'capability.revoked':
-      case 'capability.issued':
-        changed(typeof event.agentId === 'string' ? event.agentId : undefined);
-        break;
-      case 'policy.loaded':
-      case 'tools.changed':
-        changed();
-        break;
-      default:
-        break;
-    }
+    if (event.type === 'agent.revoked' && typeof event.agentId === 'string') revoked.add(event.agentId);
   });
 
   /** Elicitation: the connected person of one of the agent's sessions answers, when its client can. */
@@ -236,40 +189,15 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     }
   });
 
-  /** Refusal of a call the agent has no tool for, or arguments that are not a record: recorded, answered as a tool error. */
-  const refuse = (session: GatewaySession, name: string, err: unknown): CallToolResult => {
-    const code = codeOf(err) ?? 'ZT_BAD_ARGUMENT';
-    const reason = reasonOf(err) ?? 'the call was refused';
-    record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: name.slice(0, 200), code });
-    return errorResult(code, reason);
-  };
-
-  /** The deciding rules of a policy denial, from its decision record. */
-  const rulesOf = async (outcome: Outcome): Promise<readonly string[]> => {
-    const seq = outcome.audit.decision?.seq;
-    if ((outcome.error?.code !== 'ZT_POLICY_DENIED' && outcome.error?.code !== 'ZT_POLICY_ERROR') || typeof seq !== 'number') return [];
-    try {
-      const [rec] = await runtime.audit.read(seq, 1);
-      const rules = rec !== undefined && rec.requestId === outcome.requestId && Array.isArray(rec.rules) ? rec.rules : [];
-      return rules.filter((r): r is string => typeof r === 'string').slice(0, 10);
-    } catch {
-      return [];
-    }
-  };
-
+  /**
+   * One mediated call. A call that never reached the kernel (no such tool
+   * for this agent, arguments not an object) is recorded here.
+   */
   const callTool = async (session: GatewaySession, name: string, args: unknown): Promise<CallToolResult> => {
-    let routed: RoutedCall;
-    try {
-      if (args !== undefined && !isRecord(args)) throw new ZtError('ZT_BAD_ARGUMENT', 'tool arguments must be an object');
-      const catalogue = await catalogueOf(session.agentId);
-      routed = catalogue.route(name, (args ?? {}) as Record<string, unknown>);
-    } catch (err) {
-      return refuse(session, name, err);
-    }
-    const outcome = await runtime.executeAction(new ActionRequest({ capabilityId: routed.capabilityId, agentId: session.agentId, actionType: routed.actionType, target: routed.target, args: routed.args }));
-    if (outcome.ok) return successResult(routed, outcome.result);
-    const code = outcome.error?.code ?? 'ZT_EFFECT_FAILED';
-    return errorResult(code, outcome.error?.message ?? 'the call failed', await rulesOf(outcome));
+    const result = await toolsOf(session.agentId).call(name, args);
+    if (result.ok) return successResult(result.shape, result.result);
+    if (!result.mediated) record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: name.slice(0, 200), code: result.code });
+    return errorResult(result.code, result.message, result.rules);
   };
 
   /** A new MCP session for an authenticated agent. */
@@ -294,8 +222,8 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     };
     server.setRequestHandler(ListToolsRequestSchema, async () => {
       if (revoked.has(agentId)) throw new McpError(McpErrorCode.InvalidRequest, 'ZT_AGENT_REVOKED: the agent has been revoked');
-      const catalogue = await catalogueOf(agentId);
-      return { tools: catalogue.tools.map(t => ({ ...t })) as never };
+      const tools = await toolsOf(agentId).list();
+      return { tools: tools.map(t => ({ ...t })) as never };
     });
     server.setRequestHandler(CallToolRequestSchema, async request => callTool(session, request.params.name, request.params.arguments));
     server.onclose = () => {
@@ -329,6 +257,8 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
   const close = async () => {
     closed = true;
     stopEvents();
+    for (const tools of governed.values()) tools.close();
+    governed.clear();
     stopApprovals();
     await Promise.all([...sessions].map(s => s.server.close().catch(() => undefined)));
   };
