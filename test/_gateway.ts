@@ -20,6 +20,7 @@ export const CLI = join(repo, 'dist/src/cli.js');
 export const EVERYTHING = join(repo, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 export const FILESYSTEM = join(repo, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
 export const FIXTURE = join(repo, 'test/fixtures/effectors/mcp-fixture-server.js');
+export const RUGPULL = join(repo, 'test/fixtures/effectors/mcp-rugpull-server.js');
 
 const run = promisify(execFile);
 
