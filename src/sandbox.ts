@@ -17,7 +17,8 @@
  */
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
-import { makePrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { makePrewarmBundle, loadAgentBundle, type AgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { makeCodeRunner, type CodePowers, type CodeRunResult, type CodeRunSpec } from './code-run.js';
 import { ZtError, codeOf, reasonOf, type ErrorCode } from './errors.js';
 import { copyPlainData } from './plain-data.js';
 import type { McpCatalogueEvent, McpServerConfig, ToolListing } from './effectors/mcp.js';
@@ -98,6 +99,8 @@ export interface SandboxPowers {
    * Resolves with `null` for a larger file.
    */
   readonly readText: (path: string, maxBytes: number) => Promise<string | null>;
+  /** The parsers of submitted code (code mode, `runCode`). */
+  readonly code: CodePowers;
 }
 
 /** What the kernel vat's shell hears from the runtime, unasked. */
@@ -154,19 +157,35 @@ const positiveInt = (name: string, value: unknown, fallback: number): number => 
 
 const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
 
+/** A launch checked and admitted: what its vat is to be given, and where. */
+export interface LaunchPlan {
+  readonly agentId: string;
+  readonly capabilityIds: readonly string[];
+  readonly names?: Readonly<Record<string, string>>;
+  readonly input: unknown;
+  readonly limits: VatLimits;
+  readonly isolation: VatIsolation;
+}
+
+/** What a launch may add to its run: fields of its `agent.launched` record, an observer. */
+export type LaunchExtras = Pick<Parameters<VatHost['launch']>[0], 'launchRecord' | 'observer'>;
+
 /**
- * `launchAgent`: checks what the agent is to be given (it must hold every
- * capability, live), the isolation level (established or refused, naming
- * what is missing) and its module graph (confined to its folder), each
- * refusal recorded, then starts its vat.
+ * The launcher: `admit` checks what an agent is to be given (it must hold
+ * every capability, live), its input, limits and isolation level
+ * (established or refused, naming what is missing, the refusal recorded
+ * with `label` for its module); `start` starts its vat with a bundle;
+ * `launchAgent` does both around loading a module graph from disk
+ * (confined to its folder). The code runner (code-run.ts) admits, then
+ * starts its own bundle.
  */
 const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits; isolation: VatIsolation }) => {
   const { powers, kernel, vats, defaults } = ctx;
   const moduleCache: ModuleCache = new Map();
   let isolationProbe: Promise<IsolationProbe> | undefined;
-  return async (spec: LaunchSpec): Promise<AgentHandle> => {
+  const admit = async (spec: Omit<LaunchSpec, 'module'>, label: string): Promise<LaunchPlan> => {
     if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
-    const { agentId, module, capabilities = [], input = null } = spec;
+    const { agentId, capabilities = [], input = null } = spec;
     if (!kernel.hasAgent(agentId)) {
       throw new ZtError(kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
     }
@@ -192,10 +211,12 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
     }
     if (spec.limits !== undefined && !isRecord(spec.limits)) throw new ZtError('ZT_BAD_ARGUMENT', 'limits must be an object');
     const runLimits: VatLimits = harden({
+      // Per-vat budgets (README, "Limits"): an unknown name or a bad value is
+      // refused. First, so that the defaults they carry never hide the
+      // launch's own deadline and memory limit.
+      ...resolveVatBudgets(spec.limits, defaults, ['deadlineMs', 'memoryMb']),
       deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
       memoryMb: positiveInt('limits.memoryMb', spec.limits?.memoryMb, defaults.memoryMb),
-      // Per-vat budgets (README, "Limits"): an unknown name or a bad value is refused.
-      ...resolveVatBudgets(spec.limits, defaults, ['deadlineMs', 'memoryMb']),
     });
     const isolation: unknown = spec.isolation === undefined ? ctx.isolation : spec.isolation;
     if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', `isolation must be one of ${ISOLATION_LEVELS.join(', ')}`);
@@ -206,12 +227,19 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
         assertIsolationAvailable(await isolationProbe, isolation);
       } catch (err) {
         await kernel
-          .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
+          .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: label, isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
           .catch(() => undefined);
         throw err;
       }
       if (isolation === 'process-weak') kernel.markWeakIsolation(agentId, isolation);
     }
+    return harden({ agentId, capabilityIds: ids, ...(names ? { names } : {}), input: inputCopy, limits: runLimits, isolation });
+  };
+  const start = (plan: LaunchPlan, bundle: AgentBundle, extras: LaunchExtras = {}): AgentHandle => vats.launch({ ...plan, bundle, ...extras });
+  const launchAgent = async (spec: LaunchSpec): Promise<AgentHandle> => {
+    if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
+    const { module } = spec;
+    const plan = await admit(spec, String(module));
     let bundle;
     try {
       bundle = await loadAgentBundle(powers.modules, module, moduleCache);
@@ -220,12 +248,13 @@ const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHos
     } catch (err) {
       const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
       await kernel
-        .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), code })
+        .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId: plan.agentId, module: String(module), code })
         .catch(() => undefined);
       throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
     }
-    return vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: inputCopy, limits: runLimits, isolation });
+    return start(plan, bundle);
   };
+  return harden({ admit, start, launchAgent });
 };
 
 const GATEWAY_EVENTS: ReadonlySet<string> = new Set(['gateway.session-opened', 'gateway.session-closed', 'gateway.session-refused', 'gateway.call-refused']);
@@ -365,15 +394,21 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   });
   let closed: Promise<void> | undefined;
 
-  const launchAgent = makeLauncher({ powers, kernel, vats, defaults, isolation });
-  const launchCounted = async (spec: LaunchSpec): Promise<AgentHandle> => {
-    const handle = await launchAgent(spec);
+  const launcher = makeLauncher({ powers, kernel, vats, defaults, isolation });
+  const countRun = <H extends { readonly result: Promise<unknown> }>(handle: H): H => {
     running += 1;
     void handle.result.finally(() => {
       running -= 1;
     });
     return handle;
   };
+  const launchCounted = async (spec: LaunchSpec): Promise<AgentHandle> => countRun(await launcher.launchAgent(spec));
+  const runCode = makeCodeRunner({
+    powers: { code: powers.code, modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex },
+    kernel,
+    admit: launcher.admit,
+    start: (plan, bundle, extras) => countRun(launcher.start(plan, bundle, extras)),
+  });
 
   const recoverAudit = async (sink?: AuditSink): Promise<{ resumed: boolean; written: number; lost: number }> => {
     await audit.close().catch(() => undefined);
@@ -443,6 +478,8 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     answerApproval: (approvalId: string, answer: unknown): boolean => kernel.answerApproval(approvalId, answer),
     pendingApprovals: () => kernel.pendingApprovals(),
     launchAgent: (spec: LaunchSpec): Promise<AgentHandle> => busyWhile(() => launchCounted(spec)),
+    /** Runs submitted code in a fresh vat and answers when the run has ended (see code-run.ts). */
+    runCode: (spec: CodeRunSpec): Promise<CodeRunResult> => busyWhile(() => runCode(spec)),
     recoverAudit: (sink?: AuditSink) => busyWhile(() => recoverAudit(sink)),
     rotateAuditKey: () => busyWhile(rotateAuditKey),
     auditRead: (from: number, count: number) => busyWhile(() => audit.read(from, count)),
