@@ -37,7 +37,7 @@ import { AGENT_ROOT_URL } from './agent-specifiers.js';
 import { ZtError, type ErrorCode } from './errors.js';
 import type { Kernel } from './kernel.js';
 import type { AuditRef } from './types.js';
-import type { LaunchExtras, LaunchPlan } from './sandbox.js';
+import type { LaunchExtras, LaunchPlan } from './launcher.js';
 import type { AgentHandle, VatIsolation, VatLimits } from './vat-host.js';
 
 export type CodeLanguage = 'javascript' | 'typescript';

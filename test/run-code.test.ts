@@ -228,3 +228,15 @@ test('a run under process isolation (bubblewrap) answers the same way', async t 
   t.like(records.find(r => r.seq === result.audit.launched?.seq), { type: 'agent.launched', isolation: 'process', runId: result.runId });
   assertNoHostPath(t, dir, result);
 });
+
+test('launchAgent shares the admission: a launch\'s own deadline wins over the runtime\'s default', async t => {
+  // Regression: the per-vat budgets, resolved after the deadline, carried the
+  // runtime's default deadline and hid the launch's own.
+  const { sandbox } = await world(t, { limits: { deadlineMs: 60_000 } });
+  const spinner = fileURLToPath(new URL('../../test/fixtures/agents/spinner', import.meta.url));
+  const started = Date.now();
+  const run = await (await sandbox.launchAgent({ agentId: 'coder', module: spinner, limits: { deadlineMs: 400 } })).result;
+  t.is(run.error?.code, 'ZT_DEADLINE');
+  t.regex(run.error?.message ?? '', /400 ms/);
+  t.true(Date.now() - started < 20_000);
+});
