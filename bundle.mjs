@@ -17,7 +17,9 @@ await Promise.all([
     entryPoints: ['dist/vats/kernel-main.js'],
     outfile: 'dist/vats/kernel-main.bundle.js',
     banner: { js: requireBanner },
-    // The agent-module parser (Babel, 3 MB) is loaded from node_modules at the first launch.
-    external: ['@endo/module-source'],
+    // The agent-module parser (Babel, 3 MB) is loaded from node_modules at the
+    // first launch; the parser and TypeScript stripper of code mode (amaro,
+    // WebAssembly, 7 MB) at the first code run.
+    external: ['@endo/module-source', '@babel/parser', 'amaro'],
   }),
 ]);

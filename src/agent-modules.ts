@@ -44,8 +44,11 @@ export const MODULE_LIMITS = harden({ maxModules: 256, maxTotalBytes: 8 * 1024 *
 
 const utf8Length = (s: string): number => new TextEncoder().encode(s).length;
 
-const toRecord = (source: ModuleSource): unknown =>
+/** A parsed module as the plain record a vat's Compartment loads. */
+export const toModuleRecord = (source: ModuleSource): unknown =>
   harden(JSON.parse(JSON.stringify({ ...source })));
+harden(toModuleRecord);
+const toRecord = toModuleRecord;
 
 /**
  * `modulePath` names the agent: a `.js`/`.mjs` file (its folder is the

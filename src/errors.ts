@@ -91,6 +91,7 @@ export const ErrorCodes = Object.freeze({
   ZT_MODULE_TOO_LARGE: 'an agent module (or the agent\'s modules together) is larger than the limit; refused before it is read',
   ZT_MODULE_SYNTAX: 'an agent module could not be parsed',
   ZT_MODULE_NO_MAIN: 'an agent module has no default-exported function',
+  ZT_CODE_SYNTAX: 'submitted code (`runCode`) could not be parsed, or uses TypeScript syntax that cannot be erased (an enum, a namespace, a parameter property); the answer gives the line and column in the submitted source',
   ZT_AGENT_THREW: 'the agent threw synchronously',
   ZT_AGENT_REJECTED: 'the agent returned a promise that rejected',
   ZT_AGENT_UNSETTLED: 'the agent is waiting on nothing and can never finish',

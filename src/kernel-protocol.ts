@@ -108,6 +108,7 @@ export type SyncMethod =
 export type AsyncMethod =
   | 'execute'
   | 'launchAgent'
+  | 'runCode'
   | 'terminateRun'
   | 'loadPolicyFile'
   | 'recoverAudit'

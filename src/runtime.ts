@@ -22,6 +22,8 @@
 import { resolve as resolvePath } from 'node:path';
 import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
+import { MODULE_LIMITS } from './agent-modules.js';
+import type { CodeRunResult, CodeRunSpec } from './code-run.js';
 import { checkApprovalAnswer, type ApprovalAnswer, type ApprovalHandler, type ApprovalRequest } from './approval.js';
 import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
 import { copyOperatorInput, readField } from './operator-input.js';
@@ -39,6 +41,10 @@ import type { ActionRequest, Capability, Outcome } from './types.js';
 import type { AgentHandle, RunOutcome } from './vat-host.js';
 
 export type { LaunchOptions, RuntimeLimits } from './sandbox.js';
+export type { CodeLanguage, CodeRunError, CodeRunResult, ConsoleLine } from './code-run.js';
+
+/** The options of `runCode`: `launchAgent`'s, with `source` (and its `language`) in place of `module`. */
+export type CodeRunOptions = CodeRunSpec;
 export type { RuntimeEvent, RevocationCause } from './runtime-events.js';
 export type { ToolListing, ToolStatus } from './effectors/mcp.js';
 export type { CapabilityDescription, CapabilitySetDescription, MethodDescription, JsonSchema } from './describe.js';
@@ -545,6 +551,36 @@ export class SandboxRuntime {
         return result;
       },
     });
+  }
+
+  /**
+   * Code mode: runs `source` — JavaScript, or TypeScript with erasable
+   * syntax (`language: 'typescript'`; types are stripped, positions kept) —
+   * in a fresh vat, with the same checks and guarantees as `launchAgent`,
+   * and resolves once the run has ended with `{ ok, value?, error?, mode,
+   * console, consoleTruncated, runId?, audit }`.
+   *
+   * A source with `export default` is an agent module (`main({ caps, input
+   * })`); one without exports is the body of `async function main({ caps,
+   * input })`, so top-level `await` and `return` work. Problems in the code
+   * are answers, not rejections: a syntax error or non-erasable TypeScript
+   * (ZT_CODE_SYNTAX), an import (ZT_MODULE_FORBIDDEN), a throw
+   * (ZT_AGENT_THREW / ZT_AGENT_REJECTED), each with its `line` and
+   * `column` in the submitted source where they can be told. Rejects, as
+   * `launchAgent` does, for what the caller got wrong: ZT_BAD_ARGUMENT,
+   * ZT_MODULE_TOO_LARGE (over `MODULE_LIMITS.maxTotalBytes`),
+   * ZT_UNKNOWN_AGENT, ZT_UNKNOWN_CAPABILITY, ZT_WRONG_HOLDER, ZT_REVOKED,
+   * ZT_ISOLATION_UNAVAILABLE.
+   */
+  async runCode(options: CodeRunOptions): Promise<CodeRunResult> {
+    if (options === null || typeof options !== 'object' || isArrayOrUnreadable(options)) throw new ZtError('ZT_BAD_ARGUMENT', 'runCode needs an options object');
+    // A source too large is refused before anything copies it (UTF-8 takes at least a byte per UTF-16 unit).
+    const source = readField(options, 'source');
+    if (source.ok && typeof source.value === 'string' && source.value.length > MODULE_LIMITS.maxTotalBytes) {
+      throw new ZtError('ZT_MODULE_TOO_LARGE', `the source is larger than ${MODULE_LIMITS.maxTotalBytes} bytes`);
+    }
+    const [checked] = input('runCode', [options]);
+    return harden((await this.#link.call('runCode', [checked])) as CodeRunResult);
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import { harden } from './harden.js';
 import { startAuditVat } from './audit/audit-client.js';
+import { makeNodeCodePowers } from './code-run-node-powers.js';
 import { makeNodeEffectors } from './effectors/node-effectors.js';
 import { makeProcessVatStarter, probeIsolation } from './isolation/process-vat-node-powers.js';
 import { makeNodeKernelPowers, makeNodeModulePowers, makeNodeVatHostPowers, readTextBounded } from './node-powers.js';
@@ -30,6 +31,7 @@ export const makeNodeSandboxPowers = (): SandboxPowers => {
     makeEffectors: makeNodeEffectors,
     probeIsolation: () => probeIsolation(),
     readText: (path: string, maxBytes: number) => readTextBounded(path, maxBytes),
+    code: makeNodeCodePowers(),
   });
 };
 harden(makeNodeSandboxPowers);

@@ -17,14 +17,15 @@
  */
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
-import { makePrewarmBundle, loadAgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
-import { ZtError, codeOf, reasonOf, type ErrorCode } from './errors.js';
-import { copyPlainData } from './plain-data.js';
+import { makePrewarmBundle, type ModulePowers } from './agent-modules.js';
+import { makeCodeRunner, type CodePowers, type CodeRunResult, type CodeRunSpec } from './code-run.js';
+import { ZtError, type ErrorCode } from './errors.js';
+import { isRecord, makeLauncher, positiveInt, type LaunchSpec } from './launcher.js';
 import type { McpCatalogueEvent, McpServerConfig, ToolListing } from './effectors/mcp.js';
 import type { RuntimeEvent } from './runtime-events.js';
 import type { NodeEffectors, NodeEffectorsOptions } from './effectors/node-effectors.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
-import { makeKernel, type ApprovalHost, type CapabilityRecord, type CapabilityState, type Kernel, type KernelAuditSink, type KernelPowers } from './kernel.js';
+import { makeKernel, type ApprovalHost, type CapabilityRecord, type CapabilityState, type KernelAuditSink, type KernelPowers } from './kernel.js';
 import { CAPABILITY_CEILING_POLICY, loadPolicyText, validatePolicyDocument } from './policy.js';
 import { ActionRequest, Capability, type Outcome } from './types.js';
 import {
@@ -34,12 +35,11 @@ import {
   type RunOutcome,
   type VatHostPowers,
   type VatIsolation,
-  type VatHost,
   type VatLimits,
 } from './vat-host.js';
 import { DEFAULT_VAT_BUDGETS, resolveVatBudgets, type VatBudgets } from './vat-budget.js';
 import { makeCapabilityDescriber, type CapabilitySetDescription } from './describe.js';
-import { DEFAULT_ISOLATION, ISOLATION_LEVELS, assertIsolationAvailable, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
+import { DEFAULT_ISOLATION, ISOLATION_LEVELS, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
 
 export interface RuntimeLimits extends Partial<VatBudgets> {
   /** Largest number of bytes a single action may move. Default 16 MiB. */
@@ -99,6 +99,8 @@ export interface SandboxPowers {
    * Resolves with `null` for a larger file.
    */
   readonly readText: (path: string, maxBytes: number) => Promise<string | null>;
+  /** The parsers of submitted code (code mode, `runCode`). */
+  readonly code: CodePowers;
 }
 
 /** What the kernel vat's shell hears from the runtime, unasked. */
@@ -113,121 +115,9 @@ export const MCP_PINS_FILE = 'mcp-pins.json';
 /** Largest policy file `loadPolicyFile` reads; a larger one is refused (ZT_POLICY_TOO_LARGE) before it is read. */
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
 
-export interface LaunchOptions {
-  readonly agentId: string;
-  /** Absolute path of the agent's entry module, or of its folder (entry `index.js`). */
-  readonly module: string;
-  /**
-   * The capabilities to hand to the agent, all held by it; nothing else is
-   * reachable. An array of ids (`caps[id]` in the agent), or a record of
-   * names to ids (`caps[name]`).
-   */
-  readonly capabilities?: readonly string[] | Readonly<Record<string, string>>;
-  /** Plain data given to the agent as `input`. */
-  readonly input?: unknown;
-  readonly limits?: Partial<VatLimits>;
-  /**
-   * `process` (default, unless the runtime's `isolation` option names
-   * another): a child process under OS containment (bubblewrap namespaces,
-   * seccomp, rlimits, Node's permission model); fails with
-   * ZT_ISOLATION_UNAVAILABLE, naming what to install, where it cannot be
-   * established. `worker`: a worker thread of the kernel's process, only
-   * when named (a SES bug is then a host compromise; memory limits cover the
-   * JS heap only). `process-weak`: `process` without bubblewrap, only when
-   * named; every record of the agent then says so. See docs/ISOLATION.md.
-   */
-  readonly isolation?: VatIsolation;
-}
-
-/** What the kernel vat receives for a launch. */
-export type LaunchSpec = LaunchOptions;
+export type { LaunchOptions, LaunchSpec } from './launcher.js';
 
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
-const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
-
-const positiveInt = (name: string, value: unknown, fallback: number): number => {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ZtError('ZT_BAD_ARGUMENT', `${name} must be a positive integer`);
-  }
-  return value;
-};
-
-const isRecord = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
-
-/**
- * `launchAgent`: checks what the agent is to be given (it must hold every
- * capability, live), the isolation level (established or refused, naming
- * what is missing) and its module graph (confined to its folder), each
- * refusal recorded, then starts its vat.
- */
-const makeLauncher = (ctx: { powers: SandboxPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits; isolation: VatIsolation }) => {
-  const { powers, kernel, vats, defaults } = ctx;
-  const moduleCache: ModuleCache = new Map();
-  let isolationProbe: Promise<IsolationProbe> | undefined;
-  return async (spec: LaunchSpec): Promise<AgentHandle> => {
-    if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
-    const { agentId, module, capabilities = [], input = null } = spec;
-    if (!kernel.hasAgent(agentId)) {
-      throw new ZtError(kernel.agentActivity(agentId) ? 'ZT_AGENT_REVOKED' : 'ZT_UNKNOWN_AGENT', `agent ${String(agentId)} cannot be launched`);
-    }
-    if (capabilities === null || typeof capabilities !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', 'capabilities must be an array of ids or a record of names to ids');
-    const names = Array.isArray(capabilities) ? undefined : harden({ ...(capabilities as Record<string, string>) });
-    const ids: string[] = Array.isArray(capabilities) ? [...(capabilities as string[])] : Object.values(names as Record<string, string>);
-    if (names) {
-      for (const name of Object.keys(names)) {
-        if (!IDENTIFIER.test(name) || name === '__proto__') throw new ZtError('ZT_BAD_ARGUMENT', `capability name ${JSON.stringify(name)} must be an identifier`);
-      }
-    }
-    for (const id of ids) {
-      const record = typeof id === 'string' ? kernel.getCapability(id) : undefined;
-      if (!record) throw new ZtError('ZT_UNKNOWN_CAPABILITY', `no capability ${String(id)}`);
-      if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
-      if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
-    }
-    let inputCopy: unknown;
-    try {
-      inputCopy = copyPlainData(input);
-    } catch (err) {
-      throw new ZtError('ZT_BAD_ARGUMENT', `input must be plain data: ${reasonOf(err) ?? 'not plain data'}`);
-    }
-    if (spec.limits !== undefined && !isRecord(spec.limits)) throw new ZtError('ZT_BAD_ARGUMENT', 'limits must be an object');
-    const runLimits: VatLimits = harden({
-      deadlineMs: positiveInt('limits.deadlineMs', spec.limits?.deadlineMs, defaults.deadlineMs),
-      memoryMb: positiveInt('limits.memoryMb', spec.limits?.memoryMb, defaults.memoryMb),
-      // Per-vat budgets (README, "Limits"): an unknown name or a bad value is refused.
-      ...resolveVatBudgets(spec.limits, defaults, ['deadlineMs', 'memoryMb']),
-    });
-    const isolation: unknown = spec.isolation === undefined ? ctx.isolation : spec.isolation;
-    if (!isIsolationLevel(isolation)) throw new ZtError('ZT_BAD_ARGUMENT', `isolation must be one of ${ISOLATION_LEVELS.join(', ')}`);
-    if (isolation !== 'worker') {
-      // Fail closed: the level is established or the launch is refused, naming what is missing.
-      isolationProbe ??= powers.probeIsolation();
-      try {
-        assertIsolationAvailable(await isolationProbe, isolation);
-      } catch (err) {
-        await kernel
-          .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), isolation, code: codeOf(err) ?? 'ZT_ISOLATION_UNAVAILABLE', message: (err as Error).message })
-          .catch(() => undefined);
-        throw err;
-      }
-      if (isolation === 'process-weak') kernel.markWeakIsolation(agentId, isolation);
-    }
-    let bundle;
-    try {
-      bundle = await loadAgentBundle(powers.modules, module, moduleCache);
-      // A simple bound: forget everything when the cache grows past 512 modules.
-      if (moduleCache.size > 512) moduleCache.clear();
-    } catch (err) {
-      const code = codeOf(err) ?? 'ZT_MODULE_SYNTAX';
-      await kernel
-        .record({ type: 'agent.launch-failed', time: powers.kernel.now(), agentId, module: String(module), code })
-        .catch(() => undefined);
-      throw err instanceof ZtError ? err : new ZtError(code, 'the agent module could not be loaded');
-    }
-    return vats.launch({ agentId, bundle, capabilityIds: ids, ...(names ? { names } : {}), input: inputCopy, limits: runLimits, isolation });
-  };
-};
 
 const GATEWAY_EVENTS: ReadonlySet<string> = new Set(['gateway.session-opened', 'gateway.session-closed', 'gateway.session-refused', 'gateway.call-refused']);
 const GATEWAY_FIELD = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
@@ -376,15 +266,21 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   });
   let closed: Promise<void> | undefined;
 
-  const launchAgent = makeLauncher({ powers, kernel, vats, defaults, isolation });
-  const launchCounted = async (spec: LaunchSpec): Promise<AgentHandle> => {
-    const handle = await launchAgent(spec);
+  const launcher = makeLauncher({ powers: { modules: powers.modules, now: powers.kernel.now, probeIsolation: powers.probeIsolation }, kernel, vats, defaults, isolation });
+  const countRun = <H extends { readonly result: Promise<unknown> }>(handle: H): H => {
     running += 1;
     void handle.result.finally(() => {
       running -= 1;
     });
     return handle;
   };
+  const launchCounted = async (spec: LaunchSpec): Promise<AgentHandle> => countRun(await launcher.launchAgent(spec));
+  const runCode = makeCodeRunner({
+    powers: { code: powers.code, modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex },
+    kernel,
+    admit: launcher.admit,
+    start: (plan, bundle, extras) => countRun(launcher.start(plan, bundle, extras)),
+  });
 
   const recoverAudit = async (sink?: AuditSink): Promise<{ resumed: boolean; written: number; lost: number }> => {
     await audit.close().catch(() => undefined);
@@ -454,6 +350,8 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     answerApproval: (approvalId: string, answer: unknown): boolean => kernel.answerApproval(approvalId, answer),
     pendingApprovals: () => kernel.pendingApprovals(),
     launchAgent: (spec: LaunchSpec): Promise<AgentHandle> => busyWhile(() => launchCounted(spec)),
+    /** Runs submitted code in a fresh vat and answers when the run has ended (see code-run.ts). */
+    runCode: (spec: CodeRunSpec): Promise<CodeRunResult> => busyWhile(() => runCode(spec)),
     recoverAudit: (sink?: AuditSink) => busyWhile(() => recoverAudit(sink)),
     rotateAuditKey: () => busyWhile(rotateAuditKey),
     auditRead: (from: number, count: number) => busyWhile(() => audit.read(from, count)),

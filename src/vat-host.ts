@@ -80,7 +80,12 @@ export interface RunOutcome {
   readonly status: 'completed' | 'failed';
   readonly ok: boolean;
   readonly value?: unknown;
-  readonly error?: { readonly code: ErrorCode; readonly message: string };
+  /**
+   * `line` and `column` (1-based): where in the entry module the agent's
+   * error was made (the topmost frame of its stack there), when the vat
+   * could tell.
+   */
+  readonly error?: { readonly code: ErrorCode; readonly message: string; readonly line?: number; readonly column?: number };
   readonly audit?: AuditRef;
 }
 
@@ -94,6 +99,18 @@ export interface AgentHandle {
 }
 
 const QUIESCENCE_DELAY_MS = 10;
+
+/** What a launch's caller may watch of its run (the code runner collects its console this way). */
+export interface RunObserver {
+  /** Each console line, as recorded (level checked, text cut); `admitted` is false for a line the run's audit budget dropped. */
+  readonly console?: (level: string, text: string, admitted: boolean) => void;
+  /** The reference of the run's `agent.launched` record (undefined if it could not be recorded). */
+  readonly launched?: (ref: Promise<AuditRef | undefined>) => void;
+}
+
+/** The position fields of a failure, when it has them. */
+const positionOf = (report: { line?: number; column?: number }) =>
+  report.line === undefined ? {} : { line: report.line, ...(report.column === undefined ? {} : { column: report.column }) };
 
 export interface VatHostOptions {
   readonly kernel: Kernel;
@@ -166,14 +183,17 @@ export const makeVatHost = (opts: VatHostOptions) => {
     input: unknown;
     limits: VatLimits;
     isolation?: VatIsolation;
+    /** More fields for the `agent.launched` record (they never replace its own). */
+    launchRecord?: Readonly<Record<string, unknown>>;
+    observer?: RunObserver;
   }): AgentHandle => {
-    const { agentId, bundle, capabilityIds, names, input, limits, isolation = 'worker' } = spec;
+    const { agentId, bundle, capabilityIds, names, input, limits, isolation = 'worker', launchRecord, observer } = spec;
     if (closed) throw new ZtError('ZT_SHUT_DOWN');
     if (running.has(agentId)) throw new ZtError('ZT_AGENT_BUSY', `agent ${agentId} already has a running vat`);
     runCounter += 1;
     const runId = `${agentId}#${runCounter}`;
     const ids: RunIds = { agentId, runId };
-    const { binding, meter } = makeRunBinding(kernel, powers, ids, limits, (code, message) => failWith(code, message));
+    const { binding, meter } = makeRunBinding(kernel, powers, ids, limits, (code, message) => failWith(code, message), observer?.console);
     const { describeCapability } = opts;
     const membrane = makeMembrane({
       kernel,
@@ -210,7 +230,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
             runId,
             status: failed ? 'failed' : 'completed',
             ok: !failed,
-            ...(failed ? { error: { code: report.code, message: report.message } } : { value: report.value }),
+            ...(failed ? { error: { code: report.code, message: report.message, ...positionOf(report) } } : { value: report.value }),
             ...(ref ? { audit: ref } : {}),
           });
           resolveResult(outcome);
@@ -227,7 +247,8 @@ export const makeVatHost = (opts: VatHostOptions) => {
     );
 
     const { vatRoot } = slot;
-    kernel.recordLater({
+    const launched = kernel.recordLaterRef({
+      ...launchRecord,
       type: 'agent.launched',
       time: powers.now(),
       agentId,
@@ -240,6 +261,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
       isolation,
       warm,
     });
+    observer?.launched?.(launched);
 
     E(vatRoot)
       .run(harden({ entry: bundle.entry, modules: bundle.modules, caps: membrane.caps, input }))

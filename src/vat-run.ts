@@ -54,6 +54,9 @@ const AGENT_FAILURES: ReadonlySet<ErrorCode> = new Set([
 /** Failures that revoke the agent's capabilities (failure mode `vatFailure`): each observed by the kernel. */
 const VAT_FAILURES: ReadonlySet<ErrorCode> = new Set(['ZT_DEADLINE', 'ZT_OUT_OF_MEMORY', 'ZT_VAT_CRASHED', 'ZT_VAT_PROTOCOL', 'ZT_VAT_LIMIT_EXCEEDED']);
 
+/** A line or column a vat reports: a positive integer below ten million. */
+const isPosition = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x > 0 && x < 10_000_000;
+
 /** A run's end as the kernel records it; `claimed` is what a vat said that the kernel did not take. */
 export type RunEnd = RunReport & { readonly claimed?: Readonly<Record<string, unknown>>; readonly messageEscaped?: 'ZT_NOT_RECORDABLE' };
 
@@ -70,7 +73,10 @@ export const checkReport = (report: unknown, powers: Pick<VatHostPowers, 'digest
     if (AGENT_FAILURES.has(r.code)) {
       // What the agent threw, as it was; escaped (and marked) if it is not Unicode text.
       const thrown = faithfulText(r.message, 1024);
-      return { status: 'failed', code: r.code, message: thrown.text, ...(thrown.escaped ? { messageEscaped: 'ZT_NOT_RECORDABLE' as const } : {}) };
+      // Where in its entry module, if the vat could tell: two small positive integers or nothing.
+      const { line, column } = r as { line?: unknown; column?: unknown };
+      const at = isPosition(line) ? { line, ...(isPosition(column) ? { column } : {}) } : {};
+      return { status: 'failed', code: r.code, message: thrown.text, ...at, ...(thrown.escaped ? { messageEscaped: 'ZT_NOT_RECORDABLE' as const } : {}) };
     }
     return {
       status: 'failed',
@@ -107,6 +113,7 @@ export const makeRunBinding = (
   ids: RunIds,
   budgets: VatBudgets,
   failWith: (code: ErrorCode, message: string) => void,
+  onConsole?: (level: string, text: string, admitted: boolean) => void,
 ): { binding: RunBinding; meter: RunMeter } => {
   const { agentId, runId } = ids;
   let outputBytes = 0;
@@ -125,8 +132,12 @@ export const makeRunBinding = (
       // Text that is not Unicode is recorded escaped (`\ud800`), marked
       // ZT_NOT_RECORDABLE: what the agent printed stays readable exactly.
       const { text: line, escaped } = faithfulText(typeof text === 'string' ? text : '', MAX_LOG_TEXT);
-      if (!meter.admitLine(LINE_RECORD_OVERHEAD + line.length)) return;
       const known = typeof level === 'string' && CONSOLE_LEVELS.has(level);
+      if (!meter.admitLine(LINE_RECORD_OVERHEAD + line.length)) {
+        onConsole?.(known ? level : 'log', line, false);
+        return;
+      }
+      onConsole?.(known ? level : 'log', line, true);
       kernel.recordLater({
         type: 'agent.console',
         time: powers.now(),
@@ -192,7 +203,14 @@ export const recordRunEnd = (
     agentId,
     runId,
     status: failed ? 'failed' : 'completed',
-    ...(failed ? { code, message: report.message, ...(report.messageEscaped ? { messageEscaped: report.messageEscaped } : {}) } : { resultDigest: report.digest }),
+    ...(failed
+      ? {
+          code,
+          message: report.message,
+          ...(report.messageEscaped ? { messageEscaped: report.messageEscaped } : {}),
+          ...(report.line === undefined ? {} : { line: report.line, ...(report.column === undefined ? {} : { column: report.column }) }),
+        }
+      : { resultDigest: report.digest }),
     ...(report.claimed ? { claimed: report.claimed } : {}),
     revoked,
     inFlightCut: cut,

@@ -32,7 +32,7 @@ import type { VatHostPowers, VatIsolation, WorkerLike } from './vat-host.js';
 /** What a vat reports at the end of a run (unchecked: the vat could send anything). */
 export type RunReport =
   | { status: 'returned'; value: unknown; digest?: string }
-  | { status: 'failed'; code: ErrorCode; message: string };
+  | { status: 'failed'; code: ErrorCode; message: string; line?: number; column?: number };
 
 /** The root object of an agent vat (vats/vat-agent.ts). */
 export interface AgentVatRoot {

@@ -61,6 +61,7 @@ const agentRoot = buildRootObject({
   afterTurn: fn => {
     setImmediate(fn);
   },
+  stackOf: error => (globalThis as { getStackString?: (e: object) => string }).getStackString?.(error) ?? '',
 });
 const root = process.argv.slice(2).includes(ESCAPE_HOOK_FLAG) ? withEscapeHook(agentRoot) : agentRoot;
 

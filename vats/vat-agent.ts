@@ -35,6 +35,13 @@ export interface AgentVatPowers {
   readonly getKernel: () => Promise<KernelFacet>;
   /** Runs `fn` after the current macrotask (used for quiescence probes). */
   readonly afterTurn: (fn: () => void) => void;
+  /**
+   * The stack of an error as the start compartment sees it (SES's
+   * privileged `getStackString`: `error.stack` is empty under
+   * `errorTaming: 'safe'`). Used only to find where in the entry module an
+   * agent's error was made; without it, failures carry no position.
+   */
+  readonly stackOf?: (error: object) => string;
 }
 
 export interface KernelFacet {
@@ -50,7 +57,13 @@ export interface RunSpec {
 
 export type RunReport =
   | { readonly status: 'returned'; readonly value: unknown }
-  | { readonly status: 'failed'; readonly code: ErrorCode; readonly message: string };
+  | { readonly status: 'failed'; readonly code: ErrorCode; readonly message: string; readonly line?: number; readonly column?: number };
+
+/** Where in a module an error was made: 1-based line and column. */
+export interface SourcePosition {
+  readonly line: number;
+  readonly column: number;
+}
 
 const MAX_LOG_TEXT = 4096;
 const MAX_MESSAGE = 1024;
@@ -188,7 +201,31 @@ export const buildRootObject = (powers: AgentVatPowers) => {
     return harden({ log: send('log'), info: send('info'), warn: send('warn'), error: send('error'), debug: send('debug') });
   };
 
-  const fail = (code: ErrorCode, message: string): RunReport => harden({ status: 'failed', code, message });
+  const fail = (code: ErrorCode, message: string, at?: SourcePosition): RunReport => harden({ status: 'failed', code, message, ...(at ? { line: at.line, column: at.column } : {}) });
+
+  /**
+   * Where the agent's error was made in the entry module: the topmost frame
+   * of its stack in that module, if it has one (a thrown non-Error, or an
+   * error made elsewhere, has none). Only a real Error is asked.
+   */
+  const locate = (err: unknown, entry: string): SourcePosition | undefined => {
+    if (!powers.stackOf || !(err instanceof Error)) return undefined;
+    let stack: unknown;
+    try {
+      stack = powers.stackOf(err);
+    } catch {
+      return undefined;
+    }
+    if (typeof stack !== 'string') return undefined;
+    const marker = `${entry}:`;
+    for (const frame of stack.split('\n')) {
+      const at = frame.indexOf(marker);
+      if (at < 0) continue;
+      const match = /^(\d{1,9}):(\d{1,9})/.exec(frame.slice(at + marker.length));
+      if (match) return harden({ line: Number(match[1]), column: Number(match[2]) });
+    }
+    return undefined;
+  };
 
   const run = async (spec: RunSpec): Promise<RunReport> => {
     if (started) return fail('ZT_AGENT_BUSY', 'this vat already ran an agent');
@@ -254,13 +291,13 @@ export const buildRootObject = (powers: AgentVatPowers) => {
       try {
         returned = main(harden({ caps: presences.wrapDeep(caps), input }));
       } catch (err) {
-        return fail('ZT_AGENT_THREW', describeThrown(err));
+        return fail('ZT_AGENT_THREW', describeThrown(err), locate(err, entry));
       }
       let value: unknown;
       try {
         value = await returned;
       } catch (err) {
-        return fail('ZT_AGENT_REJECTED', describeThrown(err));
+        return fail('ZT_AGENT_REJECTED', describeThrown(err), locate(err, entry));
       }
       let result: unknown;
       try {

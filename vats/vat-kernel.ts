@@ -12,6 +12,7 @@
 import { harden } from '../src/harden.js';
 import type { AuditSink } from '../src/audit/audit-client.js';
 import { ZtError, codeOf, reasonOf } from '../src/errors.js';
+import type { CodeRunSpec } from '../src/code-run.js';
 import type { ApprovalHost } from '../src/kernel.js';
 import { copyOperatorInput, escapeForRecord } from '../src/operator-input.js';
 import { makeSandbox, type AgentHandle, type LaunchSpec, type Sandbox, type SandboxConfig, type SandboxPowers } from '../src/sandbox.js';
@@ -111,6 +112,8 @@ export const buildRootObject = (vatPowers: KernelVatPowers) => {
       });
       return { agentId: handle.agentId, runId: handle.runId };
     }),
+    // Answered when the run has ended (a run is bounded by its deadline; shutdown ends it).
+    runCode: checked('runCode', async (spec: unknown) => live().runCode(asRecord(spec, 'runCode options') as unknown as CodeRunSpec)),
     terminateRun: checked('terminateRun', async (runId: unknown, reason: unknown) => {
       const handle = typeof runId === 'string' ? runs.get(runId) : undefined;
       // A run that already ended answers with nothing: its outcome was announced.

@@ -19,6 +19,7 @@ const root = buildRootObject({
   afterTurn: fn => {
     setImmediate(fn);
   },
+  stackOf: error => (globalThis as { getStackString?: (e: object) => string }).getStackString?.(error) ?? '',
 });
 const { dispatch, getBootstrap } = makeCapTP('vat-agent', message => port.postMessage(message), root, {
   onReject: () => undefined,

@@ -366,13 +366,18 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
    * depends on an unrecorded event can proceed.
    */
   const pending = new Set<Promise<unknown>>();
-  const recordLater = (rec: Record<string, unknown>) => {
+  /** As `recordLater`, resolving with the record's reference (undefined if it was not recorded); never rejects. */
+  const recordLaterRef = (rec: Record<string, unknown>): Promise<AuditRef | undefined> => {
     const p = record(rec).then(
-      () => undefined,
+      ref => ref,
       () => undefined, // latched in `record`; the next request reports it
     );
     pending.add(p);
     void p.finally(() => pending.delete(p));
+    return p;
+  };
+  const recordLater = (rec: Record<string, unknown>): void => {
+    void recordLaterRef(rec);
   };
 
   /** Waits for every `recordLater`; rejects when the audit fault is latched. */
@@ -391,7 +396,7 @@ export const makeAuditRecorder = (powers: AuditRecorderPowers, options: AuditRec
     weakIsolation.set(agentId, level);
   };
 
-  return harden({ record, recordLater, flush, settle, reattach, markWeakIsolation });
+  return harden({ record, recordLater, recordLaterRef, flush, settle, reattach, markWeakIsolation });
 };
 harden(makeAuditRecorder);
 

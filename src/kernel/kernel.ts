@@ -254,6 +254,8 @@ export const makeKernel = (options: KernelOptions) => {
     record: recorder.record,
     reattachAudit: recorder.reattach,
     recordLater: recorder.recordLater,
+    /** `recordLater`, with the record's reference (undefined if it was not recorded). */
+    recordLaterRef: recorder.recordLaterRef,
     flush: recorder.flush,
     shutdown,
   });
