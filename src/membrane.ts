@@ -163,12 +163,14 @@ export interface MembraneOptions {
    * capability record alone (TOOL schemas then unknown).
    */
   readonly describe?: (capabilityId: string, name: string) => Promise<unknown>;
+  /** The run these capabilities serve: every decision record of the vat's calls carries it. */
+  readonly runId?: string;
 }
 
 /** Most bytes of a call's arguments charged to the audit budget (what its records can hold of them). */
 const MAX_CALL_CHARGE = 8 * 1024;
 
-export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter, describe }: MembraneOptions) => {
+export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter, describe, runId }: MembraneOptions) => {
   let cut = false;
   const caretakers = new Map<string, object>();
   /** The name the agent holds each capability by (the first, if given twice); derived ones get `capabilityName`. */
@@ -216,14 +218,14 @@ export const makeMembrane = ({ kernel, agentId, capabilityIds, names, meter, des
 
   /** Runs the request once one of the run's effect slots is free. */
   const executeMetered = async (request: ActionRequest) => {
-    if (!meter) return kernel.executeChecked(request, 'vat');
+    if (!meter) return kernel.executeChecked(request, 'vat', runId);
     try {
       await meter.acquireEffect();
     } catch {
       throw toAgentRefusal(new ZtError('ZT_TERMINATED'));
     }
     try {
-      return await kernel.executeChecked(request, 'vat');
+      return await kernel.executeChecked(request, 'vat', runId);
     } finally {
       meter.releaseEffect();
     }

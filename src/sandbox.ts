@@ -119,7 +119,7 @@ export type { LaunchOptions, LaunchSpec } from './launcher.js';
 
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 
-const GATEWAY_EVENTS: ReadonlySet<string> = new Set(['gateway.session-opened', 'gateway.session-closed', 'gateway.session-refused', 'gateway.call-refused']);
+const GATEWAY_EVENTS: ReadonlySet<string> = new Set(['gateway.session-opened', 'gateway.session-closed', 'gateway.session-refused', 'gateway.call-refused', 'gateway.code-run']);
 const GATEWAY_FIELD = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
 
 /** A gateway event as a record, or ZT_BAD_ARGUMENT. */

@@ -198,6 +198,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
     const membrane = makeMembrane({
       kernel,
       agentId,
+      runId,
       capabilityIds,
       meter,
       ...(names ? { names } : {}),

@@ -364,3 +364,62 @@ test.serial('rug pull through the gateway: a changed upstream tool leaves tools/
   t.true(records.some(r => r.type === 'tool.accepted' && r.tool === 'greet'));
   t.true(records.some(r => r.type === 'capability.revoked' && r.capabilityId === 'mutate'));
 });
+
+test.serial('code mode: execute_code runs the model\'s program in a fresh vat with the session\'s capabilities; inner calls are mediated and linked by the run id', async t => {
+  const ws = makeWorkspace(t, {
+    policy: {
+      version: 1,
+      rules: [
+        { id: 'read-data', effect: 'permit', actions: ['READ'], targets: ['/**'] },
+        { id: 'no-secret', effect: 'forbid', actions: ['READ'], targets: ['/**/secret.txt'] },
+        { id: 'fixture-tools', effect: 'permit', actions: ['TOOL'], targets: ['fx/echo'] },
+      ],
+    },
+    servers: servers(),
+    agents: { coder: { grants: [{ id: 'notes', actionType: 'READ', target: '/DATA/**' }, { id: 'echo', actionType: 'TOOL', target: 'fx/echo' }] } },
+    stdio: { agent: 'coder' },
+    codeMode: { isolation: 'worker', deadlineMs: 20_000 },
+  });
+  writeFileSync(ws.config, readFileSync(ws.config, 'utf8').replaceAll('/DATA', join(ws.dir, 'data')));
+  writeFileSync(join(ws.dir, 'data', 'plan.txt'), 'ship the gateway');
+  writeFileSync(join(ws.dir, 'data', 'secret.txt'), 'launch codes');
+  const { client } = await connectStdio(t, ws);
+  const tools = (await client.listTools()).tools;
+  const exec = tools.find(x => x.name === 'execute_code');
+  t.truthy(exec, 'code mode lists execute_code');
+  t.regex(exec?.description ?? '', /declare const caps: \{[\s\S]*notes[\s\S]*echo/, 'the model is told what caps holds, typed');
+
+  const data = join(ws.dir, 'data');
+  const code = `
+    const plan = await E(caps.notes).read({ path: ${JSON.stringify(join(data, 'plan.txt'))} });
+    let secret;
+    try { await E(caps.notes).read({ path: ${JSON.stringify(join(data, 'secret.txt'))} }); } catch (err) { secret = err.message; }
+    const echoed = await E(caps.echo).call({ text: 'from code' });
+    console.log('read', plan.length, 'characters');
+    return { plan, secret, echoed: echoed.content[0].text };
+  `;
+  const result = await client.callTool({ name: 'execute_code', arguments: { code } });
+  t.falsy(result.isError, textOf(result));
+  const body = result.structuredContent as { ok: boolean; value: { plan: string; secret: string; echoed: string }; console: string; runId: string };
+  t.is(body.value.plan, 'ship the gateway');
+  t.regex(body.value.secret, /ZT_POLICY_DENIED/);
+  t.is(body.value.echoed, 'from code');
+  t.regex(body.console, /read 16 characters/);
+  t.false(JSON.stringify(result).includes('node_modules'), 'no host paths of the runtime');
+
+  // Errors come back as data with their position in the submitted code.
+  const broken = await client.callTool({ name: 'execute_code', arguments: { code: 'const x = ;\nreturn x;' } });
+  t.true(broken.isError);
+  t.regex(textOf(broken), /^ZT_CODE_SYNTAX: .*\(line 1, column \d+\)/);
+  const typed = await client.callTool({ name: 'execute_code', arguments: { code: 'const n: number = 40;\nreturn n + 2;', language: 'typescript' } });
+  t.is(textOf(typed), '42');
+  await client.close();
+
+  await waitFor(() => auditRecords(ws.store).some(r => r.type === 'gateway.code-run'), 20_000, 'the code run to be recorded');
+  const records = auditRecords(ws.store);
+  const link = records.find(r => r.type === 'gateway.code-run' && r.ok === 'yes');
+  t.truthy(link);
+  const inner = records.filter(r => r.type === 'request' && r.agentId === 'coder' && r.runId === link?.runId);
+  t.is(inner.length, 3, 'the program\'s three calls, each mediated under the session\'s agent and linked by the run id');
+  t.deepEqual(inner.map(r => r.decision), ['allow', 'deny', 'allow']);
+});

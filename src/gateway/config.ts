@@ -83,6 +83,11 @@ export interface GatewayConfig {
   };
   /** Ask the connected person through MCP elicitation when the client supports it (default true). */
   readonly elicitation: boolean;
+  /**
+   * Code mode: an `execute_code` tool runs the model's program in a fresh
+   * vat holding the session agent's capabilities (absent: no such tool).
+   */
+  readonly codeMode?: { readonly isolation?: 'worker' | 'process' | 'process-weak'; readonly deadlineMs?: number; readonly memoryMb?: number };
 }
 
 const ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -114,7 +119,7 @@ export const parseGatewayConfig = (document: unknown, baseDir: string, env: Read
     if (problems.length < 100) problems.push(`${path}: ${text}`);
   };
   if (!isRecord(document)) throw new ZtError('ZT_CONFIG_INVALID', 'the configuration must be a mapping', { problems: ['(root): not a mapping'] });
-  const known = new Set(['store', 'policy', 'durability', 'servers', 'agents', 'stdio', 'http', 'elicitation']);
+  const known = new Set(['store', 'policy', 'durability', 'servers', 'agents', 'stdio', 'http', 'elicitation', 'codeMode']);
   for (const key of Object.keys(document)) if (!known.has(key)) problem(key, 'unknown key');
 
   const store = document.store ?? '.ztaas/gateway';
@@ -261,6 +266,21 @@ export const parseGatewayConfig = (document: unknown, baseDir: string, env: Read
   if (stdio === undefined && http === undefined && !problems.some(p => p.startsWith('stdio') || p.startsWith('http'))) {
     problem('(root)', 'needs stdio (a local client) or http (remote clients), or both');
   }
+  let codeMode: GatewayConfig['codeMode'];
+  if (document.codeMode === true) codeMode = {};
+  else if (isRecord(document.codeMode)) {
+    const { isolation, deadlineMs, memoryMb, ...rest } = document.codeMode;
+    for (const key of Object.keys(rest)) problem(`codeMode.${key}`, 'unknown key');
+    if (isolation !== undefined && isolation !== 'worker' && isolation !== 'process' && isolation !== 'process-weak') problem('codeMode.isolation', 'must be worker, process or process-weak');
+    for (const [key, value] of [['deadlineMs', deadlineMs], ['memoryMb', memoryMb]] as const) {
+      if (value !== undefined && !(typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) problem(`codeMode.${key}`, 'must be a positive integer');
+    }
+    codeMode = {
+      ...(typeof isolation === 'string' ? { isolation: isolation as 'worker' | 'process' | 'process-weak' } : {}),
+      ...(typeof deadlineMs === 'number' ? { deadlineMs } : {}),
+      ...(typeof memoryMb === 'number' ? { memoryMb } : {}),
+    };
+  } else if (document.codeMode !== undefined && document.codeMode !== false) problem('codeMode', 'must be true, false or { isolation?, deadlineMs?, memoryMb? }');
   const elicitation = document.elicitation ?? true;
   if (typeof elicitation !== 'boolean') problem('elicitation', 'must be true or false');
 
@@ -275,6 +295,7 @@ export const parseGatewayConfig = (document: unknown, baseDir: string, env: Read
     ...(stdio === undefined ? {} : { stdio }),
     ...(http === undefined ? {} : { http }),
     elicitation: elicitation === true,
+    ...(codeMode === undefined ? {} : { codeMode }),
   });
 };
 harden(parseGatewayConfig);

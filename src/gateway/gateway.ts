@@ -31,14 +31,42 @@
 import { harden } from '../harden.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, McpError, ErrorCode as McpErrorCode, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { ZtError, reasonOf, type ErrorCode } from '../errors.js';
+import { ZtError, codeOf, reasonOf, type ErrorCode } from '../errors.js';
 import { MAX_APPROVAL_NOTE_LENGTH } from '../approval.js';
 import { makeGovernedTools, refusalText, type GovernedTools, type ToolRuntime } from '../governed-tools.js';
 import type { GatewayConfig } from './config.js';
 import type { RoutedCall } from './tools.js';
+import type { CapabilitySetDescription } from '../describe.js';
+import type { CodeRunOptions, CodeRunResult } from '../runtime.js';
+
+/** The code-mode tool's name. */
+export const EXECUTE_CODE = 'execute_code';
+const MAX_CODE_CHARS = 256 * 1024;
+
+const executeCodeTool = (typescript: string) => ({
+  name: EXECUTE_CODE,
+  description:
+    'Run JavaScript or TypeScript (erasable syntax) in a fresh sandbox that holds your capabilities as `caps`. ' +
+    'Write a function body: `await` and `return` work at top level; return the result you want back (plain data). ' +
+    'No imports. console.log lines come back with the result. Every capability call is checked and recorded; a refused one throws an error whose message starts with its code.\n\n' +
+    typescript,
+  inputSchema: {
+    type: 'object',
+    properties: {
+      code: { type: 'string', description: 'the program: a function body, or a module with `export default async function main({ caps, input })`' },
+      language: { enum: ['javascript', 'typescript'] },
+      input: { description: 'plain data handed to the program as `input`' },
+    },
+    required: ['code'],
+    additionalProperties: false,
+  },
+  annotations: { readOnlyHint: false, openWorldHint: true },
+});
 
 /** What the gateway needs of a `SandboxRuntime`. */
 export interface GatewayRuntime extends ToolRuntime {
+  describeCapabilities(agentId: string): Promise<CapabilitySetDescription>;
+  runCode(options: CodeRunOptions): Promise<CodeRunResult>;
   onApproval(handler: (request: ApprovalRequestView) => ApprovalAnswerView | undefined | Promise<ApprovalAnswerView | undefined>): () => void;
   recordGatewayEvent(event: Readonly<Record<string, unknown>>): Promise<void>;
 }
@@ -190,10 +218,60 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
   });
 
   /**
+   * Code mode: the model's program runs in a fresh vat holding the
+   * session agent's live capabilities (named as `describeCapabilities`
+   * names them); its calls are mediated and recorded under that agent, and
+   * the run id links them to this call (`gateway.code-run`). Only the
+   * value, the console and the error (code, message, position in the
+   * submitted code) go back.
+   */
+  const executeCode = async (session: GatewaySession, args: unknown): Promise<CallToolResult> => {
+    const mode = config.codeMode;
+    if (mode === undefined) return errorResult('ZT_TOOL_UNKNOWN', `no tool named ${JSON.stringify(EXECUTE_CODE)}`);
+    const given = isRecord(args) ? args : {};
+    const { code, language = 'javascript', input } = given as { code?: unknown; language?: unknown; input?: unknown };
+    if (typeof code !== 'string' || code.length === 0 || code.length > MAX_CODE_CHARS || (language !== 'javascript' && language !== 'typescript')) {
+      record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: EXECUTE_CODE, code: 'ZT_BAD_ARGUMENT' });
+      return errorResult('ZT_BAD_ARGUMENT', `execute_code needs code (a string of at most ${MAX_CODE_CHARS} characters) and language javascript or typescript`);
+    }
+    let result: CodeRunResult;
+    try {
+      const { names } = await runtime.describeCapabilities(session.agentId);
+      result = await runtime.runCode({
+        agentId: session.agentId,
+        source: code,
+        language,
+        capabilities: names,
+        ...(input === undefined ? {} : { input }),
+        ...(mode.isolation === undefined ? {} : { isolation: mode.isolation }),
+        ...(mode.deadlineMs === undefined && mode.memoryMb === undefined ? {} : { limits: { ...(mode.deadlineMs === undefined ? {} : { deadlineMs: mode.deadlineMs }), ...(mode.memoryMb === undefined ? {} : { memoryMb: mode.memoryMb }) } }),
+      });
+    } catch (err) {
+      const failed = codeOf(err) ?? 'ZT_EFFECT_FAILED';
+      record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: EXECUTE_CODE, code: failed });
+      return errorResult(failed, reasonOf(err) ?? 'the code could not be run');
+    }
+    if (result.runId !== undefined) record({ type: 'gateway.code-run', agentId: session.agentId, sessionId: session.sessionId, runId: result.runId, ok: result.ok ? 'yes' : 'no' });
+    const consoleText = result.console.map(line => `[${line.level}] ${line.text}`).join('\n');
+    const body = {
+      ok: result.ok,
+      ...(result.ok ? { value: result.value ?? null } : { error: result.error }),
+      console: consoleText,
+      ...(result.consoleTruncated ? { consoleTruncated: true } : {}),
+      ...(result.runId === undefined ? {} : { runId: result.runId }),
+    };
+    const text = result.ok
+      ? `${JSON.stringify(result.value ?? null)}${consoleText === '' ? '' : `\n--- console ---\n${consoleText}`}`
+      : `${result.error?.code ?? 'ZT_EFFECT_FAILED'}: ${result.error?.message ?? 'the code failed'}${result.error?.line === undefined ? '' : ` (line ${result.error.line}${result.error.column === undefined ? '' : `, column ${result.error.column}`})`}${consoleText === '' ? '' : `\n--- console ---\n${consoleText}`}`;
+    return { ...(result.ok ? {} : { isError: true }), content: [{ type: 'text', text }], structuredContent: body };
+  };
+
+  /**
    * One mediated call. A call that never reached the kernel (no such tool
    * for this agent, arguments not an object) is recorded here.
    */
   const callTool = async (session: GatewaySession, name: string, args: unknown): Promise<CallToolResult> => {
+    if (name === EXECUTE_CODE && config.codeMode !== undefined) return executeCode(session, args);
     const result = await toolsOf(session.agentId).call(name, args);
     if (result.ok) return successResult(result.shape, result.result);
     if (!result.mediated) record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: name.slice(0, 200), code: result.code });
@@ -223,7 +301,9 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     server.setRequestHandler(ListToolsRequestSchema, async () => {
       if (revoked.has(agentId)) throw new McpError(McpErrorCode.InvalidRequest, 'ZT_AGENT_REVOKED: the agent has been revoked');
       const tools = await toolsOf(agentId).list();
-      return { tools: tools.map(t => ({ ...t })) as never };
+      const listed: unknown[] = tools.map(t => ({ ...t }));
+      if (config.codeMode !== undefined && tools.length > 0) listed.push(executeCodeTool((await runtime.describeCapabilities(agentId)).typescript));
+      return { tools: listed as never };
     });
     server.setRequestHandler(CallToolRequestSchema, async request => callTool(session, request.params.name, request.params.arguments));
     server.onclose = () => {

@@ -207,6 +207,7 @@ const decisionRecord = (
   time: number,
   evaluation: Evaluation,
   approval?: { record: ApprovalRecord; code: ErrorCode | undefined },
+  runId?: string,
 ): Record<string, unknown> => {
   const { entry, recordedTarget, args, decisionRequest } = evaluation;
   const decision = approval?.code === undefined ? evaluation.decision : { ...evaluation.decision, allowed: false, code: approval.code };
@@ -216,6 +217,7 @@ const decisionRecord = (
     time,
     requestId,
     via,
+    ...(runId === undefined ? {} : { runId }),
     agentId: request.agentId,
     capabilityId: request.capabilityId,
     actionType: request.actionType,
@@ -432,7 +434,7 @@ const evaluate = (m: Mediator, request: ActionRequest, time: number): Evaluation
  * The mediated path for a request already checked at a boundary (`admit`,
  * or the membrane's check of an agent's call). Never rejects.
  */
-const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestVia): Promise<Outcome> => {
+const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestVia, runId?: string): Promise<Outcome> => {
   const requestId = m.makeRequestId();
   let time = m.now();
   m.agents.noteActivity(request.agentId);
@@ -454,7 +456,7 @@ const executeChecked = async (m: Mediator, request: ActionRequest, via: RequestV
     }
   }
   const { decision, entry } = evaluation;
-  const requestRecord = decisionRecord(m, request, via, requestId, time, evaluation, approval);
+  const requestRecord = decisionRecord(m, request, via, requestId, time, evaluation, approval, runId);
   if (!decision.allowed || approval?.code !== undefined) return await deny(m, request, requestId, requestRecord, approval?.code ?? decision.code ?? 'ZT_POLICY_DENIED');
 
   const allowed: Allowed = { request, requestId, time, evaluation, requestRecord, live: entry as CapEntry };
@@ -488,7 +490,8 @@ export const makeMediation = (powers: MediationPowers, options: MediationOptions
   const m: Mediator = { ...powers, ...options };
   return harden({
     execute: (request: ActionRequest, via: RequestVia): Promise<Outcome> => execute(m, request, via),
-    executeChecked: (request: ActionRequest, via: RequestVia): Promise<Outcome> => executeChecked(m, request, via),
+    /** `runId`: the run of the vat whose call this is (its decision record carries it). */
+    executeChecked: (request: ActionRequest, via: RequestVia, runId?: string): Promise<Outcome> => executeChecked(m, request, via, runId),
     refuse: (call: { agentId: string; capabilityId: string; method: string; code: ErrorCode }): Promise<void> => refuse(m, call),
   });
 };
