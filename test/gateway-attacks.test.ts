@@ -321,3 +321,19 @@ test.serial('elicitation: a hostile client name and a long approval message are 
   t.notRegex(by, /\\n|\\u0007/);
   t.regex(by, /user \(session stdio-1\)$/);
 });
+
+test.serial('HTTP: a flood of bad tokens does not grow the log with the flood: 20 refusals a minute are recorded one by one, the rest counted in one record', async t => {
+  // Attack: thousands of requests with made-up tokens, each of which would
+  // otherwise append a record (disk and verification time, for free).
+  const a = makeToken();
+  const ws = makeWorkspace(t, { policy: POLICY, agents: { alice: { tokenSha256: a.hash, grants: [] } }, http: { host: '127.0.0.1', port: 0, path: '/mcp' } });
+  const { url, child } = await startHttpGateway(t, ws);
+  for (let i = 0; i < 60; i += 1) t.is((await post(url, initialize(), { token: `ztg_guess_${i}` })).status, 401);
+  child.kill('SIGTERM');
+  await new Promise(resolve => child.once('exit', resolve));
+  const refusals = auditRecords(ws.store).filter(r => r.type === 'gateway.session-refused');
+  t.is(refusals.filter(r => r.suppressed === undefined).length, 20);
+  const counted = refusals.find(r => typeof r.suppressed === 'number');
+  t.is(counted?.suppressed, 40, 'the rest are counted, and the count is recorded when the gateway closes');
+  t.is(counted?.code, 'ZT_UNAUTHENTICATED');
+});

@@ -103,6 +103,9 @@ export interface GatewayPowers {
 export type Identity = { readonly ok: true; readonly agentId: string } | { readonly ok: false; readonly code: ErrorCode; readonly reason: string; readonly agentId?: string };
 
 const MAX_SHOWN_ARGS = 2000;
+/** Refused connections recorded one by one per window; the rest are counted (`recordRefusal`). */
+const REFUSALS_PER_WINDOW = 20;
+const REFUSAL_WINDOW_MS = 60_000;
 const MAX_CLIENT_NAME = 100;
 
 /** Text cut to `max` characters, as well-formed Unicode (no lone surrogate), control characters shown as spaces. */
@@ -158,9 +161,8 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
   let closed = false;
   let sessionCount = 0;
 
-  const record = (event: Record<string, unknown>) => {
+  const record = (event: Record<string, unknown>): Promise<void> =>
     runtime.recordGatewayEvent({ time: powers.now(), ...event }).catch((err: unknown) => powers.log(`gateway: could not record ${String(event.type)}: ${reasonOf(err) ?? String(err)}`));
-  };
 
   /** Tells the agent's sessions that its tools changed. */
   const changed = (agentId: string) => {
@@ -231,7 +233,7 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     const given = isRecord(args) ? args : {};
     const { code, language = 'javascript', input } = given as { code?: unknown; language?: unknown; input?: unknown };
     if (typeof code !== 'string' || code.length === 0 || code.length > MAX_CODE_CHARS || (language !== 'javascript' && language !== 'typescript')) {
-      record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: EXECUTE_CODE, code: 'ZT_BAD_ARGUMENT' });
+      void record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: EXECUTE_CODE, code: 'ZT_BAD_ARGUMENT' });
       return errorResult('ZT_BAD_ARGUMENT', `execute_code needs code (a string of at most ${MAX_CODE_CHARS} characters) and language javascript or typescript`);
     }
     let result: CodeRunResult;
@@ -248,10 +250,10 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
       });
     } catch (err) {
       const failed = codeOf(err) ?? 'ZT_EFFECT_FAILED';
-      record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: EXECUTE_CODE, code: failed });
+      void record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: EXECUTE_CODE, code: failed });
       return errorResult(failed, reasonOf(err) ?? 'the code could not be run');
     }
-    if (result.runId !== undefined) record({ type: 'gateway.code-run', agentId: session.agentId, sessionId: session.sessionId, runId: result.runId, ok: result.ok ? 'yes' : 'no' });
+    if (result.runId !== undefined) void record({ type: 'gateway.code-run', agentId: session.agentId, sessionId: session.sessionId, runId: result.runId, ok: result.ok ? 'yes' : 'no' });
     const consoleText = result.console.map(line => `[${line.level}] ${line.text}`).join('\n');
     const body = {
       ok: result.ok,
@@ -274,7 +276,7 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     if (name === EXECUTE_CODE && config.codeMode !== undefined) return executeCode(session, args);
     const result = await toolsOf(session.agentId).call(name, args);
     if (result.ok) return successResult(result.shape, result.result);
-    if (!result.mediated) record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: name.slice(0, 200), code: result.code });
+    if (!result.mediated) void record({ type: 'gateway.call-refused', agentId: session.agentId, sessionId: session.sessionId, tool: name.slice(0, 200), code: result.code });
     return errorResult(result.code, result.message, result.rules);
   };
 
@@ -307,10 +309,10 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     });
     server.setRequestHandler(CallToolRequestSchema, async request => callTool(session, request.params.name, request.params.arguments));
     server.onclose = () => {
-      if (sessions.delete(session)) record({ type: 'gateway.session-closed', agentId, sessionId: id, transport });
+      if (sessions.delete(session)) void record({ type: 'gateway.session-closed', agentId, sessionId: id, transport });
     };
     sessions.add(session);
-    record({ type: 'gateway.session-opened', agentId, sessionId: id, transport });
+    void record({ type: 'gateway.session-opened', agentId, sessionId: id, transport });
     return session;
   };
 
@@ -328,14 +330,41 @@ export const makeGateway = (runtime: GatewayRuntime, config: GatewayConfig, powe
     return harden({ ok: true, agentId: found });
   };
 
+  /**
+   * Refusals are recorded one by one up to REFUSALS_PER_WINDOW a minute;
+   * past that (a flood of bad tokens) they are counted, and the count is
+   * recorded as one record when the next window opens or the gateway
+   * closes: the log says what happened without growing with the flood.
+   */
+  let refusalWindow = { start: powers.now(), recorded: 0, suppressed: 0 };
+  const flushSuppressed = async (): Promise<void> => {
+    if (refusalWindow.suppressed === 0) return;
+    const { start, suppressed } = refusalWindow;
+    const recorded = record({ type: 'gateway.session-refused', code: 'ZT_UNAUTHENTICATED', reason: `${suppressed} more refused connection${suppressed === 1 ? ' was' : 's were'} counted, not recorded one by one`, suppressed, windowStart: start });
+    powers.log(`gateway: ${suppressed} refused connections in one minute (counted)`);
+    refusalWindow = { ...refusalWindow, suppressed: 0 };
+    await recorded;
+  };
+
   /** Records a refused connection (never its token). */
   const recordRefusal = (transport: 'stdio' | 'http', identity: Identity, remote?: string) => {
     if (identity.ok) return;
-    record({ type: 'gateway.session-refused', transport, code: identity.code, reason: identity.reason, ...(identity.agentId === undefined ? {} : { agentId: identity.agentId }), ...(remote === undefined ? {} : { remote }) });
+    const now = powers.now();
+    if (now - refusalWindow.start >= REFUSAL_WINDOW_MS) {
+      void flushSuppressed();
+      refusalWindow = { start: now, recorded: 0, suppressed: 0 };
+    }
+    if (refusalWindow.recorded >= REFUSALS_PER_WINDOW) {
+      refusalWindow.suppressed += 1;
+      return;
+    }
+    refusalWindow.recorded += 1;
+    void record({ type: 'gateway.session-refused', transport, code: identity.code, reason: identity.reason, ...(identity.agentId === undefined ? {} : { agentId: identity.agentId }), ...(remote === undefined ? {} : { remote }) });
   };
 
   const close = async () => {
     closed = true;
+    await flushSuppressed();
     stopEvents();
     for (const tools of governed.values()) tools.close();
     governed.clear();
