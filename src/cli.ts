@@ -59,6 +59,14 @@ const gatewayMain = async (command: string, sub: string | undefined, rest: strin
   }
 };
 
+/** A listed problem: a string (configuration), or a policy problem `{ pointer, message, line?, column? }`. */
+const problemText = (p: unknown): string => {
+  if (p === null || typeof p !== 'object') return String(p);
+  const { pointer, message, line, column } = p as { pointer?: unknown; message?: unknown; line?: unknown; column?: unknown };
+  const at = typeof line === 'number' ? `${line}:${typeof column === 'number' ? column : 1} ` : '';
+  return `${at}${typeof pointer === 'string' ? `${pointer}: ` : ''}${typeof message === 'string' ? message : JSON.stringify(p)}`;
+};
+
 const main = async (argv: string[]): Promise<number> => {
   const [command, sub, ...rest] = argv;
   if (command !== undefined && GATEWAY_COMMANDS.has(command)) return gatewayMain(command, sub, rest);
@@ -95,6 +103,6 @@ try {
   const code = codeOf(err);
   process.stderr.write(`ztaas: ${code ? (err as Error).message : `ZT_BAD_ARGUMENT: ${String((err as Error)?.message ?? err)}`}\n`);
   const problems = (err as { details?: { problems?: unknown } })?.details?.problems;
-  if (Array.isArray(problems)) for (const p of problems) process.stderr.write(`  - ${String(p)}\n`);
+  if (Array.isArray(problems)) for (const p of problems) process.stderr.write(`  - ${problemText(p)}\n`);
   process.exitCode = 1;
 }
