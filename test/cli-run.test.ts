@@ -81,3 +81,12 @@ test.serial('ztaas run: a grant the policy would never permit is refused at issu
   t.is(bad.code, 1);
   t.regex(bad.stderr, /ZT_BAD_ARGUMENT: --grant "raed:\/x": unknown kind/);
 });
+
+test('ztaas run: an invalid policy file is refused with every problem listed at its line and column', async t => {
+  const dir = workspace(t);
+  writeFileSync(join(dir, 'bad.yaml'), 'version: 1\nrules:\n  - { id: x, effect: permt }\n');
+  const r = await ztaas('run', BENIGN, '--policy', join(dir, 'bad.yaml'), '--store', join(dir, 'store'));
+  t.is(r.code, 1);
+  t.regex(r.stderr, /ZT_POLICY_INVALID/);
+  t.regex(r.stderr, /^ {2}- 3:\d+ \/rules\/0\/effect: must be one of/m);
+});
