@@ -17,7 +17,7 @@
  */
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
-import { makePrewarmBundle, type ModulePowers } from './agent-modules.js';
+import { addPackagesToBundle, makePrewarmBundle, type ModulePowers } from './agent-modules.js';
 import { makeCodeRunner, type CodePowers, type CodeRunResult, type CodeRunSpec } from './code-run.js';
 import { ZtError, type ErrorCode } from './errors.js';
 import { isRecord, makeLauncher, positiveInt, type LaunchSpec } from './launcher.js';
@@ -84,6 +84,13 @@ export interface SandboxConfig {
    * the JS heap only.
    */
   readonly isolation?: VatIsolation;
+  /**
+   * Absolute folder (a `node_modules`) that the packages a launch lists
+   * (`packages`) are resolved from, by the kernel. The host's
+   * `SandboxRuntime` defaults it to `./node_modules` of its working
+   * directory; without it, a launch listing packages is refused.
+   */
+  readonly packagesDir?: string;
 }
 
 export interface SandboxPowers {
@@ -165,6 +172,8 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     // A pool of another level would never serve a launch: refused, not ignored.
     throw new ZtError('ZT_BAD_ARGUMENT', `vatPoolSize keeps worker vats ready; it needs isolation: 'worker' (the runtime's isolation is ${isolation})`);
   }
+  const { packagesDir } = config;
+  if (packagesDir !== undefined && (typeof packagesDir !== 'string' || !packagesDir.startsWith('/'))) throw new ZtError('ZT_BAD_ARGUMENT', 'packagesDir must be an absolute path');
   const policy = validatePolicyDocument(config.policy ?? CAPABILITY_CEILING_POLICY);
   const emit = (event: RuntimeEvent) => {
     try {
@@ -266,7 +275,14 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   });
   let closed: Promise<void> | undefined;
 
-  const launcher = makeLauncher({ powers: { modules: powers.modules, now: powers.kernel.now, probeIsolation: powers.probeIsolation }, kernel, vats, defaults, isolation });
+  const launcher = makeLauncher({
+    powers: { modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex, probeIsolation: powers.probeIsolation },
+    kernel,
+    vats,
+    defaults,
+    isolation,
+    ...(packagesDir === undefined ? {} : { packagesDir }),
+  });
   const countRun = <H extends { readonly result: Promise<unknown> }>(handle: H): H => {
     running += 1;
     void handle.result.finally(() => {
@@ -279,6 +295,10 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     powers: { code: powers.code, modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex },
     kernel,
     admit: launcher.admit,
+    addPackages: async (plan, bundle) => {
+      const graph = launcher.packageGraph(plan);
+      return graph ? addPackagesToBundle(powers.modules, bundle, graph, launcher.moduleCache) : bundle;
+    },
     start: (plan, bundle, extras) => countRun(launcher.start(plan, bundle, extras)),
   });
 
