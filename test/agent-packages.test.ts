@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SandboxRuntime, type SandboxOptions } from '../src/index.js';
+import { resolveModuleSpecifier } from '../src/agent-specifiers.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const fixtures = join(repo, 'test/fixtures/packages');
@@ -147,4 +148,28 @@ test('runCode: a module imports yaml when listed; a script imports it dynamicall
   t.is(builtin.error?.code, 'ZT_MODULE_FORBIDDEN');
   const dynamic = await sandbox.runCode({ agentId: 'a', source: "try { await import('ajv'); return 'loaded'; } catch (e) { return e.code; }\n", packages: ['yaml'] });
   t.is(dynamic.value, 'ZT_MODULE_FORBIDDEN');
+});
+
+test('escape: the vat resolves bare specifiers only through the kernel\'s table, and keeps relative imports in their package', t => {
+  // The vat does not trust the graph to be vetted: the same resolver runs in
+  // its Compartment's resolveHook, with the import table the kernel built.
+  const imports = { 'file:///agent/': { yaml: 'file:///packages/yaml/browser/index.js' }, 'file:///packages/yaml/': {} };
+  t.is(resolveModuleSpecifier('yaml', 'file:///agent/index.js', imports), 'file:///packages/yaml/browser/index.js');
+  t.is(resolveModuleSpecifier('./dist/x.js', 'file:///packages/yaml/browser/index.js', imports), 'file:///packages/yaml/browser/dist/x.js');
+  const code = (fn: () => unknown) => {
+    try {
+      fn();
+      return 'resolved';
+    } catch (err) {
+      return codeOf(err);
+    }
+  };
+  // A package cannot import what only the agent may, nor a builtin, even if a table names it.
+  t.is(code(() => resolveModuleSpecifier('yaml', 'file:///packages/greets/index.js', imports)), 'ZT_MODULE_FORBIDDEN');
+  t.is(code(() => resolveModuleSpecifier('node:fs', 'file:///agent/index.js', { 'file:///agent/': { 'node:fs': 'file:///agent/x.js' } })), 'ZT_MODULE_FORBIDDEN');
+  // Relative imports leave neither a package nor the agent for the other.
+  t.is(code(() => resolveModuleSpecifier('../../agent/index.js', 'file:///packages/yaml/index.js', imports)), 'ZT_MODULE_OUTSIDE');
+  t.is(code(() => resolveModuleSpecifier('../other/index.js', 'file:///packages/yaml/index.js', imports)), 'ZT_MODULE_OUTSIDE');
+  t.is(code(() => resolveModuleSpecifier('/packages/yaml/index.js', 'file:///agent/index.js', imports)), 'ZT_MODULE_OUTSIDE');
+  t.is(code(() => resolveModuleSpecifier('../@scope/other/x.js', 'file:///packages/@scope/pkg/x.js', imports)), 'ZT_MODULE_OUTSIDE');
 });
