@@ -255,7 +255,11 @@ export const makePackageGraph = (
   /** The URLs of every listed package's main entry, each importable by the agent (loaded whether or not it is imported). */
   const roots = async (): Promise<string[]> => {
     const out: string[] = [];
-    for (const name of policies.keys()) out.push(await resolveBare(name, `${AGENT_ROOT_URL}(packages)`));
+    for (const name of policies.keys()) {
+      // A package that exports only subpaths has no main entry to load ahead.
+      if (entryOf((await loadPackage(name)).manifest, '.') === undefined) continue;
+      out.push(await resolveBare(name, `${AGENT_ROOT_URL}(packages)`));
+    }
     return out;
   };
 

@@ -67,6 +67,9 @@ export const resolveModuleSpecifier = (specifier: string, referrer: string, impo
       if (table && Object.hasOwn(table, specifier)) return table[specifier] as string;
     }
     if (scope === undefined || scope === AGENT_ROOT_URL) {
+      if (scope !== undefined && Object.hasOwn(imports, scope) && !isBuiltinSpecifier(String(specifier))) {
+        throw new ZtError('ZT_MODULE_FORBIDDEN', `the agent cannot import ${text}: it is not one of the packages (or their entries) loaded for it`);
+      }
       throw new ZtError('ZT_MODULE_FORBIDDEN', `cannot import ${text}: builtins and packages are not available to agents`);
     }
     throw new ZtError('ZT_MODULE_FORBIDDEN', `${describeScope(scope)} cannot import ${text}: builtins and packages not on its list of imports are not available`);

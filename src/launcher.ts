@@ -13,7 +13,7 @@
  *   defaults; the per-vat budgets it names are checked (vat-budget.ts).
  */
 import { harden } from './harden.js';
-import { loadAgentBundle, type AgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { addPackagesToBundle, loadAgentBundle, type AgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
 import { makePackageGraph, normalizePackages, type PackageGraph, type PackagesOption } from './agent-packages.js';
 import { ZtError, codeOf, reasonOf } from './errors.js';
 import { assertIsolationAvailable, ISOLATION_LEVELS, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
@@ -164,6 +164,14 @@ export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats
   /** The kernel's view of a plan's packages (a fresh one per launch), or undefined when it lists none. */
   const packageGraph = (plan: LaunchPlan): PackageGraph | undefined =>
     plan.packages ? makePackageGraph(powers.modules, { packagesDir: ctx.packagesDir, policies: plan.packages, sha256Hex: powers.sha256Hex }) : undefined;
+  /** A bundle of submitted code with the plan's packages added (their graph loaded and checked), or as it is when the plan lists none. */
+  const withPackages = async (plan: LaunchPlan, bundle: AgentBundle): Promise<AgentBundle> => {
+    const graph = packageGraph(plan);
+    if (!graph) return bundle;
+    const added = await addPackagesToBundle(powers.modules, bundle, graph, moduleCache);
+    if (moduleCache.size > 512) moduleCache.clear();
+    return added;
+  };
   const start = (plan: LaunchPlan, bundle: AgentBundle, extras: LaunchExtras = {}): AgentHandle => vats.launch({ ...plan, bundle, ...extras });
   const launchAgent = async (spec: LaunchSpec): Promise<AgentHandle> => {
     if (!isRecord(spec)) throw new ZtError('ZT_BAD_ARGUMENT', 'launchAgent needs an options object');
@@ -183,7 +191,7 @@ export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats
     }
     return start(plan, bundle);
   };
-  return harden({ admit, start, launchAgent, packageGraph, moduleCache });
+  return harden({ admit, start, launchAgent, withPackages });
 };
 harden(makeLauncher);
 

@@ -17,7 +17,7 @@
  */
 import { harden } from './harden.js';
 import type { AuditSink, AuditVatSink, StartAuditVatOptions } from './audit/audit-client.js';
-import { addPackagesToBundle, makePrewarmBundle, type ModulePowers } from './agent-modules.js';
+import { makePrewarmBundle, type ModulePowers } from './agent-modules.js';
 import { makeCodeRunner, type CodePowers, type CodeRunResult, type CodeRunSpec } from './code-run.js';
 import { ZtError, type ErrorCode } from './errors.js';
 import { isRecord, makeLauncher, positiveInt, type LaunchSpec } from './launcher.js';
@@ -295,10 +295,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     powers: { code: powers.code, modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex },
     kernel,
     admit: launcher.admit,
-    addPackages: async (plan, bundle) => {
-      const graph = launcher.packageGraph(plan);
-      return graph ? addPackagesToBundle(powers.modules, bundle, graph, launcher.moduleCache) : bundle;
-    },
+    addPackages: launcher.withPackages,
     start: (plan, bundle, extras) => countRun(launcher.start(plan, bundle, extras)),
   });
 
