@@ -22,8 +22,10 @@
  *   every call is mediated and audited, the run ends with `agent.finished`.
  * - Nothing is evaluated before the whole source has parsed: syntax errors,
  *   non-erasable TypeScript (enums, namespaces, parameter properties) and
- *   imports (static or dynamic; packages are not available) are refused
- *   with their position, recorded (`agent.launch-failed`), and no vat starts.
+ *   imports (static or dynamic) are refused with their position, recorded
+ *   (`agent.launch-failed`), and no vat starts — unless the run lists
+ *   `packages`: then the code may import those (and only those; anything
+ *   else is refused when its graph is loaded, before any code runs).
  * - Every answer is built here from fixed text, the parsers' messages and
  *   what the agent itself said: it names the submitted code, never a host
  *   path or an internal module name.
@@ -34,10 +36,11 @@
 import { harden } from './harden.js';
 import { MODULE_LIMITS, toModuleRecord, type AgentBundle, type ModulePowers } from './agent-modules.js';
 import { AGENT_ROOT_URL } from './agent-specifiers.js';
-import { ZtError, type ErrorCode } from './errors.js';
+import { ZtError, codeOf, reasonOf, type ErrorCode } from './errors.js';
 import type { Kernel } from './kernel.js';
 import type { AuditRef } from './types.js';
 import type { LaunchExtras, LaunchPlan } from './launcher.js';
+import type { PackagesOption } from './agent-packages.js';
 import type { AgentHandle, VatIsolation, VatLimits } from './vat-host.js';
 
 export type CodeLanguage = 'javascript' | 'typescript';
@@ -77,6 +80,12 @@ export interface CodeRunSpec {
   readonly input?: unknown;
   readonly limits?: Partial<VatLimits>;
   readonly isolation?: VatIsolation;
+  /**
+   * Packages the code may import (as `launchAgent`'s `packages`): a module
+   * (`export default`) with static imports, or a script with
+   * `await import('name')`. Without it, every import is refused.
+   */
+  readonly packages?: PackagesOption;
 }
 
 export interface ConsoleLine {
@@ -161,7 +170,7 @@ type Prepared =
   | { readonly ok: false; readonly mode?: 'module' | 'script'; readonly error: CodeRunError };
 
 /** Parses, classifies, strips and compiles the source into a one-module bundle, or says why not. */
-export const prepareCode = async (powers: { code: CodePowers; modules: Pick<ModulePowers, 'parseModule'> }, source: string, language: CodeLanguage): Promise<Prepared> => {
+export const prepareCode = async (powers: { code: CodePowers; modules: Pick<ModulePowers, 'parseModule'> }, source: string, language: CodeLanguage, allowImports = false): Promise<Prepared> => {
   const typescript = language === 'typescript';
   const refuse = (code: ErrorCode, problem: CodeProblem, map: ReturnType<typeof makePositionMap>, mode?: 'module' | 'script'): Prepared =>
     harden({ ok: false, ...(mode ? { mode } : {}), error: { code, message: redact(problem.message).slice(0, 1024), ...map(problem.line, problem.column) } });
@@ -169,7 +178,7 @@ export const prepareCode = async (powers: { code: CodePowers; modules: Pick<Modu
   const analysis = await powers.code.analyze(source, typescript);
   if (!analysis.ok) return refuse('ZT_CODE_SYNTAX', analysis.problem, asIs);
   const { shape } = analysis;
-  if (shape.firstImport) {
+  if (shape.firstImport && !allowImports) {
     const { line, column } = shape.firstImport;
     return refuse('ZT_MODULE_FORBIDDEN', { message: 'imports are not available to submitted code: use the capabilities in `caps`', line, column }, asIs);
   }
@@ -239,6 +248,8 @@ export interface CodeRunnerContext {
   readonly kernel: Pick<Kernel, 'record'>;
   /** The launcher's checks (sandbox.ts): the same admission as `launchAgent`, refusals recorded under `label`. */
   readonly admit: (spec: Omit<CodeRunSpec, 'source' | 'language'>, label: string) => Promise<LaunchPlan>;
+  /** Adds the plan's packages to the prepared bundle (loading and checking their graph); refuses with a ZtError. */
+  readonly addPackages: (plan: LaunchPlan, bundle: AgentBundle) => Promise<AgentBundle>;
   /** Starts the admitted run's vat with the prepared bundle. */
   readonly start: (plan: LaunchPlan, bundle: AgentBundle, extras: LaunchExtras) => AgentHandle;
 }
@@ -260,7 +271,15 @@ export const makeCodeRunner = (ctx: CodeRunnerContext) => {
       bytes,
       ...(source.length <= MAX_RECORDED_SOURCE ? { source } : { sourceRecorded: false }),
     };
-    const prepared = await prepareCode(powers, source, language as CodeLanguage);
+    let prepared = await prepareCode(powers, source, language as CodeLanguage, plan.packages !== undefined);
+    if (prepared.ok && plan.packages) {
+      try {
+        prepared = harden({ ...prepared, bundle: await ctx.addPackages(plan, prepared.bundle) });
+      } catch (err) {
+        const code = codeOf(err) ?? 'ZT_MODULE_FORBIDDEN';
+        prepared = harden({ ok: false, mode: prepared.mode, error: { code, message: redact(reasonOf(err) ?? 'the packages could not be loaded').slice(0, 1024) } });
+      }
+    }
     if (!prepared.ok) {
       const refused = await kernel
         .record({ type: 'agent.launch-failed', time: powers.now(), agentId: plan.agentId, module: '(code)', code: prepared.error.code, message: prepared.error.message, ...positionFields(prepared.error), submitted })

@@ -85,7 +85,7 @@ export const ErrorCodes = Object.freeze({
   ZT_TOOL_CHANGED: 'the tool\'s definition (description, schemas, annotations) differs from the one the operator pinned, or it has no pin: it is withheld until the operator accepts it (`acceptTool`, or the pin in `mcpServers.<server>.pins`)',
 
   // Agent modules and vats
-  ZT_MODULE_FORBIDDEN: 'an agent module imported a builtin or a package',
+  ZT_MODULE_FORBIDDEN: 'an agent module (or a package it was given) imported a builtin, a package not on its list, or a CommonJS module',
   ZT_MODULE_OUTSIDE: 'an agent module imported a path outside its folder',
   ZT_MODULE_NOT_FOUND: 'an agent module imported a file that does not exist',
   ZT_MODULE_TOO_LARGE: 'an agent module (or the agent\'s modules together) is larger than the limit; refused before it is read',

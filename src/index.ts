@@ -10,6 +10,7 @@ export { SandboxRuntime } from './runtime.js';
 export { makeNodeKernelLinkPowers } from './kernel-link-node-powers.js';
 export type { KernelLinkPowers, KernelWorker, SyncChannel } from './kernel-link.js';
 export type { SandboxOptions, LaunchOptions, RuntimeLimits, CodeRunOptions, CodeLanguage, CodeRunError, CodeRunResult, ConsoleLine } from './runtime.js';
+export type { PackagesOption, PackagePolicy, PackageRecord } from './agent-packages.js';
 export type { ApprovalAnswer, ApprovalHandler, ApprovalRequest } from './approval.js';
 export type { RuntimeEvent, RevocationCause, ToolListing, ToolStatus } from './runtime.js';
 export type { CapabilityDescription, CapabilitySetDescription, MethodDescription, JsonSchema } from './runtime.js';

@@ -13,7 +13,8 @@
  *   defaults; the per-vat budgets it names are checked (vat-budget.ts).
  */
 import { harden } from './harden.js';
-import { loadAgentBundle, type AgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { addPackagesToBundle, loadAgentBundle, type AgentBundle, type ModuleCache, type ModulePowers } from './agent-modules.js';
+import { makePackageGraph, normalizePackages, type PackageGraph, type PackagesOption } from './agent-packages.js';
 import { ZtError, codeOf, reasonOf } from './errors.js';
 import { assertIsolationAvailable, ISOLATION_LEVELS, isIsolationLevel, type IsolationProbe } from './isolation/process-vat.js';
 import type { Kernel } from './kernel.js';
@@ -21,10 +22,11 @@ import { copyPlainData } from './plain-data.js';
 import { resolveVatBudgets } from './vat-budget.js';
 import type { AgentHandle, VatHost, VatIsolation, VatLimits } from './vat-host.js';
 
-/** What the launcher may touch: the module reader, the kernel's clock, the isolation probe. */
+/** What the launcher may touch: the module reader, the kernel's clock and digest, the isolation probe. */
 export interface LauncherPowers {
   readonly modules: ModulePowers;
   readonly now: () => number;
+  readonly sha256Hex: (text: string) => string;
   readonly probeIsolation: () => Promise<IsolationProbe>;
 }
 
@@ -52,6 +54,13 @@ export interface LaunchOptions {
    * named; every record of the agent then says so. See docs/ISOLATION.md.
    */
   readonly isolation?: VatIsolation;
+  /**
+   * Packages the agent may import, resolved from the runtime's
+   * `packagesDir` (ES modules only): `['yaml']`, or a record of names to
+   * `{ imports?: [names] }`, the listed packages that package may itself
+   * import (default none). See src/agent-packages.ts.
+   */
+  readonly packages?: PackagesOption;
 }
 
 /** What the kernel vat receives for a launch. */
@@ -79,6 +88,8 @@ export interface LaunchPlan {
   readonly input: unknown;
   readonly limits: VatLimits;
   readonly isolation: VatIsolation;
+  /** The packages it may import, each with the packages it may import in turn; absent when none. */
+  readonly packages?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** What a launch may add to its run: fields of its `agent.launched` record, an observer. */
@@ -93,7 +104,7 @@ export type LaunchExtras = Pick<Parameters<VatHost['launch']>[0], 'launchRecord'
  * (confined to its folder). The code runner (code-run.ts) admits, then
  * starts its own bundle.
  */
-export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits; isolation: VatIsolation }) => {
+export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats: VatHost; defaults: VatLimits; isolation: VatIsolation; packagesDir?: string }) => {
   const { powers, kernel, vats, defaults } = ctx;
   const moduleCache: ModuleCache = new Map();
   let isolationProbe: Promise<IsolationProbe> | undefined;
@@ -117,6 +128,7 @@ export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats
       if (record.holder !== agentId) throw new ZtError('ZT_WRONG_HOLDER', `capability ${id} is held by another agent`);
       if (record.state !== 'live') throw new ZtError('ZT_REVOKED', `capability ${id} has been revoked`);
     }
+    const packages = normalizePackages(spec.packages);
     let inputCopy: unknown;
     try {
       inputCopy = copyPlainData(input);
@@ -147,7 +159,18 @@ export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats
       }
       if (isolation === 'process-weak') kernel.markWeakIsolation(agentId, isolation);
     }
-    return harden({ agentId, capabilityIds: ids, ...(names ? { names } : {}), input: inputCopy, limits: runLimits, isolation });
+    return harden({ agentId, capabilityIds: ids, ...(names ? { names } : {}), input: inputCopy, limits: runLimits, isolation, ...(packages.size > 0 ? { packages } : {}) });
+  };
+  /** The kernel's view of a plan's packages (a fresh one per launch), or undefined when it lists none. */
+  const packageGraph = (plan: LaunchPlan): PackageGraph | undefined =>
+    plan.packages ? makePackageGraph(powers.modules, { packagesDir: ctx.packagesDir, policies: plan.packages, sha256Hex: powers.sha256Hex }) : undefined;
+  /** A bundle of submitted code with the plan's packages added (their graph loaded and checked), or as it is when the plan lists none. */
+  const withPackages = async (plan: LaunchPlan, bundle: AgentBundle): Promise<AgentBundle> => {
+    const graph = packageGraph(plan);
+    if (!graph) return bundle;
+    const added = await addPackagesToBundle(powers.modules, bundle, graph, moduleCache);
+    if (moduleCache.size > 512) moduleCache.clear();
+    return added;
   };
   const start = (plan: LaunchPlan, bundle: AgentBundle, extras: LaunchExtras = {}): AgentHandle => vats.launch({ ...plan, bundle, ...extras });
   const launchAgent = async (spec: LaunchSpec): Promise<AgentHandle> => {
@@ -156,7 +179,7 @@ export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats
     const plan = await admit(spec, String(module));
     let bundle;
     try {
-      bundle = await loadAgentBundle(powers.modules, module, moduleCache);
+      bundle = await loadAgentBundle(powers.modules, module, moduleCache, packageGraph(plan));
       // A simple bound: forget everything when the cache grows past 512 modules.
       if (moduleCache.size > 512) moduleCache.clear();
     } catch (err) {
@@ -168,7 +191,7 @@ export const makeLauncher = (ctx: { powers: LauncherPowers; kernel: Kernel; vats
     }
     return start(plan, bundle);
   };
-  return harden({ admit, start, launchAgent });
+  return harden({ admit, start, launchAgent, withPackages });
 };
 harden(makeLauncher);
 

@@ -220,6 +220,9 @@ export class SandboxRuntime {
     const rest = input('options', [plain])[0] as Omit<SandboxOptions, 'auditSink'>;
     if (rest.storeDir !== undefined && typeof rest.storeDir !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'storeDir must be a path');
     this.storeDir = resolvePath(rest.storeDir ?? '.ztaas');
+    if (rest.packagesDir !== undefined && typeof rest.packagesDir !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'packagesDir must be a path');
+    // Packages for agents resolve from here (by the kernel): the working directory's node_modules unless named.
+    const packagesDir = resolvePath(rest.packagesDir ?? 'node_modules');
     if (auditSink !== undefined) this.#sinks.set(0, auditSink);
     // The kernel vat validates every option again; the host needs this one first.
     const timeoutMs = resolveFailureModes(rest.failureModes).kernelTimeoutMs;
@@ -240,7 +243,7 @@ export class SandboxRuntime {
       },
     });
     try {
-      const init = this.#link.callSync('init', [{ ...rest, storeDir: this.storeDir, hostAuditSink: auditSink !== undefined }]) as { failureModes: FailureModes };
+      const init = this.#link.callSync('init', [{ ...rest, storeDir: this.storeDir, packagesDir, hostAuditSink: auditSink !== undefined }]) as { failureModes: FailureModes };
       this.failureModes = harden(init.failureModes);
     } catch (err) {
       // A bad option leaves nothing running.

@@ -84,6 +84,13 @@ export interface SandboxConfig {
    * the JS heap only.
    */
   readonly isolation?: VatIsolation;
+  /**
+   * Absolute folder (a `node_modules`) that the packages a launch lists
+   * (`packages`) are resolved from, by the kernel. The host's
+   * `SandboxRuntime` defaults it to `./node_modules` of its working
+   * directory; without it, a launch listing packages is refused.
+   */
+  readonly packagesDir?: string;
 }
 
 export interface SandboxPowers {
@@ -165,6 +172,8 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     // A pool of another level would never serve a launch: refused, not ignored.
     throw new ZtError('ZT_BAD_ARGUMENT', `vatPoolSize keeps worker vats ready; it needs isolation: 'worker' (the runtime's isolation is ${isolation})`);
   }
+  const { packagesDir } = config;
+  if (packagesDir !== undefined && (typeof packagesDir !== 'string' || !packagesDir.startsWith('/'))) throw new ZtError('ZT_BAD_ARGUMENT', 'packagesDir must be an absolute path');
   const policy = validatePolicyDocument(config.policy ?? CAPABILITY_CEILING_POLICY);
   const emit = (event: RuntimeEvent) => {
     try {
@@ -266,7 +275,14 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
   });
   let closed: Promise<void> | undefined;
 
-  const launcher = makeLauncher({ powers: { modules: powers.modules, now: powers.kernel.now, probeIsolation: powers.probeIsolation }, kernel, vats, defaults, isolation });
+  const launcher = makeLauncher({
+    powers: { modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex, probeIsolation: powers.probeIsolation },
+    kernel,
+    vats,
+    defaults,
+    isolation,
+    ...(packagesDir === undefined ? {} : { packagesDir }),
+  });
   const countRun = <H extends { readonly result: Promise<unknown> }>(handle: H): H => {
     running += 1;
     void handle.result.finally(() => {
@@ -279,6 +295,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
     powers: { code: powers.code, modules: powers.modules, now: powers.kernel.now, sha256Hex: powers.kernel.sha256Hex },
     kernel,
     admit: launcher.admit,
+    addPackages: launcher.withPackages,
     start: (plan, bundle, extras) => countRun(launcher.start(plan, bundle, extras)),
   });
 

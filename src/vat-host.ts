@@ -256,6 +256,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
       runId,
       module: bundle.folder,
       modules: Object.keys(bundle.modules).length,
+      ...(bundle.packages ? { packages: bundle.packages.map(p => ({ ...p })) } : {}),
       capabilities: [...capabilityIds],
       ...(names ? { names: { ...names } } : {}),
       limits: { ...limits },
@@ -265,7 +266,7 @@ export const makeVatHost = (opts: VatHostOptions) => {
     observer?.launched?.(launched);
 
     E(vatRoot)
-      .run(harden({ entry: bundle.entry, modules: bundle.modules, caps: membrane.caps, input }))
+      .run(harden({ entry: bundle.entry, modules: bundle.modules, ...(bundle.imports ? { imports: bundle.imports } : {}), caps: membrane.caps, input }))
       .then(
         (report: unknown) => finish(checkReport(report, powers)),
         () => failWith('ZT_VAT_CRASHED', 'the vat failed to run the agent'),

@@ -36,7 +36,7 @@ export type RunReport =
 
 /** The root object of an agent vat (vats/vat-agent.ts). */
 export interface AgentVatRoot {
-  run(spec: { entry: string; modules: unknown; caps: unknown; input: unknown }): Promise<RunReport>;
+  run(spec: { entry: string; modules: unknown; imports?: unknown; caps: unknown; input: unknown }): Promise<RunReport>;
   prewarm(spec: { entry: string; modules: unknown; caps: unknown; input: unknown }): Promise<RunReport>;
   probe(): Promise<{ settled: boolean }>;
 }

@@ -8,8 +8,10 @@
  *   hardened. Compartments have no `Date.now`, `Math.random`, timers,
  *   `SharedArrayBuffer`, `Atomics`, `WeakRef` or `FinalizationRegistry`.
  * - Modules come only from the map the kernel prepared (the agent's own
- *   folder, already parsed); a builtin or bare specifier is refused with
- *   ZT_MODULE_FORBIDDEN, a path outside the folder with ZT_MODULE_OUTSIDE.
+ *   folder and the packages its launch lists, already parsed); a builtin,
+ *   or a bare specifier not in the kernel's import table for the importing
+ *   scope, is refused with ZT_MODULE_FORBIDDEN, a path outside the
+ *   importer's folder with ZT_MODULE_OUTSIDE.
  * - What the agent passes to a capability, and what it returns as its
  *   result, is checked and copied by the kernel's own definition of plain
  *   data (src/plain-data.ts), so the agent learns of a bad argument the
@@ -28,7 +30,7 @@ import { E, Far } from '@endo/far';
 import { passStyleOf } from '@endo/pass-style';
 import { ZtError, codeOf, reasonOf, toAgentRefusal, type ErrorCode } from '../src/errors.js';
 import { copyArgumentList, copyPlainData } from '../src/plain-data.js';
-import { AGENT_ROOT_URL, resolveAgentSpecifier } from '../src/agent-specifiers.js';
+import { AGENT_ROOT_URL, resolveModuleSpecifier, type BareImports } from '../src/agent-specifiers.js';
 
 export interface AgentVatPowers {
   /** The kernel's facet for this vat. */
@@ -51,6 +53,8 @@ export interface KernelFacet {
 export interface RunSpec {
   readonly entry: string;
   readonly modules: Readonly<Record<string, unknown>>;
+  /** How bare specifiers resolve, per scope: the packages the launch lists (none by default). */
+  readonly imports?: BareImports;
   readonly caps: Readonly<Record<string, unknown>>;
   readonly input: unknown;
 }
@@ -248,7 +252,7 @@ export const buildRootObject = (powers: AgentVatPowers) => {
   };
 
   /** `track`: whether this is the vat's real run (quiescence probes watch it). */
-  const runAgent = async ({ entry, modules, caps, input }: RunSpec, track: boolean): Promise<RunReport> => {
+  const runAgent = async ({ entry, modules, imports = {}, caps, input }: RunSpec, track: boolean): Promise<RunReport> => {
     // A module hook's refusal reaches the agent (on a dynamic import) as a
     // redacted record, thrown as is (`noAggregateLoadErrors`); the ZtError
     // behind it is kept for the run's report.
@@ -266,14 +270,14 @@ export const buildRootObject = (powers: AgentVatPowers) => {
         globals: harden({ E, console: makeConsole() }),
         resolveHook: (specifier: string, referrer: string) => {
           try {
-            return resolveAgentSpecifier(specifier, referrer);
+            return resolveModuleSpecifier(specifier, referrer, imports);
           } catch (err) {
             return refuseModule(err, 'ZT_MODULE_FORBIDDEN');
           }
         },
         importHook: async (specifier: string) => {
           const source = Object.hasOwn(modules, specifier) ? modules[specifier] : undefined;
-          if (source === undefined) return refuseModule(new ZtError('ZT_MODULE_NOT_FOUND', `${specifier.slice(AGENT_ROOT_URL.length - 1)} is not part of the agent`), 'ZT_MODULE_NOT_FOUND');
+          if (source === undefined) return refuseModule(new ZtError('ZT_MODULE_NOT_FOUND', `${specifier.startsWith(AGENT_ROOT_URL) ? specifier.slice(AGENT_ROOT_URL.length - 1) : specifier} is not part of the agent`), 'ZT_MODULE_NOT_FOUND');
           return source as never;
         },
       } as never);
