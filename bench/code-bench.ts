@@ -120,7 +120,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     ['runCode warm, worker, pooled vat (vatPoolSize 2)', r.warm],
     ['launchAgent warm, the same program as a folder, same pool', r.warmLaunch],
   ] as const) {
-    console.log(`${name.padEnd(54)} p50 ${ms(s.p50).padStart(9)}  p99 ${ms(s.p99).padStart(9)}  n ${s.n}  p50/goal ${(s.p50 / r.goalMs).toFixed(2)}×`);
+    console.log(`${name.padEnd(58)} p50 ${ms(s.p50).padStart(9)}  p99 ${ms(s.p99).padStart(9)}  n ${s.n}  p50/goal ${(s.p50 / r.goalMs).toFixed(2)}×`);
   }
   console.log(`warm runs that took a pooled vat: ${r.warmFromPool}/${r.warm.n}; goal warm p50 ≤ ${r.goalMs} ms: ${r.warm.p50 <= r.goalMs ? 'met' : 'NOT MET'}`);
 }
