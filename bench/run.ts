@@ -28,6 +28,7 @@ import { runMatcherBench } from './matcher-bench.js';
 import { runAuditBench } from './audit-bench.js';
 import { runIsolationBench } from './isolation-bench.js';
 import { runFloodBench } from './flood-bench.js';
+import { runCodeBench } from './code-bench.js';
 import { gatewayRows, type GatewayBenchResult } from './gateway-report.js';
 
 const here = (file: string) => new URL(file, import.meta.url);
@@ -461,6 +462,14 @@ const main = async () => {
   const warm = await warmStart(10);
   rows.push(['vat warm start (pool) to first answer', fmt(warm.p50 / 1000, 'ms'), fmt(warm.p99 / 1000, 'ms'), String(warm.n), '≤ 10 ms']);
   results['vat warm start (µs)'] = warm;
+  // Code mode (#15): runCode of a trivial program, cold (a vat per run) and warm (a pooled worker vat).
+  const code = await runCodeBench({ count: 40 });
+  const msRow = (name: string, s: { p50: number; p99: number; n: number }, goal = '') => rows.push([name, fmt(s.p50, 'ms'), fmt(s.p99, 'ms'), String(s.n), goal]);
+  msRow('runCode cold, process (the default), a vat per run', code.coldProcess, `${(code.coldProcess.p50 / code.goalMs).toFixed(1)}× the warm goal`);
+  msRow('runCode cold, worker (named), a vat per run', code.coldWorker, `${(code.coldWorker.p50 / code.goalMs).toFixed(1)}× the warm goal`);
+  msRow(`runCode warm, pooled worker vat (${code.warmFromPool}/${code.warm.n} from the pool)`, code.warm, `≤ ${code.goalMs} ms: ${(code.warm.p50 / code.goalMs).toFixed(2)}× (${code.warm.p50 <= code.goalMs ? 'met' : 'NOT MET'})`);
+  msRow('launchAgent warm, the same program, same pool (interleaved)', code.warmLaunch);
+  results['code mode: runCode (ms)'] = code;
   const mem = await memoryPerVat(8);
   rows.push(['memory per idle vat (RSS delta)', `${mem.toFixed(1)} MB`, '', '8', '≤ 15 MB']);
   results['memory per idle vat (MB)'] = mem;

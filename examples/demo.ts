@@ -3,10 +3,10 @@
  *
  *   npm install && npm run setup && npm start
  *
- * It runs the seed example, then three agents in their own vats: a benign
- * one that does its job with the two capabilities it holds, a hostile one
- * whose every escape attempt is stopped, and a runaway one that is stopped
- * at its deadline. Everything lands in the audit log under `.ztaas/demo`.
+ * It runs the seed example, then agents in their own vats: a benign one
+ * that does its job with the two capabilities it holds, a toolbox one, code
+ * a scripted model submits (code mode), a hostile one whose every escape
+ * attempt is stopped, and a runaway one that is stopped at its deadline. Everything lands in the audit log under `.ztaas/demo`.
  * Exits non-zero if anything does not behave as shown.
  */
 import { join } from 'node:path';

@@ -1,9 +1,11 @@
 /**
  * The demo's body, callable in-process: confined agents on a store under
- * `root`. The seed example, then three agents in their own vats: a benign
- * one that does its job with the two capabilities it holds, a hostile one
- * whose every escape attempt is stopped, and a runaway one that is stopped
- * at its deadline. Everything lands in the audit log under `root`, which is
+ * `root`. The seed example, then agents in their own vats: a benign one
+ * that does its job with the two capabilities it holds, a toolbox one using
+ * one capability of each kind, code a scripted model submits (`runCode`:
+ * it reads a file, calls an MCP tool, is denied a forbidden path and
+ * returns a summary), a hostile one whose every escape attempt is stopped,
+ * and a runaway one that is stopped at its deadline. Everything lands in the audit log under `root`, which is
  * emptied first. Reports each check through `log` and resolves with the
  * number of checks that failed.
  *
@@ -131,7 +133,54 @@ export const runDemo = async ({ root, log = line => console.log(line) }: { root:
     const toolboxReport = await readFile(join(dataDir, 'out', 'toolbox.txt'), 'utf8').catch(() => '');
     check('its report is on disk', toolboxReport.startsWith('notes: 2 words;'), JSON.stringify(toolboxReport.trim()));
 
-    heading('5. A hostile agent: every escape attempt is stopped');
+    heading('5. Code mode: a scripted model submits code, run in a fresh vat with the toolbox agent\'s capabilities');
+    // What a model would write for "summarise the notes, add the bonus, and try the secret": a script body
+    // (top-level await and return), reading a file, calling the MCP tool, and trying a path the policy forbids.
+    grant('tb-data', ActionType.READ, `${dataDir}/*.txt`);
+    const modelSource = [
+      'const notes = await E(caps.notes).read();',
+      'const words = notes.trim().split(/\\s+/).length;',
+      'const summed = await E(caps.sum).call({ a: words, b: input.bonus });',
+      "const total = summed.content.map(part => part.text ?? '').join(' ');",
+      "console.log('notes:', words, 'words;', total);",
+      "let denied = 'not denied';",
+      'try {',
+      '  await E(caps.files).read({ path: input.secret });',
+      '} catch (err) {',
+      "  denied = /^ZT_[A-Z_]+/.exec(String(err.message))?.[0] ?? 'no code';",
+      '}',
+      "console.warn('the secret was refused:', denied);",
+      'return { summary: `${words} words; ${total}`, denied };',
+    ].join('\n');
+    const codeRun = await sandbox.runCode({
+      agentId: 'toolbox',
+      source: modelSource,
+      capabilities: { notes: 'tb-notes', sum: 'tb-sum', files: 'tb-data' },
+      input: { bonus: 40, secret: join(dataDir, 'secret.txt') },
+    });
+    const codeValue = (codeRun.value ?? {}) as { summary?: string; denied?: string };
+    check('the code read the notes, called the MCP tool and returned a summary', codeRun.ok && /^2 words; .*\b42\b/.test(codeValue.summary ?? ''), JSON.stringify(codeRun.value ?? codeRun.error));
+    check('reading the secret was denied by the policy', codeValue.denied === 'ZT_POLICY_DENIED', codeValue.denied ?? 'no answer');
+    check(
+      'its console came back',
+      codeRun.console.length === 2 && codeRun.console[0]?.level === 'log' && codeRun.console[1]?.text === 'the secret was refused: ZT_POLICY_DENIED',
+      codeRun.console.map(line => `${line.level}: ${line.text}`).join(' | '),
+    );
+    await sandbox.audit.flush();
+    const runRecords = (await sandbox.audit.read(0, await sandbox.audit.size())).filter(r => r.runId !== undefined && r.runId === codeRun.runId);
+    const ofRun = (type: string) => runRecords.filter(r => r.type === type);
+    const runRequests = ofRun('request');
+    check(
+      'its audit records carry the run id: launch, three decisions (one denial) and end',
+      codeRun.runId !== undefined &&
+        runRecords.some(r => r.seq === codeRun.audit.launched?.seq && r.type === 'agent.launched') &&
+        runRecords.some(r => r.seq === codeRun.audit.finished?.seq && r.type === 'agent.finished') &&
+        runRequests.length === 3 &&
+        runRequests.filter(r => r.decision === 'deny').map(r => r.code).join() === 'ZT_POLICY_DENIED',
+      `run ${codeRun.runId}: ${runRequests.map(r => `${String(r.capabilityId)} ${String(r.decision)}`).join(', ')}`,
+    );
+
+    heading('6. A hostile agent: every escape attempt is stopped');
     sandbox.issueCapability(new Capability({ id: 'notes', actionType: ActionType.READ, target: join(dataDir, 'notes.txt'), holder: 'intruder' }));
     const hostile = await sandbox.launchAgent({
       agentId: 'intruder',
@@ -152,7 +201,7 @@ export const runDemo = async ({ root, log = line => console.log(line) }: { root:
       }
     }
 
-    heading('6. A runaway agent is stopped at its deadline');
+    heading('7. A runaway agent is stopped at its deadline');
     sandbox.registerAgent('spinner');
     sandbox.issueCapability(new Capability({ id: 'spinner-notes', actionType: ActionType.READ, target: join(dataDir, 'notes.txt'), holder: 'spinner' }));
     const started = performance.now();
@@ -161,7 +210,7 @@ export const runDemo = async ({ root, log = line => console.log(line) }: { root:
     check('stopped with ZT_DEADLINE', runawayOutcome.error?.code === 'ZT_DEADLINE', `after ${Math.round(performance.now() - started)} ms`);
     check('its capabilities were revoked', sandbox.getCapability('spinner-notes')?.state === 'revoked');
 
-    heading('7. The audit log');
+    heading('8. The audit log');
     await sandbox.audit.flush();
     const size = await sandbox.audit.size();
     const records = await sandbox.audit.read(0, size);

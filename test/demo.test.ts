@@ -18,4 +18,9 @@ test('the demo runs every check and they all hold', async t => {
   t.false(stdout.includes('✘'), 'no check failed');
   t.regex(stdout, /stopped with ZT_DEADLINE/);
   t.regex(stdout, /the toolbox agent used all five kinds of capability/);
+  // Code mode: the scripted model's code ran, was denied the secret, and its console and audit records came back.
+  t.regex(stdout, /✔ the code read the notes, called the MCP tool and returned a summary/);
+  t.regex(stdout, /✔ reading the secret was denied by the policy — ZT_POLICY_DENIED/);
+  t.regex(stdout, /✔ its console came back/);
+  t.regex(stdout, /✔ its audit records carry the run id: .* — run toolbox#\d+: tb-notes allow, tb-sum allow, tb-data deny/);
 });

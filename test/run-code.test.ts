@@ -240,3 +240,24 @@ test('launchAgent shares the admission: a launch\'s own deadline wins over the r
   t.regex(run.error?.message ?? '', /400 ms/);
   t.true(Date.now() - started < 20_000);
 });
+
+test('with a vat pool (vatPoolSize, worker vats) a code run takes a pooled vat, and every run gets one of its own', async t => {
+  const { sandbox } = await world(t, { vatPoolSize: 1 });
+  const runs: CodeRunResult[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    // The pool refills after the turn in which a run ends.
+    await new Promise(resolve => setTimeout(resolve, 50));
+    runs.push(await sandbox.runCode({ agentId: 'coder', source: 'return input * 2;', input: i }));
+  }
+  t.deepEqual(
+    runs.map(r => r.value),
+    [0, 2, 4],
+  );
+  t.is(new Set(runs.map(r => r.runId)).size, 3);
+  await sandbox.audit.flush();
+  const records = await sandbox.audit.read(0, 1000);
+  for (const run of runs) {
+    t.like(records.find(r => r.seq === run.audit.launched?.seq), { type: 'agent.launched', runId: run.runId, isolation: 'worker', warm: true });
+    t.like(records.find(r => r.seq === run.audit.finished?.seq), { type: 'agent.finished', runId: run.runId, status: 'completed' });
+  }
+});

@@ -5,6 +5,14 @@
  *
  *   ztaas run ./agent --policy policy.yaml --grant read:/data/** \
  *     --grant report=write:/out/report.txt --input '{"title":"Q3"}'
+ *   ztaas run --code summarise.ts --grant report=read:/data/q3.txt
+ *
+ * `--code FILE` runs the file as submitted code (`runCode`: a script body
+ * or a module with `export default`, README "Code mode") instead of an
+ * agent module: TypeScript when the name ends in .ts, .mts or .cts,
+ * JavaScript otherwise; same grants, policy, input, output and exit code,
+ * and its console printed before its result. A syntax error is
+ * `failed: ZT_CODE_SYNTAX … (line L, column C)`, exit 1, and nothing runs.
  *
  * Grants are `[name=]kind:target` with kind one of read, write, exec, net,
  * tool; the agent reaches each as `caps.<name>` (default name: the kind,
@@ -15,12 +23,14 @@
  * The process is a host application of the library: not locked down (the
  * kernel and the agent run in their own vats).
  */
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ZtError } from '../errors.js';
 import { SandboxRuntime } from '../runtime.js';
 import { ActionType, Capability } from '../types.js';
 import { isIsolationLevel } from '../isolation/levels.js';
+import type { CodeLanguage, CodeRunResult } from '../code-run.js';
 
 export { RUN_USAGE } from './run-usage.js';
 
@@ -31,6 +41,9 @@ const KINDS: Readonly<Record<string, ActionType>> = {
   net: ActionType.NETWORK,
   tool: ActionType.TOOL,
 };
+
+/** `--code FILE` is TypeScript when its name ends so; JavaScript otherwise. */
+const TYPESCRIPT_EXTENSIONS: ReadonlySet<string> = new Set(['.ts', '.mts', '.cts']);
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
 
@@ -85,12 +98,25 @@ export const runCommand = async (args: string[], io: RunIo = defaultIo): Promise
       isolation: { type: 'string' },
       deadline: { type: 'string' },
       json: { type: 'boolean' },
+      code: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
   });
-  if (positionals.length !== 1) throw new ZtError('ZT_BAD_ARGUMENT', 'ztaas run needs exactly one agent module (a .js file or a folder with index.js)');
-  const module = resolve(positionals[0] as string);
+  const codeFile = values.code === undefined ? undefined : resolve(values.code);
+  if (codeFile !== undefined && positionals.length > 0) throw new ZtError('ZT_BAD_ARGUMENT', 'ztaas run takes an agent module or --code FILE, not both');
+  if (codeFile === undefined && positionals.length !== 1) throw new ZtError('ZT_BAD_ARGUMENT', 'ztaas run needs exactly one agent module (a .js file or a folder with index.js), or --code FILE');
+  const module = codeFile === undefined ? resolve(positionals[0] as string) : undefined;
+  let code: { source: string; language: CodeLanguage } | undefined;
+  if (codeFile !== undefined) {
+    let source: string;
+    try {
+      source = await readFile(codeFile, 'utf8');
+    } catch (err) {
+      throw new ZtError('ZT_BAD_ARGUMENT', `--code ${values.code}: cannot read the file (${(err as { code?: string }).code ?? 'error'})`);
+    }
+    code = { source, language: TYPESCRIPT_EXTENSIONS.has(extname(codeFile).toLowerCase()) ? 'typescript' : 'javascript' };
+  }
   const grants = parseGrants(values.grant ?? []);
   let input: unknown;
   if (values.input !== undefined) {
@@ -117,15 +143,25 @@ export const runCommand = async (args: string[], io: RunIo = defaultIo): Promise
       sandbox.issueCapability(new Capability({ id, actionType: grant.actionType, target: grant.target, holder: agentId }));
       names[grant.name] = id;
     }
-    const handle = await sandbox.launchAgent({
+    const launch = {
       agentId,
-      module,
       capabilities: names,
       ...(input === undefined ? {} : { input }),
       ...(deadlineMs === undefined ? {} : { limits: { deadlineMs } }),
       ...(values.isolation === undefined ? {} : { isolation: values.isolation as never }),
-    });
-    const outcome = await handle.result;
+    };
+    let runId: string | undefined;
+    let outcome: { ok: boolean; value?: unknown; error?: { code: string; message: string; line?: number; column?: number } };
+    let codeRun: CodeRunResult | undefined;
+    if (code !== undefined) {
+      codeRun = await sandbox.runCode({ ...launch, ...code });
+      runId = codeRun.runId;
+      outcome = codeRun;
+    } else {
+      const handle = await sandbox.launchAgent({ ...launch, module: module as string });
+      runId = handle.runId;
+      outcome = await handle.result;
+    }
     await sandbox.audit.flush();
     const size = await sandbox.audit.size();
     const records = await sandbox.audit.read(first, size - first);
@@ -139,10 +175,14 @@ export const runCommand = async (args: string[], io: RunIo = defaultIo): Promise
       store: sandbox.storeDir,
     };
     if (values.json === true) {
-      io.out(`${JSON.stringify({ runId: handle.runId, outcome, audit: summary }, null, 2)}\n`);
+      io.out(`${JSON.stringify({ ...(runId === undefined ? {} : { runId }), outcome, audit: summary }, null, 2)}\n`);
     } else {
-      io.out(outcome.ok ? `result: ${JSON.stringify((outcome as { value?: unknown }).value ?? null, null, 2)}\n` : `failed: ${outcome.error?.code ?? 'ZT_EFFECT_FAILED'}: ${outcome.error?.message ?? ''}\n`);
-      io.out(`run ${handle.runId}: ${requests.length} request${requests.length === 1 ? '' : 's'}, ${denied.length} denied; ${records.length} records, root ${summary.rootHash}\n`);
+      for (const line of codeRun?.console ?? []) io.out(`console.${line.level}: ${line.text}\n`);
+      if (codeRun?.consoleTruncated === true) io.out('console: (cut)\n');
+      const error = outcome.error;
+      const position = error?.line === undefined ? '' : ` (line ${error.line}${error.column === undefined ? '' : `, column ${error.column}`})`;
+      io.out(outcome.ok ? `result: ${JSON.stringify(outcome.value ?? null, null, 2)}\n` : `failed: ${error?.code ?? 'ZT_EFFECT_FAILED'}: ${error?.message ?? ''}${position}\n`);
+      io.out(`run ${runId ?? '(refused before it started)'}: ${requests.length} request${requests.length === 1 ? '' : 's'}, ${denied.length} denied; ${records.length} records, root ${summary.rootHash}\n`);
       for (const d of summary.denied) io.out(`  denied #${String(d.seq)} ${String(d.actionType)} ${String(d.target)}: ${String(d.code)}${Array.isArray(d.rules) && d.rules.length > 0 ? ` (rule: ${d.rules.join(', ')})` : ''}\n`);
       io.out(`audit: ztaas audit timeline --store ${summary.store} --agent ${agentId}\n`);
     }
