@@ -89,6 +89,7 @@ test('ztaas run: an invalid policy file is refused with every problem listed at 
   t.is(r.code, 1);
   t.regex(r.stderr, /ZT_POLICY_INVALID/);
   t.regex(r.stderr, /^ {2}- 3:\d+ \/rules\/0\/effect: must be one of/m);
+});
 
 test.serial('ztaas run --code FILE: a TypeScript file runs as submitted code under the same grants and policy; its console, result, denials and exit 0', async t => {
   const dir = workspace(t);
