@@ -24,10 +24,9 @@ import { harden } from './harden.js';
 import type { AuditSink } from './audit/audit-client.js';
 import { MODULE_LIMITS } from './agent-modules.js';
 import type { CodeRunResult, CodeRunSpec } from './code-run.js';
-import { checkApprovalAnswer, type ApprovalAnswer, type ApprovalHandler, type ApprovalRequest } from './approval.js';
-import { ZtError, codeOf, isErrorCode, reasonOf } from './errors.js';
-import { copyOperatorInput, readField } from './operator-input.js';
-import { PLAIN_DATA_LIMITS } from './plain-data.js';
+import type { ApprovalAnswer, ApprovalHandler, ApprovalRequest } from './approval.js';
+import { ZtError, codeOf, isErrorCode } from './errors.js';
+import { readField } from './operator-input.js';
 import { resolveFailureModes, type FailureModes } from './failure-modes.js';
 import type { CapabilityRecord, CapabilityState } from './kernel.js';
 import { makeKernelLink, type KernelLink, type KernelLinkPowers } from './kernel-link.js';
@@ -36,7 +35,8 @@ import { kernelUnavailable, type SinkOp } from './kernel-protocol.js';
 import type { LaunchOptions, SandboxConfig } from './sandbox.js';
 import type { ToolListing } from './effectors/mcp.js';
 import type { CapabilitySetDescription } from './describe.js';
-import { isRuntimeEvent, type RuntimeEvent } from './runtime-events.js';
+import type { RuntimeEvent } from './runtime-events.js';
+import { assertSink, input, isArrayOrUnreadable, makeApprovalDesk, makeEventHub, optionsOrEmpty, pickFields, requestData, unrecordedOutcome } from './runtime-host.js';
 import type { ActionRequest, Capability, Outcome } from './types.js';
 import type { AgentHandle, RunOutcome } from './vat-host.js';
 
@@ -61,128 +61,6 @@ export interface SandboxOptions extends Omit<SandboxConfig, 'storeDir'> {
 
 
 
-const isFunction = (x: unknown): x is (...args: never[]) => unknown => typeof x === 'function';
-
-const SINK_METHODS = ['append', 'read', 'size', 'rootHash', 'close'] as const;
-
-/** The sink's methods, read once (a getter or a Proxy trap that throws is ZT_BAD_ARGUMENT). */
-const assertSink = (sink: unknown): AuditSink => {
-  const bad = () => new ZtError('ZT_BAD_ARGUMENT', 'an audit sink must have append, read, size, rootHash and close');
-  if (sink === null || typeof sink !== 'object') throw bad();
-  const methods: Record<string, (...args: never[]) => unknown> = {};
-  for (const name of SINK_METHODS) {
-    const field = readField(sink, name);
-    if (!field.ok || !isFunction(field.value)) throw bad();
-    const fn = field.value;
-    methods[name] = (...args: never[]) => Reflect.apply(fn, sink, args);
-  }
-  return methods as unknown as AuditSink;
-};
-
-/**
- * The caller's arguments as the kernel will see them: checked and copied
- * (`copyOperatorInput`) before anything else, so nothing a caller passes —
- * a sparse giant array, a getter, a Proxy — reaches structured clone or the
- * kernel. Throws ZT_BAD_ARGUMENT. Strings that are not Unicode text pass:
- * the kernel vat refuses them (ZT_NOT_RECORDABLE) and records the refusal.
- */
-const input = (operation: string, args: readonly unknown[]): unknown[] => [...copyOperatorInput(operation, args).args];
-
-/** The fields of a class instance or record, each read once, getters and traps contained. */
-const pickFields = (operation: string, value: unknown, keys: readonly string[]): Record<string, unknown> => {
-  if (value === null || typeof value !== 'object') throw new ZtError('ZT_BAD_ARGUMENT', `${operation} needs an object`);
-  const out: Record<string, unknown> = {};
-  for (const key of keys) {
-    const field = readField(value, key);
-    if (!field.ok) throw new ZtError('ZT_BAD_ARGUMENT', `${operation}: ${key} could not be read (a getter or a proxy threw)`);
-    if (field.value !== undefined) out[key] = field.value;
-  }
-  return out;
-};
-
-/** `Array.isArray`, true as well for a revoked Proxy (which it would throw on). */
-const isArrayOrUnreadable = (x: unknown): boolean => {
-  try {
-    return Array.isArray(x);
-  } catch {
-    return true;
-  }
-};
-
-const optionsOrEmpty = (operation: string, options: unknown): unknown => (options === undefined ? {} : input(operation, [options])[0]);
-
-/** A request as it crosses to the kernel: its own fields, nothing inherited. */
-const REQUEST_FIELDS = ['capabilityId', 'agentId', 'actionType', 'target', 'args'] as const;
-
-/**
- * A request as it crosses to the kernel: its own fields, each read once and
- * copied as plain data. Never throws: a field that cannot be read or is not
- * plain data crosses as a marker the kernel denies and records (a request
- * is always answered with an outcome). Strings that are not Unicode text
- * cross as they are, for the kernel to refuse and record.
- */
-const requestData = (request: unknown): Record<string, unknown> => {
-  if (request === null || typeof request !== 'object') return { request: '[not a request]' };
-  const out: Record<string, unknown> = {};
-  for (const key of REQUEST_FIELDS) {
-    const field = readField(request, key);
-    if (!field.ok) {
-      out[key] = '[unreadable]';
-      continue;
-    }
-    if (field.value === undefined) continue;
-    // The hot path: a string crosses as it is (the kernel checks that it is
-    // Unicode text, ZT_NOT_RECORDABLE); only one too long to be plain data
-    // and objects (the arguments) are copied here first.
-    if (typeof field.value === 'string' && field.value.length <= PLAIN_DATA_LIMITS.maxStringLength) {
-      out[key] = field.value;
-      continue;
-    }
-    try {
-      out[key] = copyOperatorInput('executeAction', [field.value], { cloneInstances: key === 'args' }).args[0];
-    } catch {
-      out[key] = '[not plain data]';
-    }
-  }
-  return out;
-};
-
-let unrecorded = 0;
-/**
- * The outcome of a request the kernel did not answer: made after the kernel
- * vat was gone, it never ran; in flight when it died, it may have (the log
- * holds whatever was recorded up to then). No audit reference either way.
- */
-const unrecordedOutcome = (err: unknown): Outcome => {
-  unrecorded += 1;
-  const code = codeOf(err) ?? 'ZT_KERNEL_UNAVAILABLE';
-  const message = reasonOf(err) ?? 'the kernel vat could not be asked';
-  return harden({ requestId: `unrecorded-${unrecorded}`, status: code === 'ZT_KERNEL_UNAVAILABLE' ? 'failed' : 'denied', ok: false, error: { code, message }, audit: {} });
-};
-
-/** A request for approval as the kernel sent it: kept if it names itself, hardened. */
-const approvalRequestOf = (raw: unknown): ApprovalRequest | undefined => {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
-  const { approvalId } = raw as { approvalId?: unknown };
-  return typeof approvalId === 'string' ? harden(raw as ApprovalRequest) : undefined;
-};
-
-/**
- * A handler's answer as it crosses to the kernel: a plain-data copy (or a
- * marker the kernel refuses, which denies), naming the channel when the
- * handler did not.
- */
-const handlerAnswer = (answer: unknown): unknown => {
-  let copy: unknown;
-  try {
-    copy = copyOperatorInput('an approval answer', [answer]).args[0];
-  } catch {
-    return '[not plain data]';
-  }
-  if (copy !== null && typeof copy === 'object' && !Array.isArray(copy) && !Object.hasOwn(copy, 'via')) return { ...copy, via: 'onApproval' };
-  return copy;
-};
-
 export class SandboxRuntime {
   readonly storeDir: string;
   readonly failureModes: FailureModes;
@@ -192,12 +70,8 @@ export class SandboxRuntime {
   #runs = new Map<string, (outcome: RunOutcome) => void>();
   #ended = new Map<string, RunOutcome>();
   #closed: Promise<void> | undefined;
-  /** Approval handlers, each registration its own entry (the same function may be registered twice). */
-  #approvalHandlers = new Set<{ handler: ApprovalHandler }>();
-  /** Approvals the kernel waits for, by id: dropped when answered here or when the kernel ends the wait. */
-  #pendingApprovals = new Map<string, ApprovalRequest>();
-  /** Event listeners, each in its own wrapper (the same function twice is two subscriptions). */
-  #listeners = new Set<{ readonly listener: (event: RuntimeEvent) => void }>();
+  #approvals = makeApprovalDesk((approvalId, answer) => this.#link.answerApproval(approvalId, answer));
+  #events = makeEventHub();
 
   /**
    * `powers` starts the kernel vat (default: a worker thread of this
@@ -231,15 +105,13 @@ export class SandboxRuntime {
       handlers: {
         runEnded: (runId, outcome) => this.#runEnded(runId, outcome as RunOutcome),
         sink: (gen, op, args) => this.#sinkOp(gen, op, args),
-        approval: raw => this.#approvalRequested(raw),
-        approvalClosed: approvalId => {
-          if (typeof approvalId === 'string') this.#pendingApprovals.delete(approvalId);
-        },
+        approval: raw => this.#approvals.requested(raw),
+        approvalClosed: approvalId => this.#approvals.closed(approvalId),
         died: error => {
           for (const [runId] of this.#runs) this.#runEnded(runId, undefined, error);
-          this.#pendingApprovals.clear();
+          this.#approvals.clear();
         },
-        event: event => this.#dispatch(event),
+        event: event => this.#events.dispatch(event),
       },
     });
     try {
@@ -268,31 +140,6 @@ export class SandboxRuntime {
     }
   }
 
-  #approvalRequested(raw: unknown) {
-    const request = approvalRequestOf(raw);
-    if (!request) return;
-    this.#pendingApprovals.set(request.approvalId, request);
-    for (const entry of this.#approvalHandlers) this.#offer(entry, request);
-  }
-
-  /**
-   * Asks one handler, on a later turn: its first definite answer goes to
-   * the kernel; `undefined`, a throw or a rejection leaves the request
-   * pending (never approves, never reaches the caller).
-   */
-  #offer(entry: { handler: ApprovalHandler }, request: ApprovalRequest) {
-    void Promise.resolve()
-      .then(() => entry.handler(request))
-      .then(
-        answer => {
-          if (answer === undefined || !this.#pendingApprovals.has(request.approvalId)) return;
-          this.#pendingApprovals.delete(request.approvalId);
-          this.#link.answerApproval(request.approvalId, handlerAnswer(answer));
-        },
-        () => undefined,
-      );
-  }
-
   /**
    * Registers a handler of requests that need a person's approval (a
    * policy rule with `approval`). Each handler is called for each request,
@@ -302,18 +149,12 @@ export class SandboxRuntime {
    * (ZT_APPROVAL_DENIED). Returns a function that unregisters the handler.
    */
   onApproval(handler: ApprovalHandler): () => void {
-    if (typeof handler !== 'function') throw new ZtError('ZT_BAD_ARGUMENT', 'onApproval needs a function');
-    const entry = { handler };
-    this.#approvalHandlers.add(entry);
-    for (const request of this.#pendingApprovals.values()) this.#offer(entry, request);
-    return () => {
-      this.#approvalHandlers.delete(entry);
-    };
+    return this.#approvals.onApproval(handler);
   }
 
   /** The requests waiting for a person's approval now (each gone once answered, timed out or cut). */
   pendingApprovals(): ApprovalRequest[] {
-    return harden([...this.#pendingApprovals.values()]);
+    return this.#approvals.pending();
   }
 
   /**
@@ -323,34 +164,7 @@ export class SandboxRuntime {
    * that id (answered already, timed out or cut).
    */
   answerApproval(approvalId: string, answer: ApprovalAnswer): boolean {
-    const [id, raw] = input('answerApproval', [approvalId, answer]);
-    if (typeof id !== 'string') throw new ZtError('ZT_BAD_ARGUMENT', 'answerApproval needs an approval id');
-    const checked = checkApprovalAnswer(raw);
-    if ('problem' in checked) throw new ZtError('ZT_BAD_ARGUMENT', `answerApproval: ${checked.problem}`);
-    if (!this.#pendingApprovals.has(id)) return false;
-    this.#pendingApprovals.delete(id);
-    return this.#link.answerApproval(id, checked.answer);
-  }
-
-  /**
-   * Hands an event to every listener, in order of subscription; a listener
-   * that throws (or returns a promise that rejects) is contained: the
-   * others still hear the event and the kernel never knows.
-   */
-  #dispatch(raw: unknown) {
-    if (!isRuntimeEvent(raw) || this.#listeners.size === 0) return;
-    const event = harden({ ...raw }) as RuntimeEvent;
-    for (const entry of [...this.#listeners]) {
-      if (!this.#listeners.has(entry)) continue;
-      try {
-        const result: unknown = entry.listener(event);
-        if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-          (result as Promise<unknown>).then(undefined, () => undefined);
-        }
-      } catch {
-        // contained: one listener's failure is not another's
-      }
-    }
+    return this.#approvals.answer(approvalId, answer);
   }
 
   async #sinkOp(gen: number, op: SinkOp, args: readonly unknown[]): Promise<unknown> {
@@ -462,12 +276,7 @@ export class SandboxRuntime {
    * order; one that throws is contained. Returns the unsubscribe function.
    */
   onEvent(listener: (event: RuntimeEvent) => void): () => void {
-    if (typeof listener !== 'function') throw new ZtError('ZT_BAD_ARGUMENT', 'onEvent needs a function');
-    const entry = Object.freeze({ listener });
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
+    return this.#events.subscribe(listener);
   }
 
   /**

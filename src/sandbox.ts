@@ -74,7 +74,7 @@ export interface SandboxConfig {
    * name: `{ command, args?, env? }` (stdio) or `{ url }` (HTTP). Connected
    * lazily, closed on shutdown. `pins` (tool name → `sha256:<hex>`) pins
    * the tools that may be called; without it, tools are pinned on first use
-   * in `<storeDir>/mcp-pins.json` (see effectors/mcp.ts, rug pulls).
+   * in `<storeDir>/mcp-pins.json` (see effectors/mcp-catalogue.ts, rug pulls).
    */
   readonly mcpServers?: Readonly<Record<string, McpServerConfig>>;
   /**
@@ -401,7 +401,7 @@ export const makeSandbox = (powers: SandboxPowers, config: SandboxConfig, auditS
      */
     describeCapabilities: (agentId: string, options: { names?: Readonly<Record<string, string>> } = {}): Promise<CapabilitySetDescription> =>
       busyWhile(() => describer.describeCapabilities(agentId, options)),
-    /** The tool catalogue of the configured MCP servers, with hashes and pin status (see effectors/mcp.ts). */
+    /** The tool catalogue of the configured MCP servers, with hashes and pin status (see effectors/mcp-catalogue.ts). */
     listTools: (server?: string): Promise<ToolListing[]> => busyWhile(() => effectors.mcp.listTools(server)),
     /** Accepts a tool's current definition (re-pins it); audited as `tool.accepted`, durably, before it resolves. */
     acceptTool: (server: string, tool: string, hash: string): Promise<void> =>
