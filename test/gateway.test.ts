@@ -8,7 +8,7 @@
  * host programs.
  */
 import test from 'ava';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { ToolListChangedNotificationSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -97,9 +97,7 @@ test('the tool list holds exactly the live grants: upstream tools (narrowed) and
 
 test.serial('stdio: an SDK client sees its grants, calls are mediated, denials name the code and the rule, revocation cuts a call in flight', async t => {
   const cancelLog = join(process.env.TMPDIR ?? '/tmp', `ztaas-gw-cancel-${process.pid}-${Date.now()}.log`);
-  t.teardown(() => {
-    if (existsSync(cancelLog)) writeFileSync(cancelLog, '');
-  });
+  t.teardown(() => rmSync(cancelLog, { force: true }));
   const ws = makeWorkspace(t, {
     policy: POLICY,
     servers: servers(cancelLog),

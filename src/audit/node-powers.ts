@@ -117,23 +117,41 @@ const syncDir = async (dir: string): Promise<void> => {
  * sharing one volume do not see each other's lock; and the folder must be
  * on a local file system (as fdatasync needs anyway).
  */
+/** How long a store whose lock is held is waited for before it is refused: a crashed kernel's audit vat finishing its last checkpoint. */
+const LOCK_WAIT_MS = 5000;
+const LOCK_RETRY_MS = 50;
+
+const tryLock = (address: string): Promise<Server | undefined> =>
+  new Promise((resolve, reject) => {
+    const server: Server = createServer(socket => socket.destroy());
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') resolve(undefined);
+      else reject(err);
+    });
+    server.listen({ path: address, exclusive: true }, () => resolve(server));
+  });
+
+/**
+ * A lock already held is waited for, up to LOCK_WAIT_MS: after a host is
+ * killed, its audit vat sees its wire end, commits a last checkpoint and
+ * exits, and a runtime restarted at once must not be refused for that.
+ * A store another live runtime holds is still refused
+ * (ZT_AUDIT_UNAVAILABLE) once the wait is over.
+ */
 const lockStoreFile = async (dir: string, name: string): Promise<() => Promise<void>> => {
   const { dev, ino } = await fsp.stat(dir);
   const address = `\0ztaas-audit-lock:${dev}:${ino}:${name}`;
-  const server: Server = createServer(socket => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? ztError('ZT_AUDIT_UNAVAILABLE', `the audit store ${join(dir, name)} is in use by another runtime`)
-          : err,
-      );
-    });
-    server.listen({ path: address, exclusive: true }, () => resolve());
-  });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let server = await tryLock(address);
+  while (server === undefined && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, LOCK_RETRY_MS));
+    server = await tryLock(address);
+  }
+  if (server === undefined) throw ztError('ZT_AUDIT_UNAVAILABLE', `the audit store ${join(dir, name)} is in use by another runtime`);
+  const held = server;
   // The lock alone never keeps a process or worker alive.
-  server.unref();
-  return () => new Promise<void>(resolve => server.close(() => resolve()));
+  held.unref();
+  return () => new Promise<void>(resolve => held.close(() => resolve()));
 };
 
 export const makeNodeFileStorePowers = (): FileStorePowers =>
