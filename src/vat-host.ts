@@ -98,6 +98,8 @@ export interface AgentHandle {
   terminate(reason?: string): Promise<RunOutcome>;
 }
 
+/** How long a broken run waits for its vat's end to say why (see `run`). */
+const VAT_END_GRACE_MS = 500;
 const QUIESCENCE_DELAY_MS = 10;
 
 /** What a launch's caller may watch of its run (the code runner collects its console this way). */
@@ -269,7 +271,10 @@ export const makeVatHost = (opts: VatHostOptions) => {
       .run(harden({ entry: bundle.entry, modules: bundle.modules, ...(bundle.imports ? { imports: bundle.imports } : {}), caps: membrane.caps, input }))
       .then(
         (report: unknown) => finish(checkReport(report, powers)),
-        () => failWith('ZT_VAT_CRASHED', 'the vat failed to run the agent'),
+        // The run's promise breaks when the vat's connection does; the vat's
+        // own end (a wire violation, out of memory, its exit), which follows
+        // within moments, names the cause better: given a moment first.
+        () => powers.setTimeout(() => failWith('ZT_VAT_CRASHED', 'the vat failed to run the agent'), VAT_END_GRACE_MS),
       );
 
     void watchQuiescence(kernel, powers, {
